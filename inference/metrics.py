@@ -1,0 +1,123 @@
+"""Evaluation metrics for the moderation models, computed with scikit-learn.
+
+Binary metrics follow POLICY.md: any violating label (scam, drugs, weapons) is the positive
+class, and the score for it is p_violation = 1 - p_ok. Every function returns plain
+Python types (dicts, lists, floats, ints, None) so results can go straight to JSON.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+)
+
+from inference.policy import KINDS, LABELS
+
+RECALL_AT_PRECISION_TARGETS: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9)
+
+
+def _label_array(y) -> np.ndarray:
+    return np.asarray([str(v) for v in y], dtype=object)
+
+
+def recall_at_precision(y_binary, scores, target_precision: float) -> float | None:
+    """The highest recall among thresholds whose precision is >= target (0.0 if none reaches it).
+
+    None when there is no positive example: recall is undefined then.
+    """
+    y = np.asarray(y_binary, dtype=bool)
+    if not y.any():
+        return None
+    precision, recall, _ = precision_recall_curve(y, np.asarray(scores, dtype=np.float64))
+    # The curve's last point (precision 1, recall 0) has no threshold; it only ever adds recall 0.
+    reaching = precision >= target_precision
+    return float(recall[reaching].max()) if reaching.any() else 0.0
+
+
+def binary_report(y_true_labels, probs, label_names: tuple[str, ...] = LABELS) -> dict:
+    """Violation-vs-ok metrics.
+
+    f1/precision/recall use the argmax decision (predicted label != ok); "R@P60" etc. are the
+    recall at precision >= 0.6 ... 0.9 along the precision-recall curve of p_violation, and
+    "average_precision" its area. Undefined values (no positives) are None.
+    """
+    p = np.asarray(probs, dtype=np.float64)  # (N, K)
+    y_true = _label_array(y_true_labels)
+    if p.ndim != 2 or p.shape != (len(y_true), len(label_names)):
+        raise ValueError(f"probs must be ({len(y_true)}, {len(label_names)}), got {p.shape}")
+    ok = label_names.index("ok")
+    y_bin = y_true != "ok"  # (N,)
+    p_violation = 1.0 - p[:, ok]  # (N,)
+    pred_bin = p.argmax(axis=1) != ok  # (N,)
+    has_pos = bool(y_bin.any())
+    report = {
+        "n": int(len(y_true)),
+        "n_positive": int(y_bin.sum()),
+        "precision": float(precision_score(y_bin, pred_bin, zero_division=0)),
+        "recall": float(recall_score(y_bin, pred_bin, zero_division=0)) if has_pos else None,
+        "f1": float(f1_score(y_bin, pred_bin, zero_division=0)),
+    }
+    for target in RECALL_AT_PRECISION_TARGETS:
+        report[f"R@P{round(target * 100)}"] = recall_at_precision(y_bin, p_violation, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on all-negative y; we return None instead
+        report["average_precision"] = float(average_precision_score(y_bin, p_violation)) if has_pos else None
+    return report
+
+
+def macro_f1(y_true, y_pred, labels: tuple[str, ...] = LABELS) -> float:
+    """Unweighted mean F1 over the labels that occur in y_true or y_pred.
+
+    Labels absent from both are left out rather than counted as F1 = 0.
+    """
+    y_true, y_pred = _label_array(y_true), _label_array(y_pred)
+    present = [label for label in labels if (y_true == label).any() or (y_pred == label).any()]
+    if not present:
+        return 0.0
+    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+
+
+def per_kind_accuracy(kinds, y_true, y_pred) -> dict[str, dict]:
+    """{kind: {"n": count, "accuracy": fraction right}}, in POLICY.md's kind order, then others."""
+    kinds, y_true, y_pred = _label_array(kinds), _label_array(y_true), _label_array(y_pred)
+    if not len(kinds) == len(y_true) == len(y_pred):
+        raise ValueError("kinds, y_true and y_pred must have the same length")
+    present = set(kinds.tolist())
+    ordered = [k for k in KINDS if k in present] + sorted(present - set(KINDS))
+    out = {}
+    for kind in ordered:
+        mask = kinds == kind
+        out[kind] = {"n": int(mask.sum()), "accuracy": float(accuracy_score(y_true[mask], y_pred[mask]))}
+    return out
+
+
+def confusion(y_true, y_pred, labels: tuple[str, ...] = LABELS) -> dict:
+    """{"labels": [...], "matrix": rows = true label, columns = predicted label (counts)}."""
+    matrix = confusion_matrix(_label_array(y_true), _label_array(y_pred), labels=list(labels))
+    return {"labels": list(labels), "matrix": matrix.astype(int).tolist()}
+
+
+def evaluation_report(y_true, probs, kinds=None, label_names: tuple[str, ...] = LABELS) -> dict:
+    """Everything a model evaluation reports: accuracy, macro-F1, binary metrics, confusion, per kind."""
+    p = np.asarray(probs, dtype=np.float64)  # (N, K)
+    y_true = _label_array(y_true)
+    y_pred = np.asarray(label_names, dtype=object)[p.argmax(axis=1)] if len(p) else np.asarray([], dtype=object)
+    report = {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else None,
+        "macro_f1": macro_f1(y_true, y_pred, label_names),
+        "binary": binary_report(y_true, p.reshape(len(y_true), len(label_names)), label_names),
+        "confusion": confusion(y_true, y_pred, label_names),
+    }
+    if kinds is not None:
+        report["per_kind"] = per_kind_accuracy(kinds, y_true, y_pred)
+    return report
