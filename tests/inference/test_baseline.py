@@ -1,0 +1,188 @@
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from inference.baseline import (  # noqa: E402
+    AUDIO_DIM,
+    EMBEDDING_DIM,
+    FEATURE_DIM,
+    VISUAL_DIM,
+    BaselineClassifier,
+    BaselineConfig,
+    audio_features,
+    cheap_features,
+    entropy,
+    evaluate_baseline,
+    featurize_rows,
+    train_baseline,
+    visual_features,
+)
+from inference.text_encoder import TextEncoder, TextEncoderConfig  # noqa: E402
+from inference.types import SAMPLE_RATE, Frame  # noqa: E402
+
+DRUG_VERBS = ["buy", "order", "get", "cheap", "selling"]
+DRUGS = ["pills", "xanax", "oxy", "percs", "molly"]
+DRUG_TAILS = ["now", "tonight, dm me", "no prescription needed", "fast delivery", "message me to order"]
+PETS = ["cat", "dog", "kitten", "puppy", "parrot"]
+PET_ACTS = ["sleeping on the sofa", "playing in the garden", "eating breakfast", "chasing a ball", "at the vet"]
+
+
+def _synthetic_rows(n, seed, label_noise=0.0):
+    """Half "buy pills now"-style drug captions, half "my cat"-style ones, with tiny random media."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        if i % 2:
+            caption, label = f"{rng.choice(DRUG_VERBS)} {rng.choice(DRUGS)} {rng.choice(DRUG_TAILS)}", "drugs"
+        else:
+            caption, label = f"my {rng.choice(PETS)} {rng.choice(PET_ACTS)}", "ok"
+        if rng.random() < label_noise:
+            label = "ok" if label == "drugs" else "drugs"
+        frames = [Frame(t_s=float(t), image=rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)) for t in range(2)]
+        audio = rng.normal(0, 0.05, SAMPLE_RATE // 4).astype(np.float32)
+        rows.append((caption, frames, audio, label))
+    return rows
+
+
+# One torch thread: the test machine is small and shared, and two threads fighting over
+# busy cores make MiniLM several times slower.
+ENCODER_CONFIG = TextEncoderConfig(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return TextEncoder(ENCODER_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    train, val, test = _synthetic_rows(80, 0), _synthetic_rows(40, 1), _synthetic_rows(60, 2)
+    model = train_baseline(train, val, BaselineConfig(text_encoder=ENCODER_CONFIG), progress=False)
+    return model, test
+
+
+def test_entropy_is_in_nats():
+    assert entropy([0.25] * 4) == pytest.approx(math.log(4))
+    assert entropy([1.0, 0.0, 0.0, 0.0]) == 0.0
+
+
+def test_baseline_learns_pills_vs_cats(trained):
+    model, test = trained
+    report = evaluate_baseline(model, test)
+    assert report["accuracy"] > 0.9
+    probs = model.predict_proba(featurize_rows(test, model.encoder))
+    assert probs.shape == (len(test), 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    json.dumps(report)
+
+
+def test_score_one_video(trained):
+    model, test = trained
+    caption, frames, audio, label = test[1]
+    out = model.score(caption, frames, audio)
+    assert out.label == label == "drugs"
+    assert set(out.probs) == {"ok", "scam", "drugs", "weapons"}
+    assert out.entropy == pytest.approx(entropy(list(out.probs.values())))
+
+
+def test_calibration_lowers_validation_nll(encoder):
+    # 25% flipped labels and a weakly regularised model: raw probabilities are overconfident.
+    train, val = _synthetic_rows(80, 3, label_noise=0.25), _synthetic_rows(80, 4, label_noise=0.25)
+    X_val, y_val = featurize_rows(val, encoder), _labels(val)
+    model = BaselineClassifier(BaselineConfig(C=100.0)).fit(featurize_rows(train, encoder), _labels(train))
+
+    def nll():
+        p = model.predict_proba(X_val)
+        return -np.mean(np.log([p[i, model.config.labels.index(y)] for i, y in enumerate(y_val)]))
+
+    before = nll()
+    model.calibrate(X_val, y_val)
+    assert model.temperature_ > 1.0
+    assert nll() < before - 0.05
+    assert model.calibration_["nll_after"] == pytest.approx(nll())
+
+
+def _labels(rows):
+    return [row[3] for row in rows]
+
+
+def test_save_load_gives_identical_probabilities(trained, tmp_path):
+    model, test = trained
+    X = featurize_rows(test[:10], model.encoder)
+    model.save(tmp_path / "baseline")
+    loaded = BaselineClassifier.load(tmp_path / "baseline")
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.temperature_ == model.temperature_
+    meta = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
+    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v1"
+
+
+def test_load_refuses_other_feature_versions(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "baseline.json").read_text())
+    meta["feature_version"] = "cheap-v0"
+    (tmp_path / "baseline.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="retrain"):
+        BaselineClassifier.load(tmp_path)
+
+
+def test_fit_rejects_unknown_labels_and_unfitted_use():
+    X = np.zeros((4, FEATURE_DIM))
+    with pytest.raises(ValueError):
+        BaselineClassifier().fit(X, ["ok", "spam", "ok", "drugs"])
+    with pytest.raises(RuntimeError):
+        BaselineClassifier().predict_proba(X)
+    with pytest.raises(ValueError):
+        BaselineConfig(estimator="svm")
+
+
+def test_mlp_estimator_trains(encoder):
+    rows = _synthetic_rows(120, 5)
+    model = BaselineClassifier(BaselineConfig(estimator="mlp", max_iter=300))
+    model.fit(featurize_rows(rows, encoder), _labels(rows))
+    test = _synthetic_rows(40, 6)
+    assert np.mean(model.predict(featurize_rows(test, encoder)) == np.array(_labels(test))) > 0.9
+
+
+def test_cheap_features_layout_without_media(encoder):
+    row = cheap_features("my cat", [], None, encoder)
+    assert row.shape == (FEATURE_DIM,) and row.dtype == np.float32
+    np.testing.assert_allclose(row[:EMBEDDING_DIM], encoder.encode(["my cat"])[0], atol=1e-6)
+    assert not row[EMBEDDING_DIM:].any()  # no frames, no audio: all zeros, has-flags included
+    assert VISUAL_DIM + AUDIO_DIM + EMBEDDING_DIM == FEATURE_DIM
+
+
+def test_visual_features_see_edges_and_motion():
+    flat = np.full((72, 128, 3), 120, dtype=np.uint8)
+    stripes = flat.copy()
+    stripes[::4] = 255  # thin bright lines, like rows of on-screen text
+    still = visual_features([Frame(0.0, flat), Frame(1.0, flat)])
+    texty = visual_features([Frame(0.0, stripes), Frame(1.0, flat)])
+    edge_density, motion, has_video = 16, -2, -1
+    assert still[edge_density] == 0.0 and texty[edge_density] > 0.1
+    assert still[motion] == 0.0 and texty[motion] > 0.01
+    assert still[has_video] == texty[has_video] == 1.0
+    with pytest.raises(ValueError):
+        visual_features([np.zeros((10, 10), dtype=np.uint8)])
+
+
+def test_audio_features_tell_speechlike_bursts_from_silence():
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    # A 1 kHz tone switched on and off 4 times a second: loud bursts in the speech band.
+    bursts = (0.3 * np.sin(2 * np.pi * 1000 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
+    quiet = (0.0005 * rng.normal(size=len(t))).astype(np.float32)
+    has_audio, log_duration, loudness, zcr, centroid, speech, band = range(AUDIO_DIM)
+    a, q = audio_features(bursts), audio_features(quiet)
+    assert a[has_audio] == q[has_audio] == 1.0
+    assert a[log_duration] == pytest.approx(math.log1p(3.0))
+    assert a[loudness] > q[loudness]
+    assert 0.3 < a[speech] < 0.7 and q[speech] == 0.0
+    assert a[centroid] * SAMPLE_RATE / 2 == pytest.approx(1000, rel=0.05)
+    assert a[band] > 0.9
