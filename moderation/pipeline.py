@@ -1,0 +1,144 @@
+"""The processing steps of one video, callable from a Celery task or inline from a command.
+
+Each step takes a video id, re-reads the row, and is idempotent: it returns early when the video
+is not in a state the step works on, and a re-run replaces what an interrupted run left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from functools import cache
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image
+
+from inference.asr import SpeechTranscriber, TranscriberConfig
+from inference.media import MediaLimits
+from inference.ocr import OcrConfig, OcrReader
+from inference.sandbox import decode_isolated
+from inference.types import DecodedMedia, MediaError
+
+from . import actions
+from .models import FrameSample, MediaFacts, OcrLine, TranscriptSegment, Video
+
+log = logging.getLogger(__name__)
+
+EXTRACT_FROM = (Video.State.RECEIVED, Video.State.EXTRACTING)
+
+
+def media_limits() -> MediaLimits:
+    return MediaLimits(
+        max_bytes=settings.COEFVQ_MEDIA_MAX_BYTES,
+        max_duration_s=settings.COEFVQ_MEDIA_MAX_DURATION_S,
+        max_pixels=settings.COEFVQ_MEDIA_MAX_PIXELS,
+        decode_timeout_s=settings.COEFVQ_DECODE_TIMEOUT_S,
+    )
+
+
+@cache
+def transcriber() -> SpeechTranscriber:
+    return SpeechTranscriber(TranscriberConfig(checkpoint_path=str(settings.COEFVQ_WHISPER_CHECKPOINT)))
+
+
+@cache
+def ocr_reader() -> OcrReader:
+    return OcrReader(OcrConfig(min_score=settings.COEFVQ_OCR_MIN_SCORE))
+
+
+def extract(video_id: int) -> None:
+    """Probe, decode, transcribe and read on-screen text; store it all; move on to scoring."""
+    attempt = actions.do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
+    if attempt is None:
+        return
+    if attempt > settings.COEFVQ_MAX_ATTEMPTS:
+        actions.do_fail(
+            video_id,
+            code="too_many_attempts",
+            reason=f"Processing was interrupted {attempt - 1} times on this file (the decoder crashed or "
+            "the worker stopped), so it was given up.",
+            expected=[Video.State.EXTRACTING],
+        )
+        return
+    video = Video.objects.get(pk=video_id)
+    try:
+        decoded = decode_isolated(
+            video.file.path,
+            media_limits(),
+            n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
+            max_side=settings.COEFVQ_FRAME_MAX_SIDE,
+            memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES,
+        )
+    except MediaError as error:
+        actions.do_fail(video_id, code=error.code, reason=error.reason, expected=[Video.State.EXTRACTING])
+        return
+    segments = transcriber().transcribe(decoded.audio) if decoded.audio is not None and decoded.audio.size else []
+    lines = ocr_reader().read(decoded.frames)
+    _store_evidence(video, decoded, segments, lines)
+
+
+def _jpeg(image) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> None:
+    info = decoded.info
+    with transaction.atomic():
+        # A re-run after an interruption replaces what the earlier run stored.
+        for old in FrameSample.objects.filter(video=video):
+            old.image.delete(save=False)
+        FrameSample.objects.filter(video=video).delete()
+        TranscriptSegment.objects.filter(video=video).delete()
+        OcrLine.objects.filter(video=video).delete()
+        MediaFacts.objects.update_or_create(
+            video=video,
+            defaults=dict(
+                container=info.container[:100], duration_s=info.duration_s, width=info.width, height=info.height,
+                fps=info.fps, rotation=info.rotation, video_codec=info.video_codec[:40],
+                audio_codec=info.audio_codec[:40], has_audio=info.has_audio,
+                audio_sample_rate=info.audio_sample_rate, audio_channels=info.audio_channels,
+            ),
+        )
+        for index, frame in enumerate(decoded.frames):
+            sample = FrameSample(video=video, index=index, t_s=frame.t_s,
+                                 height=frame.image.shape[0], width=frame.image.shape[1])
+            sample.image.save(f"{video.pk}/{index:03d}.jpg", ContentFile(_jpeg(frame.image)), save=False)
+            sample.save()
+        TranscriptSegment.objects.bulk_create(
+            TranscriptSegment(video=video, index=i, start_s=s.start_s, end_s=max(s.end_s, s.start_s), text=s.text.strip())
+            for i, s in enumerate(segments)
+        )
+        OcrLine.objects.bulk_create(
+            OcrLine(video=video, index=i, t_s=line.t_s, text=line.text, score=line.score, box=list(line.box))
+            for i, line in enumerate(lines)
+        )
+        moved = actions.do_transition(
+            video.pk,
+            expected=[Video.State.EXTRACTING],
+            to_state=Video.State.EXTRACTED,
+            message=f"{len(decoded.frames)} frames, {len(segments)} speech segments, {len(lines)} on-screen text lines.",
+            attempts=0,
+        )
+        if moved:
+            transaction.on_commit(lambda: after_extracted(video.pk))
+
+
+def after_extracted(video_id: int) -> None:
+    """Hand the video to the next step. Without a cascade it stays extracted."""
+
+
+def run_inline(video_id: int) -> None:
+    """The whole pipeline in this process, for `ingest --inline`."""
+    extract(video_id)
+
+
+# Where a video rests until something new happens to it.
+SETTLED_STATES = (Video.State.EXTRACTED, Video.State.DECIDED, Video.State.FAILED)
+
+
+def settled_ids(video_ids) -> set[int]:
+    return set(Video.objects.filter(pk__in=list(video_ids), state__in=SETTLED_STATES).values_list("pk", flat=True))

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from .models import MediaFacts, OcrLine, Prediction, TranscriptSegment, Video
+
+
+class MediaFactsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MediaFacts
+        exclude = ["id", "video"]
+
+
+class TranscriptSegmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TranscriptSegment
+        fields = ["start_s", "end_s", "text"]
+
+
+class OcrLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OcrLine
+        fields = ["t_s", "text", "score"]
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model_version = serializers.StringRelatedField()
+
+    class Meta:
+        model = Prediction
+        fields = ["stage", "model_version", "label", "probabilities", "entropy", "rationale",
+                  "modality_contributions", "created_at"]
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    policy = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    media = MediaFactsSerializer(read_only=True)
+    transcript = TranscriptSegmentSerializer(many=True, read_only=True)
+    ocr_lines = OcrLineSerializer(many=True, read_only=True)
+    predictions = PredictionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Video
+        fields = [
+            "id", "policy", "original_filename", "sha256", "size_bytes", "title", "caption", "source",
+            "state", "state_changed_at", "attempts", "error_code", "error_reason", "final_label",
+            "decided_by", "created_at", "media", "transcript", "ocr_lines", "predictions",
+        ]
+        read_only_fields = fields
+
+
+class VideoSummarySerializer(serializers.ModelSerializer):
+    policy = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Video
+        fields = ["id", "policy", "original_filename", "sha256", "title", "source", "state", "error_reason",
+                  "final_label", "decided_by", "created_at"]
+        read_only_fields = fields
+
+
+class VideoUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True, help_text="The video file.")
+    caption = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+    policy = serializers.SlugField(required=False, allow_blank=True, default="",
+                                   help_text="Policy slug; the default policy when empty.")
+
+    def validate_file(self, upload):
+        if upload.size > settings.COEFVQ_UPLOAD_HARD_MAX_BYTES:
+            raise serializers.ValidationError("The file is too large to accept.")
+        return upload

@@ -1,0 +1,60 @@
+"""Celery tasks: thin wrappers that take ids and call `pipeline`.
+
+Late acks and prefetch 1 (settings) put a killed worker's message back on the queue; the attempt
+counter in the database ends a poison file after COEFVQ_MAX_ATTEMPTS. Only transient errors
+(the database or the broker hiccuping) are retried here, with a cap.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db.models import Q
+from django.utils import timezone
+
+from . import pipeline
+from .models import Video
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=120,
+    max_retries=5,
+    acks_late=True,
+)
+def extract_video(self, video_id: int) -> None:
+    pipeline.extract(video_id)
+
+
+# Steps that pick a video up from each non-terminal state; the reconciler uses this map.
+STEP_FOR_STATE = {
+    Video.State.RECEIVED: extract_video,
+    Video.State.EXTRACTING: extract_video,
+}
+
+
+@shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=10)
+def reconcile_stuck_videos() -> int:
+    """Re-enqueue videos that stopped moving: waiting longer than COEFVQ_STUCK_AFTER_S (a lost
+    broker message), or worked on past their lease (a worker that died). Either only delays."""
+    now = timezone.now()
+    waiting_too_long = Q(lease_expires_at__isnull=True, state_changed_at__lt=now - timedelta(seconds=settings.COEFVQ_STUCK_AFTER_S))
+    lease_expired = Q(lease_expires_at__lt=now)
+    stuck = Video.objects.filter(Q(state__in=list(STEP_FOR_STATE)) & (waiting_too_long | lease_expired))
+    count = 0
+    for video_id, state in stuck.values_list("pk", "state")[:1000]:
+        STEP_FOR_STATE[state].delay(video_id)
+        count += 1
+    if count:
+        log.warning("Re-enqueued %d stuck videos", count)
+    return count
