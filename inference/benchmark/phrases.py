@@ -594,6 +594,9 @@ MENTION = {
         "They asked my [mom|grandpa] to pay {price} to claim a {prize}",
         "[This account|A page] sells {follow_item} and takes your money",
         "[Send 1 {coin}, get 2 back|Pay {price} shipping for a free {prize}]: the [message|DM] [people got|going around]",
+        "My [uncle|neighbor] lost {price} to a fake {coin} [doubling|investment] page",
+        "[That|This] '{pct}% a day' trading bot [took|drained] {price} from my [friend|cousin]",
+        "The fake {prize} giveaway [asked for|wanted] {personal}",
     ], ["The {prize} giveaway that wanted {personal}", "How the {coin} doubling trick drains wallets"]),
     ("scam", "speech"): pool("mention.scam.speech", [
         "Scammers are posting videos promising to double any {coin} you send them. [Nobody gets anything back.|The money is just gone.]",
@@ -601,6 +604,9 @@ MENTION = {
         "[Fake|These] giveaway pages tell winners to pay a {price} shipping fee for a {prize} that never arrives.",
         "They asked [her|him] for {personal}, and [a day later|within an hour] the [bank account|wallet] was empty.",
         "Pages that sell {follow_item} [usually|often] take the money and [disappear|deliver bots].",
+        "[My neighbor|An elderly man] sent {price} to someone who promised to turn it into {price2}, and [never heard back|the account vanished].",
+        "The [DM|message] said I'd won a {prize} and only needed to pay a {price} [processing|shipping] fee.",
+        "[Investigators|Police] say the {coin} doubling [ring|scheme] took in [millions|over a million dollars] [last year|this spring].",
     ], ["The so-called trading bot promised {pct} percent a day. Victims lost their savings.",
         "A caller claimed to recover stolen crypto for a {price} fee, and then stopped answering."]),
     ("scam", "onscreen"): pool("mention.scam.onscreen", [
@@ -612,6 +618,9 @@ MENTION = {
         "Counterfeit {pill} pills [are killing teens|laced with fentanyl]",
         "[A dealer|Three men] [arrested|charged] for selling {drug} near a school",
         "[My story|Recovery journey]: [three years|a year] clean from {drug}",
+        "[Customs|Border agents] [found|intercepted] {drug} hidden in [a shipment of shoes|car tires]",
+        "[Overdose|ER] visits from {drug} [doubled|are rising] in {city}",
+        "[A pharmacy|Two nurses] [caught|charged] [diverting|stealing] {pill}",
     ], ["Inside the {drug} trade in {city}", "Why fake {pill} is so dangerous"]),
     ("drugs", "speech"): pool("mention.drugs.speech", [
         "[Police|Officers] seized [two kilos of cocaine|{qty} of {drug}] and [a large amount of cash|a scale] [during a raid|at a home] in {city}.",
@@ -619,6 +628,9 @@ MENTION = {
         "[Counterfeit|Fake] {pill} pills often contain fentanyl, and [a single pill can kill|they killed three teenagers last month].",
         "I was addicted to {drug} for [three|five] years. [I've been clean since|Today is my] [last spring|one year sober].",
         "[Doctors|Experts] warn that buying {pill} [online|from strangers] without a prescription [is dangerous|can be deadly].",
+        "[Customs officers|Border agents] found {drug} hidden inside [a shipment of shoes|the spare tire] [at the port|at the border].",
+        "[Overdose|Emergency room] visits linked to {drug} [have doubled|are rising] in {city}, [health officials said|according to the hospital].",
+        "[Two nurses|A pharmacy tech] [were charged|was caught] [stealing|diverting] {pill} [from the hospital|to sell on the street].",
     ], ["The ring moved {drug} through {city} for months before customs found the shipment.",
         "Withdrawal from {drug} was the hardest thing I've ever done."]),
     ("drugs", "onscreen"): pool("mention.drugs.onscreen", [
@@ -630,6 +642,9 @@ MENTION = {
         "[Gun safety class|Range safety day]: [always treat a {gun} as loaded|muzzle discipline basics]",
         "Police [recovered|seized] [a {gun}|{ammo}] [after a tip|during a traffic stop]",
         "[Teen|Student] charged after [threatening|posting threats against] [a school|classmates]",
+        "[Federal agents|Police] [dismantle|bust] [a|an illegal] gun trafficking ring in {city}",
+        "[Buyback|Gun buyback] event [collects|took in] [200|350] firearms in {city}",
+        "How [to store|we store] a {gun} safely [with kids at home|in a lockbox]",
     ], ["How illegal {gun} sales are tracked", "Hunter safety course, [day 1|final exam]"]),
     ("weapons", "speech"): pool("mention.weapons.speech", [
         "The suspect was arrested for selling [unregistered handguns|a {gun} without a license] [out of his garage|online].",
@@ -637,6 +652,9 @@ MENTION = {
         "[A man|A student] was charged after threatening to [shoot|hurt] [his coworkers|people at a school] in an online post.",
         "Police [recovered|seized] [a {gun} and {ammo}|several guns] [during a traffic stop|after a tip from a neighbor].",
         "[Untraceable|Homemade] guns [are showing up|keep turning up] at crime scenes, [investigators say|detectives told us].",
+        "[Federal agents|Police] [broke up|dismantled] a gun trafficking ring that [moved|sold] {ammo} and rifles through {city}.",
+        "The [city's|weekend] buyback [collected|took in] [two hundred|three hundred] firearms, [no questions asked|including several rifles].",
+        "[Store|Keep] your {gun} [unloaded|in a lockbox] and the {ammo} [in a separate place|locked up], especially with kids at home.",
     ], ["The hunter safety course covers storage, transport, and what to do if a {gun} misfires.",
         "Detectives traced the {gun} back to a straw purchase in {city}."]),
     ("weapons", "onscreen"): pool("mention.weapons.onscreen", [
@@ -655,6 +673,8 @@ FRAMING_GENERIC = {
         "[Good evening, here is the news.|This is your local news.|In tonight's report:]",
         "[This is a public safety warning.|Please be careful, everyone.|Please share this with your family.]",
         "[Welcome to today's lesson.|In this documentary,|In class today we talk about what happened.]",
+        "[Reporting live|Live] from {city}.",
+        "[Here's what you need to know.|Here are the facts.]",
     ], ["You're watching the newsroom segment.", "This is a community safety bulletin."]),
     "onscreen": pool("framing.onscreen", [
         "[BREAKING NEWS|NEWS REPORT|LOCAL NEWS]", "[PSA|WARNING]", "STAY SAFE", "[DOCUMENTARY|LESSON]",
@@ -669,6 +689,8 @@ FRAMING = {
         "[Warning|Scam alert]: [nobody is going to|no one will ever] double your money. [Don't send anything.|Report these accounts.]",
         "[This is|Here's] how the scam works, so you don't fall for it.",
         "A real giveaway never asks you to pay or for your card details. [Block and report.|Stay safe.]",
+        "[I almost fell for this|My followers keep getting this], so [let me|I want to] break it down.",
+        "If someone promises [guaranteed returns|to double your money], [it's fraud|they are lying]. [Every time.|Always.]",
     ], ["My bank's fraud team asked me to share this with my followers.", "In today's cybersecurity class we look at social engineering."]),
     ("scam", "onscreen"): pool("framing.scam.onscreen", [
         "SCAM ALERT", "DON'T FALL FOR THIS", "IT'S A SCAM", "REPORT THESE ACCOUNTS",
@@ -681,6 +703,8 @@ FRAMING = {
         "[Parents|Everyone], please [talk to your kids|share this]. [These pills kill.|It can happen to any family.]",
         "[This is a news report|Tonight on the news] about a drug bust in our city.",
         "[I'm sharing my story|I'm telling you this] so nobody else goes through what I did.",
+        "[In this health class|Today in class] we [talk about|look at] why [street pills|counterfeit pills] are so dangerous.",
+        "[The following|This] [report|segment] [covers|is about] [the overdose crisis|drug trafficking] in our [region|city].",
     ], ["Our school invited a nurse to explain why street pills are so dangerous.", "If you're struggling, call a helpline, you're not alone."]),
     ("drugs", "onscreen"): pool("framing.drugs.onscreen", [
         "DRUG BUST", "RECOVERY STORY", "TALK TO YOUR KIDS", "ONE PILL CAN KILL",
@@ -693,6 +717,8 @@ FRAMING = {
         "[Welcome to|This is] our [gun safety|range safety] class. [Safety first, always.|Listen carefully.]",
         "[In tonight's crime report|This is a police report] about illegal gun sales.",
         "If you see a threat online, [report it to the police|tell an adult] right away.",
+        "[Tonight|In this segment], we look at how [police track|detectives trace] illegal guns.",
+        "[Rule one|The first rule] [at the range|of gun safety]: treat every firearm as if it's loaded.",
     ], ["Welcome to the hunter education course.", "Our investigative team spent six months on this story."]),
     ("weapons", "onscreen"): pool("framing.weapons.onscreen", [
         "GUN SAFETY CLASS", "CRIME REPORT", "SAFE STORAGE 101", "REPORT THREATS",
