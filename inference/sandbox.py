@@ -5,17 +5,29 @@ allocation or an endless loop inside one must not kill or stall the Celery worke
 `run_isolated` runs a function in a child process with resource limits and a wall-clock
 timeout, and turns every way the child can die into a `MediaError` with a readable reason.
 
-Children come from a "forkserver": a clean single-threaded server process, started once,
-forks each child. Forking the caller directly would copy a Celery worker's threads and locks
-into the child (unsafe); "spawn" is safe too but imports numpy and PyAV again for every call.
+How the child starts (`start_method`):
+
+- "forkserver": a clean single-threaded server process, started once, forks each child
+  (about 10 ms a call). Forking the caller itself would copy a worker's threads and held
+  locks into the child, which is unsafe.
+- "subprocess": a fresh interpreter per call (imports numpy and PyAV again: 0.3-1 s). It works
+  where multiprocessing refuses to start children: inside a Celery prefork worker, which
+  billiard marks as a daemonic process ("daemonic processes are not allowed to have children").
+- "auto" (default): forkserver, or subprocess inside a daemonic process.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import os
+import pickle
 import resource
 import signal
+import subprocess
+import sys
 import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,45 +40,112 @@ TIMEOUT = "timeout"
 
 DEFAULT_MEMORY_LIMIT = 4 * 1024**3  # address space of one decode child; video decoders reserve generously
 PRELOAD = ["inference.media"]  # imported once in the fork server, so children start warm
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the folder that holds `inference/`
+OUT_OF_MEMORY_REASON = "Decoding this file needed more memory than allowed."
 
 
 class IsolatedError(RuntimeError):
     """The isolated function raised something other than MediaError: a bug, not a bad file."""
 
 
-def _context(start_method: str) -> multiprocessing.context.BaseContext:
-    ctx = multiprocessing.get_context(start_method)
-    if start_method == "forkserver":
-        ctx.set_forkserver_preload(PRELOAD)
-    return ctx
+# ---------------------------------------------------------------------------- in the child
 
 
-def _limit_child(timeout_s: float, memory_limit_bytes: int | None) -> None:
+def _limit_child(cpu_limit_s: float, memory_limit_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not write a core file of user media
-    cpu = int(timeout_s) + 2
+    cpu = max(1, math.ceil(cpu_limit_s))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL, even if the parent is gone
     if memory_limit_bytes is not None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
 
 
-def _child(conn, fn, args, kwargs, timeout_s, memory_limit_bytes) -> None:
-    """Entry point of the child: apply limits, run, send back ("ok"|"media_error"|"error", ...)."""
+def _child(conn: Connection, fn, args, kwargs, cpu_limit_s, memory_limit_bytes) -> None:
+    """Apply limits, run, send back ("ok", result) | ("media_error", reason, code) | ("error", text, traceback)."""
     try:
-        _limit_child(timeout_s, memory_limit_bytes)
-        result = fn(*args, **kwargs)
-        message = ("ok", result)
+        _limit_child(cpu_limit_s, memory_limit_bytes)
+        message = ("ok", fn(*args, **kwargs))
     except MediaError as e:
-        message = ("media_error", e.reason, e.code)  # sent field by field: `code` does not survive pickling
+        message = ("media_error", e.reason, e.code)  # field by field: `code` does not survive pickling
     except MemoryError:
-        message = ("media_error", "Decoding this file needed more memory than allowed.", OUT_OF_MEMORY)
+        message = ("media_error", OUT_OF_MEMORY_REASON, OUT_OF_MEMORY)
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent as a message
         message = ("error", f"{type(e).__name__}: {e}", traceback.format_exc())
     try:
         conn.send(message)
     except MemoryError:
-        conn.send(("media_error", "Decoding this file needed more memory than allowed.", OUT_OF_MEMORY))
+        conn.send(("media_error", OUT_OF_MEMORY_REASON, OUT_OF_MEMORY))
     finally:
         conn.close()
+
+
+def _subprocess_main(answer_fd: int) -> None:
+    """Entry point of a "subprocess" child: the job comes pickled on stdin, the answer goes to `answer_fd`."""
+    sys.path[:] = pickle.load(sys.stdin.buffer)  # the parent's path, so `fn`'s module imports
+    fn, args, kwargs, cpu_limit_s, memory_limit_bytes = pickle.load(sys.stdin.buffer)
+    _child(Connection(answer_fd), fn, args, kwargs, cpu_limit_s, memory_limit_bytes)
+
+
+# ---------------------------------------------------------------------------- in the parent
+
+
+class _SubprocessChild:
+    """The few Process methods run_isolated uses, over subprocess.Popen."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.returncode
+
+
+def _start_subprocess(job: tuple) -> tuple[Connection, _SubprocessChild]:
+    read_fd, write_fd = os.pipe()
+    code = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from inference.sandbox import _subprocess_main; _subprocess_main({write_fd})"
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),  # keeps its number in the child
+        )
+    finally:
+        os.close(write_fd)
+    try:
+        pickle.dump(list(sys.path), popen.stdin)
+        pickle.dump(job, popen.stdin)
+        popen.stdin.close()
+    except BrokenPipeError:
+        pass  # died at start; the answer pipe shows EOF and exitcode tells why
+    return Connection(read_fd), _SubprocessChild(popen)
+
+
+def _start_multiprocessing(start_method: str, job: tuple):
+    ctx = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD)
+    receive, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(send, *job), daemon=True)
+    process.start()
+    send.close()  # only the child writes; we see EOF when it dies
+    return receive, process
+
+
+def _resolve(start_method: str) -> str:
+    if start_method != "auto":
+        return start_method
+    return "subprocess" if multiprocessing.current_process().daemon else "forkserver"
 
 
 def _death_reason(exitcode: int | None) -> MediaError:
@@ -85,35 +164,45 @@ def run_isolated(
     *args: Any,
     timeout_s: float,
     memory_limit_bytes: int | None = None,
-    start_method: str = "forkserver",
+    cpu_limit_s: float | None = None,
+    start_method: str = "auto",
     **kwargs: Any,
 ) -> Any:
     """Call fn(*args, **kwargs) in a child process and return its (pickled) result.
 
     `fn` must be importable by name (a module-level function). MediaError raised by `fn` is
-    raised here with its code; the child dying by a signal, running past `timeout_s` or out
-    of memory becomes a MediaError too; any other exception becomes IsolatedError.
+    raised here with its code; the child dying by a signal, running past `timeout_s` (wall
+    clock) or `cpu_limit_s` (CPU time, default timeout_s + 2) or out of memory becomes a
+    MediaError too; any other exception becomes IsolatedError.
     """
-    ctx = _context(start_method)
-    receive, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(
-        target=_child, args=(send, fn, args, kwargs, timeout_s, memory_limit_bytes), daemon=True
-    )
-    process.start()
-    send.close()  # only the child writes; we see EOF when it dies
+    cpu_limit_s = timeout_s + 2 if cpu_limit_s is None else cpu_limit_s
+    job = (fn, args, kwargs, cpu_limit_s, memory_limit_bytes)
+    method = _resolve(start_method)
+    if method == "subprocess":
+        receive, child = _start_subprocess(job)
+    else:
+        receive, child = _start_multiprocessing(method, job)
+    message, answered = None, False
     try:
-        message = receive.recv() if receive.poll(timeout_s) else None
+        answered = receive.poll(timeout_s)  # True on a message, and on EOF when the child died
+        if answered:
+            message = receive.recv()
     except EOFError:
-        message = None  # died before sending
+        pass
     finally:
         receive.close()
-    if message is None and process.is_alive():
-        process.kill()
-        process.join()
-        raise MediaError(f"Decoding took longer than {timeout_s:g} s and was stopped.", code=TIMEOUT)
-    process.join()
+        if message is None:
+            child.join(5 if answered else 0)  # a dead child may take a moment to be reaped
+        else:
+            child.join(5)
+        timed_out = child.is_alive()
+        if timed_out:  # also when the caller was interrupted: never leave a decoder running
+            child.kill()
+            child.join()
     if message is None:
-        raise _death_reason(process.exitcode)
+        if timed_out:
+            raise MediaError(f"Decoding took longer than {timeout_s:g} s and was stopped.", code=TIMEOUT)
+        raise _death_reason(child.exitcode)
     kind, *payload = message
     if kind == "ok":
         return payload[0]
@@ -122,7 +211,9 @@ def run_isolated(
     raise IsolatedError(f"{payload[0]}\n--- in the isolated child ---\n{payload[1]}")
 
 
-def probe_isolated(path: Path, limits: MediaLimits = MediaLimits(), memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT) -> MediaInfo:
+def probe_isolated(
+    path: Path, limits: MediaLimits = MediaLimits(), memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT
+) -> MediaInfo:
     return run_isolated(
         probe, Path(path), limits, timeout_s=limits.decode_timeout_s + 5, memory_limit_bytes=memory_limit_bytes
     )
