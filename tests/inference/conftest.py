@@ -26,6 +26,12 @@ def media_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def speech_clip_captions() -> tuple[str, str]:
+    """What `speech_clip` shows on screen, in order (tests import fixtures, not this module)."""
+    return CAPTION_A, CAPTION_B
+
+
+@pytest.fixture(scope="session")
 def speech_clip(media_dir) -> Path:
     """4 s mp4: speech, caption A for 0-2 s then caption B for 2-4 s, coins."""
     spec = SynthSpec(
