@@ -126,9 +126,9 @@ def _poly(points, cx: float, cy: float, s: float) -> list[tuple[float, float]]:
 def _draw_pills(d, cx, cy, s, rng):
     a, b = _rgb(rng, 120, 256), _rgb(rng, 0, 200)
     for i in range(5):
-        x = cx + (i % 3 - 1) * s * 0.7
+        x = cx + (i % 3 - 1) * s * 0.85
         y = cy + (i // 3 - 0.5) * s * 0.8 + (i % 2) * s * 0.1
-        w, h = s * 0.62, s * 0.3
+        w, h = s * 0.75, s * 0.36
         r = h / 2
         d.rounded_rectangle((x - w / 2, y - r, x + w / 2, y + r), radius=r, fill=b, outline=(30, 30, 30))
         d.pieslice((x - w / 2, y - r, x - w / 2 + h, y + r), 90, 270, fill=a)  # left half in the other colour
@@ -147,11 +147,12 @@ def _draw_pistol(d, cx, cy, s, rng):
 
 def _draw_rifle(d, cx, cy, s, rng):
     dark, wood = (int(rng.integers(10, 50)),) * 3, (120, 72, 30)
-    d.polygon(_poly([(-1, -0.05), (-0.45, -0.2), (-0.45, 0.05), (-0.95, 0.3)], cx, cy, s), fill=wood)  # stock
-    d.rectangle(_poly([(-0.45, -0.2), (0.2, 0.05)], cx, cy, s), fill=dark)  # receiver
-    d.rectangle(_poly([(0.2, -0.14), (1.0, -0.06)], cx, cy, s), fill=dark)  # barrel
-    d.polygon(_poly([(-0.1, 0.05), (0.05, 0.05), (0.12, 0.5), (-0.02, 0.5)], cx, cy, s), fill=dark)  # magazine
-    d.rectangle(_poly([(-0.3, -0.32), (0.05, -0.22)], cx, cy, s), fill=dark)  # scope
+    d.polygon(_poly([(-1.1, -0.12), (-0.45, -0.28), (-0.45, 0.1), (-1.05, 0.42)], cx, cy, s), fill=wood)  # stock
+    d.rectangle(_poly([(-0.45, -0.28), (0.25, 0.1)], cx, cy, s), fill=dark)  # receiver
+    d.rectangle(_poly([(0.25, -0.2), (1.15, -0.06)], cx, cy, s), fill=dark)  # barrel
+    d.polygon(_poly([(-0.12, 0.1), (0.1, 0.1), (0.2, 0.7), (-0.02, 0.7)], cx, cy, s), fill=dark)  # magazine
+    d.polygon(_poly([(-0.4, 0.1), (-0.22, 0.1), (-0.3, 0.45), (-0.45, 0.45)], cx, cy, s), fill=dark)  # grip
+    d.rectangle(_poly([(-0.35, -0.45), (0.1, -0.3)], cx, cy, s), fill=dark)  # scope
 
 
 def _draw_bullets(d, cx, cy, s, rng):
@@ -207,12 +208,12 @@ def _draw_leaf(d, cx, cy, s, rng):
         n = 6
         for k in range(1, n + 1):  # one side, with teeth
             t = k / (n + 1)
-            w = math.sin(math.pi * t) * 0.16 * length * (1.25 if k % 2 else 0.9)
+            w = math.sin(math.pi * t) * 0.22 * length * (1.25 if k % 2 else 0.9)
             pts.append((cx + s * (ux * length * t + px * w), cy + s * 0.35 + s * (uy * length * t + py * w)))
         pts.append((cx + s * ux * length, cy + s * 0.35 + s * uy * length))
         for k in range(n, 0, -1):
             t = k / (n + 1)
-            w = math.sin(math.pi * t) * 0.16 * length * (1.25 if k % 2 else 0.9)
+            w = math.sin(math.pi * t) * 0.22 * length * (1.25 if k % 2 else 0.9)
             pts.append((cx + s * (ux * length * t - px * w), cy + s * 0.35 + s * (uy * length * t - py * w)))
         d.polygon(pts, fill=green)
     d.line((cx, cy + s * 0.35, cx, cy + s), fill=green, width=max(2, int(s * 0.06)))
@@ -220,14 +221,16 @@ def _draw_leaf(d, cx, cy, s, rng):
 
 def _draw_syringe(d, cx, cy, s, rng):
     liquid = _rgb(rng, 60, 256)
-    d.rectangle(_poly([(-0.6, -0.15), (0.5, 0.15)], cx, cy, s), fill=(235, 240, 245), outline=(60, 60, 60), width=2)
-    d.rectangle(_poly([(-0.1, -0.12), (0.48, 0.12)], cx, cy, s), fill=liquid)
-    d.rectangle(_poly([(-1.0, -0.05), (-0.6, 0.05)], cx, cy, s), fill=(90, 90, 90))  # plunger rod
-    d.rectangle(_poly([(-1.05, -0.22), (-0.95, 0.22)], cx, cy, s), fill=(90, 90, 90))  # thumb rest
-    d.line(_poly([(0.5, 0.0), (1.0, 0.0)], cx, cy, s), fill=(150, 150, 150), width=max(1, int(s * 0.03)))  # needle
+    d.rectangle(_poly([(-0.6, -0.22), (0.5, 0.22)], cx, cy, s), fill=(235, 240, 245), outline=(60, 60, 60), width=2)
+    d.rectangle(_poly([(-0.1, -0.18), (0.48, 0.18)], cx, cy, s), fill=liquid)
+    d.polygon(_poly([(0.5, -0.22), (0.68, -0.06), (0.68, 0.06), (0.5, 0.22)], cx, cy, s), fill=(200, 200, 205))  # hub
+    d.rectangle(_poly([(-1.0, -0.07), (-0.6, 0.07)], cx, cy, s), fill=(90, 90, 90))  # plunger rod
+    d.rectangle(_poly([(-1.08, -0.3), (-0.96, 0.3)], cx, cy, s), fill=(90, 90, 90))  # thumb rest
+    d.rectangle(_poly([(-0.62, -0.34), (-0.56, 0.34)], cx, cy, s), fill=(90, 90, 90))  # finger flange
+    d.line(_poly([(0.68, 0.0), (1.1, 0.0)], cx, cy, s), fill=(150, 150, 150), width=max(1, int(s * 0.04)))  # needle
     for k in range(5):
         x = -0.5 + k * 0.2
-        d.line(_poly([(x, -0.15), (x, -0.05)], cx, cy, s), fill=(60, 60, 60), width=1)
+        d.line(_poly([(x, -0.22), (x, -0.08)], cx, cy, s), fill=(60, 60, 60), width=1)
 
 
 def _draw_cat(d, cx, cy, s, rng):
@@ -295,7 +298,7 @@ def draw_motif(image: np.ndarray, motif: str, rng: np.random.Generator) -> np.nd
     if motif == "none":
         return image
     height, width = image.shape[:2]
-    s = min(width, height) * rng.uniform(0.18, 0.28)  # half-size in pixels
+    s = min(width, height) * rng.uniform(0.22, 0.32)  # half-size in pixels
     cx = rng.uniform(s * 1.1, width - s * 1.1)
     cy = rng.uniform(s * 1.1, max(s * 1.1 + 1, height * 0.62 - s))  # leave the lower band for text
     canvas = Image.fromarray(image)
