@@ -39,7 +39,9 @@ OUT_OF_MEMORY = "out_of_memory"
 TIMEOUT = "timeout"
 
 DEFAULT_MEMORY_LIMIT = 4 * 1024**3  # address space of one decode child; video decoders reserve generously
-PRELOAD = ["inference.media"]  # imported once in the fork server, so children start warm
+# Imported once in the fork server, so children start warm. "__main__" too: otherwise every
+# child re-imports the caller's main module (all its imports) before it can start.
+PRELOAD = ["__main__", "inference.media"]
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the folder that holds `inference/`
 OUT_OF_MEMORY_REASON = "Decoding this file needed more memory than allowed."
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from scipy.signal import resample_poly
 
 from inference.types import SAMPLE_RATE
 
@@ -80,11 +79,19 @@ def synthesize_speech(text: str, voice: str = "en-us", speed_wpm: int = 160, pit
         rate = wav.getframerate()
         channels = wav.getnchannels()
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    audio = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0  # (n,)
-    if rate != SAMPLE_RATE:
-        g = math.gcd(SAMPLE_RATE, rate)
-        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
-    return np.clip(audio, -1.0, 1.0)
+    mono = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0  # (n,)
+    return np.clip(resample_to_16k(mono, rate), -1.0, 1.0)
+
+
+def resample_to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    """(n,) float32 mono at `rate` -> (m,) float32 at SAMPLE_RATE, with FFmpeg's resampler."""
+    if rate == SAMPLE_RATE:
+        return audio
+    frame = av.AudioFrame.from_ndarray(audio[None, :], format="flt", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    out = resampler.resample(frame) + resampler.resample(None)
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in out]).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------- drawing
