@@ -15,7 +15,6 @@ Every refusal is a `MediaError` whose `reason` a moderator can read and whose `c
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
