@@ -1,4 +1,4 @@
-"""The frozen Whisper encoder as the MLLM's audio tower (COEF-VQ, section 3: audio features).
+"""The frozen Whisper encoder as the audio tower of the COEF-VQ MLLM (inference.mllm).
 
 16 kHz waveform -> log-mel (whisper.log_mel_spectrogram on the 30 s window, as Whisper does)
 -> encoder states (n_frames, n_audio_state), one state per 20 ms -> a few pooled audio tokens

@@ -1,4 +1,4 @@
-"""Stage 2 of the cascade: the multimodal LLM classifier (COEF-VQ, arXiv 2412.10435, section 3).
+"""Stage 2 of the cascade: the multimodal LLM classifier of COEF-VQ (arXiv 2412.10435).
 
 One sequence goes through a language backbone:
 
