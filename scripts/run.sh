@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up and start COEF-VQ: web server (ASGI), a Celery worker, the scheduler.
+# With no DATABASE_URL / REDIS_URL it runs on the embedded default (SQLite, a file-system
+# broker) under var/; set them to run on PostgreSQL and Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+PY=.venv/bin/python
+HOST="${COEFVQ_HOST:-127.0.0.1}"
+PORT="${COEFVQ_PORT:-8000}"
+
+$PY manage.py migrate --no-input
+$PY manage.py collectstatic --no-input -v 0
+$PY manage.py import_whisper
+echo "Accounts (kept in var/credentials.json):"
+$PY manage.py create_accounts
+
+pids=()
+cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup INT TERM EXIT
+mkdir -p var/log
+.venv/bin/celery -A coefvq_site worker -Q cpu,gpu --concurrency "${COEFVQ_WORKERS:-1}" -l info \
+  >>var/log/worker.log 2>&1 & pids+=($!)
+.venv/bin/celery -A coefvq_site beat -l info --pidfile= >>var/log/beat.log 2>&1 & pids+=($!)
+.venv/bin/daphne -b "$HOST" -p "$PORT" coefvq_site.asgi:application >>var/log/web.log 2>&1 & pids+=($!)
+
+echo
+echo "COEF-VQ is running at http://$HOST:$PORT/  (logs in var/log/, Ctrl-C stops everything)"
+# Stop everything as soon as any one process dies, so a half-running product never looks healthy.
+wait -n "${pids[@]}"
+echo "A process stopped; shutting down. See var/log/." >&2
+exit 1

@@ -1,0 +1,87 @@
+import io
+from pathlib import Path
+
+import pytest
+from django.db import DatabaseError, transaction
+
+from moderation import actions
+from moderation.models import Video, VideoEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest(data: bytes, name="clip.mp4", **kwargs) -> actions.IngestResult:
+    return actions.do_ingest(io.BytesIO(data), filename=name, source="cli", enqueue=False, **kwargs)
+
+
+def test_ingest_keeps_the_file_under_its_hash_and_records_the_event():
+    result = ingest(b"some bytes", caption="  hello  ")
+    video = result.video
+    assert result.created
+    assert video.state == Video.State.RECEIVED
+    assert video.caption == "hello"
+    assert video.policy.slug == "icd"
+    assert Path(video.file.path).read_bytes() == b"some bytes"
+    assert video.sha256 in video.file.name
+    assert [e.to_state for e in video.events.all()] == ["received"]
+
+
+def test_same_bytes_twice_give_the_same_video():
+    first = ingest(b"identical", name="a.mp4")
+    second = ingest(b"identical", name="b.mp4")
+    assert not second.created
+    assert second.video.pk == first.video.pk
+    assert Video.objects.count() == 1
+
+
+def test_uploaded_name_cannot_choose_a_directory():
+    video = ingest(b"x", name="../../../etc/passwd\x07.mp4").video
+    assert video.original_filename == "passwd.mp4"
+    media_root = Path(video.file.storage.location).resolve()
+    assert media_root in Path(video.file.path).resolve().parents
+
+
+@pytest.mark.parametrize(
+    "kwargs, code",
+    [({"caption": "x" * 5001}, "caption_too_long"), ({"policy_slug": "nope"}, "unknown_policy")],
+)
+def test_bad_values_are_refused_with_a_clear_message(kwargs, code):
+    with pytest.raises(actions.ActionError) as error:
+        ingest(b"data", **kwargs)
+    assert error.value.code == code
+    assert Video.objects.count() == 0
+
+
+def test_transition_is_compare_and_set():
+    video = ingest(b"cas").video
+    assert actions.do_transition(video.pk, expected=["received"], to_state="extracting")
+    assert not actions.do_transition(video.pk, expected=["received"], to_state="extracting")
+    assert list(video.events.values_list("to_state", flat=True)) == ["received", "extracting"]
+
+
+def test_attempts_are_counted_and_a_held_lease_turns_duplicates_away():
+    video = ingest(b"lease").video
+    assert actions.do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") == 1
+    # A duplicate message while the first worker's lease runs: nothing to do.
+    assert actions.do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") is None
+    Video.objects.filter(pk=video.pk).update(lease_expires_at=None)
+    assert actions.do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") == 2
+
+
+def test_failing_keeps_the_reason_and_the_file():
+    video = ingest(b"fail").video
+    assert actions.do_fail(video.pk, reason="The file is damaged.", code="damaged")
+    video.refresh_from_db()
+    assert (video.state, video.error_reason) == ("failed", "The file is damaged.")
+    assert Path(video.file.path).exists()
+    # Terminal: nothing moves it again.
+    assert not actions.do_fail(video.pk, reason="again", code="x")
+
+
+def test_audit_events_are_append_only_in_the_database():
+    video = ingest(b"audit").video
+    event = video.events.get()
+    with pytest.raises(ValueError):
+        event.save()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        VideoEvent.objects.filter(pk=event.pk).update(message="rewritten")

@@ -1,0 +1,80 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from moderation import actions, pipeline, tasks
+from moderation.models import Video
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest_path(path: Path, caption="") -> Video:
+    with path.open("rb") as stream:
+        return actions.do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False).video
+
+
+def test_extract_stores_media_facts_frames_transcript_and_onscreen_text(speech_text_clip):
+    video = ingest_path(speech_text_clip)
+    pipeline.extract(video.pk)
+    video.refresh_from_db()
+    assert video.state == Video.State.EXTRACTED, video.error_reason
+    assert video.media.has_audio and video.media.duration_s > 2
+    assert (video.media.width, video.media.height) == (320, 240)
+    frames = list(video.frames.all())
+    assert len(frames) == settings.COEFVQ_FRAMES_PER_VIDEO
+    assert [f.t_s for f in frames] == sorted(f.t_s for f in frames)
+    assert Path(frames[0].image.path).exists()
+    transcript = " ".join(video.transcript.values_list("text", flat=True)).lower()
+    assert "garden" in transcript and "festival" in transcript
+    ocr = " ".join(video.ocr_lines.values_list("text", flat=True)).upper()
+    assert speech_text_clip.onscreen in ocr
+
+
+def test_extract_twice_changes_nothing_twice(silent_clip):
+    video = ingest_path(silent_clip)
+    pipeline.extract(video.pk)
+    events = video.events.count()
+    pipeline.extract(video.pk)
+    video.refresh_from_db()
+    assert video.state == Video.State.EXTRACTED
+    assert video.events.count() == events
+    assert video.frames.count() == settings.COEFVQ_FRAMES_PER_VIDEO
+    assert not video.media.has_audio and video.transcript.count() == 0
+
+
+def test_broken_file_fails_with_a_reason_and_is_kept(garbage_file):
+    video = ingest_path(garbage_file)
+    pipeline.extract(video.pk)
+    video.refresh_from_db()
+    assert video.state == Video.State.FAILED
+    assert "not a video" in video.error_reason.lower() or "damaged" in video.error_reason.lower()
+    assert Path(video.file.path).read_bytes() == garbage_file.read_bytes()
+
+
+def test_a_file_that_keeps_killing_workers_is_given_up(silent_clip):
+    video = ingest_path(silent_clip)
+    Video.objects.filter(pk=video.pk).update(
+        state=Video.State.EXTRACTING, attempts=settings.COEFVQ_MAX_ATTEMPTS, lease_expires_at=None
+    )
+    pipeline.extract(video.pk)
+    video.refresh_from_db()
+    assert video.state == Video.State.FAILED
+    assert video.error_code == "too_many_attempts"
+    assert "given up" in video.error_reason
+
+
+def test_reconciler_re_enqueues_stuck_videos_on_the_real_broker(silent_clip):
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("cpu")
+    stuck = ingest_path(silent_clip)
+    Video.objects.filter(pk=stuck.pk).update(state_changed_at=timezone.now() - timedelta(hours=1))
+    fresh = actions.do_ingest(open(__file__, "rb"), filename="fresh.mp4", source="cli", enqueue=False).video
+    assert tasks.reconcile_stuck_videos() == 1
+    assert broker.llen("cpu") == 1
+    assert str(stuck.pk) in broker.lindex("cpu", 0).decode()
+    assert str(fresh.pk) not in broker.lindex("cpu", 0).decode().split('"argsrepr": ')[1][:20]
+    broker.delete("cpu")
