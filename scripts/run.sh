@@ -9,25 +9,27 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 PY=.venv/bin/python
 HOST="${COEFVQ_HOST:-127.0.0.1}"
 PORT="${COEFVQ_PORT:-8000}"
+VAR="${COEFVQ_VAR_DIR:-var}"
+LOG="$VAR/log"
 
 $PY manage.py migrate --no-input
 $PY manage.py collectstatic --no-input -v 0
 $PY manage.py import_whisper
-echo "Accounts (kept in var/credentials.json):"
+echo "Accounts (kept in $VAR/credentials.json):"
 $PY manage.py create_accounts
 
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup INT TERM EXIT
-mkdir -p var/log
+mkdir -p "$LOG"
 .venv/bin/celery -A coefvq_site worker -Q cpu,gpu --concurrency "${COEFVQ_WORKERS:-1}" -l info \
-  >>var/log/worker.log 2>&1 & pids+=($!)
-.venv/bin/celery -A coefvq_site beat -l info --pidfile= >>var/log/beat.log 2>&1 & pids+=($!)
-.venv/bin/daphne -b "$HOST" -p "$PORT" coefvq_site.asgi:application >>var/log/web.log 2>&1 & pids+=($!)
+  >>"$LOG/worker.log" 2>&1 & pids+=($!)
+.venv/bin/celery -A coefvq_site beat -l info --pidfile= >>"$LOG/beat.log" 2>&1 & pids+=($!)
+.venv/bin/daphne -b "$HOST" -p "$PORT" coefvq_site.asgi:application >>"$LOG/web.log" 2>&1 & pids+=($!)
 
 echo
-echo "COEF-VQ is running at http://$HOST:$PORT/  (logs in var/log/, Ctrl-C stops everything)"
+echo "COEF-VQ is running at http://$HOST:$PORT/  (logs in $LOG/, Ctrl-C stops everything)"
 # Stop everything as soon as any one process dies, so a half-running product never looks healthy.
 wait -n "${pids[@]}"
-echo "A process stopped; shutting down. See var/log/." >&2
+echo "A process stopped; shutting down. See $LOG/." >&2
 exit 1
