@@ -49,7 +49,7 @@ def ocr_reader() -> OcrReader:
 
 
 def extract(video_id: int) -> None:
-    """Probe, decode, transcribe and read on-screen text; store it all; move on to scoring."""
+    """Probe, decode, transcribe and read on-screen text, and store it all."""
     attempt = actions.do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
     if attempt is None:
         return
@@ -123,12 +123,8 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> Non
             message=f"{len(decoded.frames)} frames, {len(segments)} speech segments, {len(lines)} on-screen text lines.",
             attempts=0,
         )
-        if moved:
-            transaction.on_commit(lambda: after_extracted(video.pk))
-
-
-def after_extracted(video_id: int) -> None:
-    """Hand the video to the next step. Without a cascade it stays extracted."""
+        if not moved:
+            log.info("Video %s left the extracting state while it was processed; result kept, state not changed", video.pk)
 
 
 def run_inline(video_id: int) -> None:

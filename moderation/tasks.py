@@ -25,14 +25,13 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutEr
 
 
 @shared_task(
-    bind=True,
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=5,
     retry_backoff_max=120,
     max_retries=5,
     acks_late=True,
 )
-def extract_video(self, video_id: int) -> None:
+def extract_video(video_id: int) -> None:
     pipeline.extract(video_id)
 
 

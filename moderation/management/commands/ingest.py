@@ -3,7 +3,9 @@
 Files or folders (walked recursively; symbolic links inside folders are skipped so a folder
 cannot smuggle in files from elsewhere). A manifest has one `{"path": ..., "caption": ...}` per
 line, paths relative to the manifest. Progress goes to stderr; with --json, one object per input
-goes to stdout.
+goes to stdout. The exit status is 1 when an input could not be ingested at all (missing,
+unreadable, skipped); a video that was ingested and then failed processing is a result, reported
+with its reason.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def describe(item: Input, video: Video | None, duplicate: bool) -> dict:
         return {"path": str(item.path), "video_id": None, "state": None, "error": item.error, "duplicate": False,
                 "transcript": "", "ocr_text": "", "duration_s": None, "has_audio": None}
     video.refresh_from_db()
-    media = getattr(video, "media", None) if hasattr(video, "media") else None
+    media = getattr(video, "media", None)
     return {
         "path": str(item.path),
         "video_id": video.pk,
