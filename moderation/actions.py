@@ -119,6 +119,7 @@ def do_ingest(
     policy_slug: str | None = None,
     uploader=None,
     enqueue: bool = True,
+    route: str = Video.Route.AUTO,
 ) -> IngestResult:
     """Keep an upload and start its processing. The same bytes twice give the same video."""
     policy = check_policy(policy_slug)
@@ -126,6 +127,8 @@ def do_ingest(
     title = check_text(title, field="title", limit=MAX_TITLE_CHARS)
     if source not in Video.Source.values:
         raise ActionError(f"Unknown source {source!r}.", code="unknown_source")
+    if route not in Video.Route.values:
+        raise ActionError(f"Unknown route {route!r}; use one of {', '.join(Video.Route.values)}.", code="unknown_route")
 
     spooled, sha256, size = _spool(stream)
     try:
@@ -134,7 +137,7 @@ def do_ingest(
             return IngestResult(existing, created=False)
         try:
             return IngestResult(
-                _create_video(spooled, policy, sha256, size, filename, source, caption, title, uploader, enqueue),
+                _create_video(spooled, policy, sha256, size, filename, source, caption, title, uploader, enqueue, route),
                 created=True,
             )
         except IntegrityError:
@@ -144,7 +147,8 @@ def do_ingest(
         spooled.unlink(missing_ok=True)
 
 
-def _create_video(spooled: Path, policy, sha256, size, filename, source, caption, title, uploader, enqueue) -> Video:
+def _create_video(spooled: Path, policy, sha256, size, filename, source, caption, title, uploader, enqueue,
+                  route) -> Video:
     video = Video(
         policy=policy,
         sha256=sha256,
@@ -155,6 +159,7 @@ def _create_video(spooled: Path, policy, sha256, size, filename, source, caption
         title=title,
         uploader=uploader if uploader is not None and uploader.is_authenticated else None,
         source=source,
+        route=route,
         state=Video.State.RECEIVED,
         state_changed_at=timezone.now(),
     )
@@ -216,7 +221,8 @@ def do_start_attempt(video_id: int, *, expected: Iterable[str], to_state: str) -
     """Move into a working state, take a lease on the video and count the attempt.
 
     Returns the attempt number, or None when the step has nothing to do: the video is in another
-    state (done, failed), or another worker holds an unexpired lease on it (a duplicate message).
+    state (done, failed), another worker holds an unexpired lease on it (a duplicate message), or
+    it has used up its attempts (then it ends failed).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -226,6 +232,12 @@ def do_start_attempt(video_id: int, *, expected: Iterable[str], to_state: str) -
         if video.lease_expires_at is not None and video.lease_expires_at > now:
             return None
         attempt = video.attempts + 1
+        if attempt > settings.COEFVQ_MAX_ATTEMPTS:
+            # The earlier attempts never finished: the file keeps crashing or stalling workers.
+            do_fail(video_id, code="too_many_attempts", expected=[video.state],
+                    reason=f"Processing was interrupted {attempt - 1} times on this file (the decoder crashed or "
+                    "the worker stopped), so it was given up.")
+            return None
         Video.objects.filter(pk=video_id).update(
             state=to_state, attempts=F("attempts") + 1, state_changed_at=now, updated_at=now,
             lease_expires_at=now + timedelta(seconds=settings.COEFVQ_STEP_LEASE_S),

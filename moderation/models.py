@@ -71,9 +71,22 @@ class Video(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_reason = models.TextField(blank=True, help_text="Why processing failed, in words a moderator understands.")
 
+    class Route(models.TextChoices):
+        AUTO = "auto", "Entropy router"
+        BASELINE = "baseline", "Forced: baseline only"
+        MLLM = "mllm", "Forced: multimodal LLM"
+
+    class Decision(models.TextChoices):
+        AUTO_ALLOW = "auto_allow", "Allowed automatically"
+        AUTO_ACTION = "auto_action", "Actioned automatically"
+        HUMAN_REVIEW = "human_review", "Sent to human review"
+
     # Filled by the cascade.
+    route = models.CharField(max_length=8, choices=Route.choices, default=Route.AUTO)
     final_label = models.CharField(max_length=40, blank=True)
     decided_by = models.CharField(max_length=16, blank=True)  # "baseline" | "mllm" | "human"
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    needs_review = models.BooleanField(default=False, help_text="In the human queue: review band or audit sample.")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import io
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 from PIL import Image
 
 from inference.asr import SpeechTranscriber, TranscriberConfig
@@ -22,7 +25,7 @@ from inference.sandbox import decode_isolated
 from inference.types import DecodedMedia, MediaError
 
 from . import actions
-from .models import FrameSample, MediaFacts, OcrLine, TranscriptSegment, Video
+from .models import CascadeConfig, FrameSample, MediaFacts, OcrLine, TranscriptSegment, Video
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,6 @@ def extract(video_id: int) -> None:
     """Probe, decode, transcribe and read on-screen text, and store it all."""
     attempt = actions.do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
     if attempt is None:
-        return
-    if attempt > settings.COEFVQ_MAX_ATTEMPTS:
-        actions.do_fail(
-            video_id,
-            code="too_many_attempts",
-            reason=f"Processing was interrupted {attempt - 1} times on this file (the decoder crashed or "
-            "the worker stopped), so it was given up.",
-            expected=[Video.State.EXTRACTING],
-        )
         return
     video = Video.objects.get(pk=video_id)
     try:
@@ -123,18 +117,62 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> Non
             message=f"{len(decoded.frames)} frames, {len(segments)} speech segments, {len(lines)} on-screen text lines.",
             attempts=0,
         )
-        if not moved:
+        if moved:
+            transaction.on_commit(lambda: enqueue_scoring(video.pk))
+        else:
             log.info("Video %s left the extracting state while it was processed; result kept, state not changed", video.pk)
 
 
+_inline = ContextVar("coefvq_inline", default=False)
+
+
+@contextmanager
+def inline_mode():
+    """Run the steps in this process: follow-up steps are called, not enqueued."""
+    token = _inline.set(True)
+    try:
+        yield
+    finally:
+        _inline.reset(token)
+
+
+def enqueue_allowed() -> bool:
+    return not _inline.get()
+
+
+def enqueue_scoring(video_id: int) -> None:
+    from . import tasks
+
+    if not enqueue_allowed() or not has_cascade(Video.objects.values_list("policy_id", flat=True).get(pk=video_id)):
+        return  # nothing to score with yet: the video rests extracted
+    try:
+        tasks.score_baseline.delay(video_id)
+    except Exception:  # noqa: BLE001 - the reconciler retries
+        log.exception("Could not enqueue scoring for video %s", video_id)
+
+
+def has_cascade(policy_id: int) -> bool:
+    return CascadeConfig.objects.filter(policy_id=policy_id, is_active=True, baseline_version__isnull=False).exists()
+
+
+# An extracted video whose policy has no active baseline rests there until one is deployed.
+WAITING_FOR_MODELS = Q(state=Video.State.EXTRACTED) & ~Q(
+    policy__cascade_configs__is_active=True, policy__cascade_configs__baseline_version__isnull=False
+)
+
+
 def run_inline(video_id: int) -> None:
-    """The whole pipeline in this process, for `ingest --inline`."""
-    extract(video_id)
+    """The whole pipeline in this process, for `ingest --inline`: no broker, no worker."""
+    from . import scoring
 
-
-# Where a video rests until something new happens to it.
-SETTLED_STATES = (Video.State.EXTRACTED, Video.State.DECIDED, Video.State.FAILED)
+    with inline_mode():
+        extract(video_id)
+        scoring.score_baseline(video_id)
+        scoring.score_mllm(video_id)
 
 
 def settled_ids(video_ids) -> set[int]:
-    return set(Video.objects.filter(pk__in=list(video_ids), state__in=SETTLED_STATES).values_list("pk", flat=True))
+    """The videos that rest until something new happens: decided, failed, or extracted with no
+    cascade to score them."""
+    videos = Video.objects.filter(pk__in=list(video_ids))
+    return set(videos.filter(Q(state__in=Video.TERMINAL_STATES) | WAITING_FOR_MODELS).values_list("pk", flat=True))

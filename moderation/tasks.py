@@ -16,7 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from . import pipeline
+from . import pipeline, scoring
 from .models import Video
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,24 @@ def extract_video(video_id: int) -> None:
     pipeline.extract(video_id)
 
 
+@shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=120, max_retries=5, acks_late=True)
+def score_baseline(video_id: int) -> None:
+    scoring.score_baseline(video_id)
+
+
+@shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=120, max_retries=5, acks_late=True)
+def score_mllm(video_id: int) -> None:
+    scoring.score_mllm(video_id)
+
+
 # Steps that pick a video up from each non-terminal state; the reconciler uses this map.
+# (An extracted video with no active baseline is re-offered too; scoring sends it back.)
 STEP_FOR_STATE = {
     Video.State.RECEIVED: extract_video,
     Video.State.EXTRACTING: extract_video,
+    Video.State.EXTRACTED: score_baseline,
+    Video.State.SCORING: score_baseline,
+    Video.State.AWAITING_MLLM: score_mllm,
 }
 
 
@@ -49,7 +63,9 @@ def reconcile_stuck_videos() -> int:
     now = timezone.now()
     waiting_too_long = Q(lease_expires_at__isnull=True, state_changed_at__lt=now - timedelta(seconds=settings.COEFVQ_STUCK_AFTER_S))
     lease_expired = Q(lease_expires_at__lt=now)
-    stuck = Video.objects.filter(Q(state__in=list(STEP_FOR_STATE)) & (waiting_too_long | lease_expired))
+    stuck = Video.objects.filter(Q(state__in=list(STEP_FOR_STATE)) & (waiting_too_long | lease_expired)).exclude(
+        pipeline.WAITING_FOR_MODELS
+    )
     count = 0
     for video_id, state in stuck.values_list("pk", "state")[:1000]:
         STEP_FOR_STATE[state].delay(video_id)

@@ -77,7 +77,7 @@ def describe(item: Input, video: Video | None, duplicate: bool) -> dict:
     """The JSON object printed for one input."""
     if video is None:
         return {"path": str(item.path), "video_id": None, "state": None, "error": item.error, "duplicate": False,
-                "transcript": "", "ocr_text": "", "duration_s": None, "has_audio": None}
+                "transcript": "", "ocr_text": "", "duration_s": None, "has_audio": None, **cascade_fields(None)}
     video.refresh_from_db()
     media = getattr(video, "media", None)
     return {
@@ -90,6 +90,26 @@ def describe(item: Input, video: Video | None, duplicate: bool) -> dict:
         "ocr_text": " ".join(video.ocr_lines.values_list("text", flat=True)).strip(),
         "duration_s": media.duration_s if media else None,
         "has_audio": media.has_audio if media else None,
+        **cascade_fields(video),
+    }
+
+
+def cascade_fields(video: Video | None) -> dict:
+    """What the cascade concluded: the final label, which stage decided, and each stage's output."""
+    predictions = {p.stage: p for p in video.predictions.order_by("created_at")} if video else {}
+    baseline, mllm = predictions.get("baseline"), predictions.get("mllm")
+    routing = getattr(baseline, "routing", None) if baseline else None
+    return {
+        "final_label": (video.final_label or None) if video else None,
+        "decided_by": (video.decided_by or None) if video else None,
+        "decision": (video.decision or None) if video else None,
+        "entropy": baseline.entropy if baseline else None,
+        "probabilities": baseline.probabilities if baseline else None,
+        "threshold": routing.threshold if routing else None,
+        "routed_to_mllm": routing.routed_to_mllm if routing else None,
+        "mllm_probabilities": mllm.probabilities if mllm else None,
+        "rationale": mllm.rationale if mllm else None,
+        "modality_contributions": mllm.modality_contributions if mllm else None,
     }
 
 
@@ -105,6 +125,8 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="Wait until the workers have settled each video.")
         parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits at most.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object per input on stdout.")
+        parser.add_argument("--route", choices=Video.Route.values, default=Video.Route.AUTO,
+                            help="auto: the entropy router decides; baseline or mllm: force that stage (audits).")
 
     def handle(self, *args, **options):
         inputs = walk(options["paths"])
@@ -152,6 +174,7 @@ class Command(BaseCommand):
                     result = actions.do_ingest(
                         stream, filename=item.path.name, source=Video.Source.CLI, caption=item.caption,
                         title=item.title, policy_slug=options["policy"], enqueue=not options["inline"],
+                        route=options["route"],
                     )
             except OSError as error:
                 item.error = f"Cannot read the file: {error.strerror}."

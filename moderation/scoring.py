@@ -1,0 +1,189 @@
+"""The cascade's steps: stage 1 on every video, the entropy router, stage 2 when routed, and the
+decision rules. Like `pipeline`, each step takes an id, re-reads the row and is idempotent."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from inference.baseline import BaselineClassifier
+from inference.cascade import (DecisionBands, audit_sample, route, shannon_entropy, threshold_for_budget,
+                               violation_probability)
+from inference.mllm import MultimodalClassifier
+from inference.sandbox import decode_isolated
+from inference.types import MediaError, OcrLine, TranscriptSegment, VideoFeatures
+
+from . import actions
+from .models import CascadeConfig, ModelVersion, Prediction, RoutingDecision, Video
+
+log = logging.getLogger(__name__)
+
+ROUTES = ("auto", "baseline", "mllm")
+# Recent baseline entropies a budget is turned into a threshold over.
+BUDGET_WINDOW = 2000
+
+
+def active_config(policy_id: int) -> CascadeConfig | None:
+    return (CascadeConfig.objects.select_related("baseline_version", "mllm_version")
+            .filter(policy_id=policy_id, is_active=True).first())
+
+
+def artifact_dir(version: ModelVersion) -> Path:
+    path = Path(version.artifact_path)
+    return path if path.is_absolute() else Path(settings.COEFVQ_MODEL_DIR) / path
+
+
+@lru_cache(maxsize=4)
+def load_baseline(version_id: int) -> BaselineClassifier:
+    return BaselineClassifier.load(artifact_dir(ModelVersion.objects.get(pk=version_id)))
+
+
+@lru_cache(maxsize=2)
+def load_mllm(version_id: int) -> MultimodalClassifier:
+    # The Whisper checkpoint is a deployment setting, not part of the artifact.
+    model = MultimodalClassifier.load(artifact_dir(ModelVersion.objects.get(pk=version_id)),
+                                      audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))
+    return model.eval()
+
+
+def current_threshold(config: CascadeConfig) -> float:
+    if config.entropy_threshold is not None:
+        return config.entropy_threshold
+    recent = list(
+        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, video__policy_id=config.policy_id)
+        .order_by("-created_at").values_list("entropy", flat=True)[:BUDGET_WINDOW]
+    )
+    # With no history yet, route everything: the budget is then honoured as history builds up.
+    return threshold_for_budget(recent, config.mllm_budget) if recent else 0.0
+
+
+def _decode(video: Video):
+    from .pipeline import media_limits
+
+    return decode_isolated(video.file.path, media_limits(), n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
+                           max_side=settings.COEFVQ_FRAME_MAX_SIDE,
+                           memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES)
+
+
+def _store_prediction(video: Video, stage: str, version: ModelVersion, config: CascadeConfig, **fields) -> Prediction:
+    try:
+        with transaction.atomic():
+            return Prediction.objects.create(video=video, stage=stage, model_version=version,
+                                             cascade_config=config, **fields)
+    except IntegrityError:  # a re-run: the prediction of this model for this video already exists
+        return Prediction.objects.get(video=video, stage=stage, model_version=version)
+
+
+def score_baseline(video_id: int) -> None:
+    """Stage 1 and routing: decide from the baseline, or hand the video to the MLLM."""
+    policy_id = Video.objects.filter(pk=video_id).values_list("policy_id", flat=True).first()
+    config = active_config(policy_id) if policy_id else None
+    if config is None or config.baseline_version is None:
+        return  # no baseline deployed: the video rests extracted
+    attempt = actions.do_start_attempt(video_id, expected=[Video.State.EXTRACTED, Video.State.SCORING],
+                                       to_state=Video.State.SCORING)
+    if attempt is None:
+        return
+    video = Video.objects.get(pk=video_id)
+    try:
+        decoded = _decode(video)
+    except MediaError as error:
+        actions.do_fail(video_id, code=error.code, reason=error.reason, expected=[Video.State.SCORING])
+        return
+    started = time.perf_counter()
+    output = load_baseline(config.baseline_version_id).score(video.caption, decoded.frames, decoded.audio)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    threshold = current_threshold(config)
+    forced_route = video.route
+    to_mllm = {"auto": route(output.entropy, threshold), "baseline": False, "mllm": True}[forced_route]
+    if to_mllm and config.mllm_version is None:
+        to_mllm = False  # no stage 2 deployed: the baseline decides
+    with transaction.atomic():
+        prediction = _store_prediction(video, Prediction.Stage.BASELINE, config.baseline_version, config,
+                                       probabilities=output.probs, label=output.label, entropy=output.entropy,
+                                       compute_ms=elapsed_ms)
+        RoutingDecision.objects.get_or_create(
+            baseline_prediction=prediction,
+            defaults=dict(video=video, cascade_config=config, entropy=output.entropy, threshold=threshold,
+                          routed_to_mllm=to_mllm, forced_route="" if forced_route == "auto" else forced_route),
+        )
+        if to_mllm:
+            if actions.do_transition(video_id, expected=[Video.State.SCORING], to_state=Video.State.AWAITING_MLLM,
+                                     attempts=0, message=f"Entropy {output.entropy:.3f} vs threshold {threshold:.3f}: to the MLLM."):
+                transaction.on_commit(lambda: enqueue_mllm(video_id))
+        else:
+            _decide(video, config, output.probs, decided_by=Prediction.Stage.BASELINE, expected=Video.State.SCORING,
+                    why=f"Entropy {output.entropy:.3f} below threshold {threshold:.3f}.")
+
+
+def enqueue_mllm(video_id: int) -> None:
+    from . import pipeline, tasks
+
+    if not pipeline.enqueue_allowed():
+        return
+    try:
+        tasks.score_mllm.delay(video_id)
+    except Exception:  # noqa: BLE001 - the reconciler retries
+        log.exception("Could not enqueue stage 2 for video %s", video_id)
+
+
+def stored_features(video: Video, decoded) -> VideoFeatures:
+    """Everything stage 2 reads: fresh frames and audio, the stored transcript and on-screen text."""
+    return VideoFeatures(
+        info=decoded.info, caption=video.caption, frames=decoded.frames, audio=decoded.audio,
+        transcript=[TranscriptSegment(s.start_s, s.end_s, s.text) for s in video.transcript.all()],
+        ocr=[OcrLine(line.t_s, line.text, line.score, tuple(line.box) if len(line.box) == 4 else (0, 0, 0, 0))
+             for line in video.ocr_lines.all()],
+    )
+
+
+def score_mllm(video_id: int) -> None:
+    """Stage 2: the multimodal LLM with its rationale and modality contributions, then decide."""
+    attempt = actions.do_start_attempt(video_id, expected=[Video.State.AWAITING_MLLM],
+                                       to_state=Video.State.AWAITING_MLLM)
+    if attempt is None:
+        return
+    video = Video.objects.get(pk=video_id)
+    config = active_config(video.policy_id)
+    if config is None or config.mllm_version is None:
+        log.warning("Video %s waits for an active MLLM", video_id)
+        return
+    try:
+        decoded = _decode(video)
+    except MediaError as error:
+        actions.do_fail(video_id, code=error.code, reason=error.reason, expected=[Video.State.AWAITING_MLLM])
+        return
+    started = time.perf_counter()
+    output = load_mllm(config.mllm_version_id).predict([stored_features(video, decoded)], explain=True)[0]
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    with transaction.atomic():
+        _store_prediction(
+            video, Prediction.Stage.MLLM, config.mllm_version, config,
+            probabilities=output.probabilities, label=output.label,
+            entropy=float(shannon_entropy(list(output.probabilities.values()))),
+            rationale=dataclasses.asdict(output.rationale), modality_contributions=output.modality_contributions,
+            compute_ms=elapsed_ms,
+        )
+        _decide(video, config, output.probabilities, decided_by=Prediction.Stage.MLLM,
+                expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.")
+
+
+def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided_by: str, expected: str, why: str):
+    labels = tuple(probabilities)
+    p_violation = float(violation_probability([probabilities[label] for label in labels], labels))
+    bands = DecisionBands(config.allow_below, config.action_above)
+    decision = bands.decide(p_violation)
+    audited = decision != "human_review" and audit_sample(video.sha256, config.audit_rate, salt=video.policy.slug)
+    label = max(probabilities, key=probabilities.get)
+    actions.do_transition(
+        video.pk, expected=[expected], to_state=Video.State.DECIDED,
+        message=f"{why} P(violation) {p_violation:.2f}: {decision}{' (audit sample)' if audited else ''}.",
+        data={"decision": decision, "audit": audited, "p_violation": p_violation},
+        attempts=0, final_label=label, decided_by=decided_by, decision=decision, needs_review=decision == "human_review" or audited,
+    )

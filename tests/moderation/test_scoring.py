@@ -1,0 +1,127 @@
+"""The cascade inside the product: stage 1 on every video, routing, stage 2, decisions.
+
+The models here are small but real: a baseline trained on a handful of captions, and the
+MiniLM+Whisper MLLM straight from its constructor (untrained head), saved and loaded through the
+same artifact folders the pipeline uses in production."""
+
+import json
+import shutil
+
+import pytest
+from django.core.management import call_command
+
+from inference.baseline import train_baseline
+from inference.mllm import MLLMConfig, MultimodalClassifier
+from moderation import actions, pipeline, scoring
+from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, RoutingDecision, Video
+
+pytestmark = pytest.mark.django_db
+
+CAPTIONS = {
+    "ok": ["my cat sleeping in the sun", "cooking pasta with garlic", "walk along the river at dawn"],
+    "scam": ["send one bitcoin get two back", "double your crypto today dm me", "free money giveaway pay the fee"],
+    "drugs": ["cheap pills without prescription", "buy weed delivered tonight", "coke for sale hit me up"],
+    "weapons": ["selling pistols and ammo cheap", "how to build a gun at home", "rifles for sale no papers"],
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("models")
+    rows = [(caption, [], None, label) for label, captions in CAPTIONS.items() for caption in captions]
+    train_baseline(rows, rows, progress=False).save(root / "baseline")
+    MultimodalClassifier(MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))).save(root / "mllm")
+    return root
+
+
+@pytest.fixture
+def cascade(model_dir):
+    scoring.load_baseline.cache_clear()
+    scoring.load_mllm.cache_clear()
+    policy = Policy.objects.get(slug="icd")
+    baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", status="active",
+                                           artifact_path=str(model_dir / "baseline"))
+    mllm = ModelVersion.objects.create(policy=policy, kind="mllm", version="m1", status="active",
+                                       artifact_path=str(model_dir / "mllm"))
+    return CascadeConfig.objects.create(policy=policy, version=1, entropy_threshold=99.0, is_active=True,
+                                        baseline_version=baseline, mllm_version=mllm)
+
+
+def ingest_inline(path, caption, route="auto") -> Video:
+    with path.open("rb") as stream:
+        video = actions.do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False,
+                                  route=route).video
+    pipeline.run_inline(video.pk)
+    video.refresh_from_db()
+    return video
+
+
+def test_confident_baseline_decides_and_records_its_routing(cascade, silent_clip):
+    video = ingest_inline(silent_clip, "selling pistols and ammo cheap")
+    assert video.state == "decided", video.error_reason
+    assert (video.decided_by, video.final_label) == ("baseline", "weapons")
+    prediction = video.predictions.get()
+    assert prediction.stage == "baseline" and prediction.cascade_config == cascade
+    assert abs(sum(prediction.probabilities.values()) - 1) < 1e-6
+    routing = RoutingDecision.objects.get(video=video)
+    assert (routing.threshold, routing.routed_to_mllm) == (99.0, False)
+    assert routing.entropy == pytest.approx(prediction.entropy)
+
+
+def test_entropy_at_the_threshold_goes_to_the_mllm_with_rationale(cascade, speech_text_clip):
+    CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=0.0)
+    video = ingest_inline(speech_text_clip, "come to the festival")
+    assert video.state == "decided" and video.decided_by == "mllm"
+    mllm = video.predictions.get(stage="mllm")
+    assert set(mllm.modality_contributions) == {"caption", "speech", "onscreen", "visual", "audio"}
+    assert {"label", "spans", "frames"} <= set(mllm.rationale)
+    assert video.final_label == mllm.label
+    assert video.decision in Video.Decision.values
+
+
+def test_forced_routes_override_the_router(cascade, silent_clip, speech_text_clip):
+    forced = ingest_inline(speech_text_clip, "a calm video", route="mllm")
+    assert forced.decided_by == "mllm"
+    assert RoutingDecision.objects.get(video=forced).forced_route == "mllm"
+    CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=0.0)
+    kept = ingest_inline(silent_clip, "a calm video", route="baseline")
+    assert kept.decided_by == "baseline" and not kept.predictions.filter(stage="mllm").exists()
+
+
+def test_scoring_twice_stores_one_prediction(cascade, silent_clip):
+    video = ingest_inline(silent_clip, "my cat sleeping in the sun")
+    scoring.score_baseline(video.pk)
+    pipeline.run_inline(video.pk)
+    assert Prediction.objects.filter(video=video).count() == 1
+    assert video.events.filter(to_state="decided").count() == 1
+
+
+def test_budget_becomes_a_threshold_over_recent_entropies(cascade, silent_clip, tmp_path):
+    CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=None, mllm_budget=0.5)
+    cascade.refresh_from_db()
+    assert scoring.current_threshold(cascade) == 0.0  # no history yet: route everything
+    for i, caption in enumerate(["my cat sleeping in the sun", "cheap pills", "rifles maybe", "pasta"]):
+        clip = tmp_path / f"{i}.mp4"
+        shutil.copy(silent_clip, clip)
+        with clip.open("ab") as extra:
+            extra.write(bytes([i]))  # distinct bytes, distinct videos
+        ingest_inline(clip, caption, route="baseline")
+    entropies = sorted(Prediction.objects.values_list("entropy", flat=True))
+    threshold = scoring.current_threshold(cascade)
+    assert sum(e >= threshold for e in entropies) == 2
+
+
+def test_without_models_videos_rest_extracted(silent_clip):
+    video = ingest_inline(silent_clip, "anything")
+    assert video.state == "extracted"
+    assert pipeline.settled_ids([video.pk]) == {video.pk}
+
+
+def test_ingest_json_carries_the_cascade_fields(cascade, silent_clip, capsys):
+    call_command("ingest", str(silent_clip), "--inline", "--json", "--caption", "cheap pills without prescription")
+    record = json.loads(capsys.readouterr().out)
+    assert record["decided_by"] == "baseline" and record["final_label"] == "drugs"
+    assert record["entropy"] >= 0 and set(record["probabilities"]) == {"ok", "scam", "drugs", "weapons"}
+    assert record["routed_to_mllm"] is False and record["rationale"] is None
