@@ -51,22 +51,26 @@ def ocr_reader() -> OcrReader:
     return OcrReader(OcrConfig(min_score=settings.COEFVQ_OCR_MIN_SCORE))
 
 
+def decode_or_fail(video: Video) -> DecodedMedia | None:
+    """Frames and audio, decoded in a sandboxed child; a file that does not decode ends the
+    video failed with the decoder's reason (the file is kept)."""
+    try:
+        return decode_isolated(video.file.path, media_limits(), n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
+                               max_side=settings.COEFVQ_FRAME_MAX_SIDE,
+                               memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES)
+    except MediaError as error:
+        actions.do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
+        return None
+
+
 def extract(video_id: int) -> None:
     """Probe, decode, transcribe and read on-screen text, and store it all."""
     attempt = actions.do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
     if attempt is None:
         return
     video = Video.objects.get(pk=video_id)
-    try:
-        decoded = decode_isolated(
-            video.file.path,
-            media_limits(),
-            n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
-            max_side=settings.COEFVQ_FRAME_MAX_SIDE,
-            memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES,
-        )
-    except MediaError as error:
-        actions.do_fail(video_id, code=error.code, reason=error.reason, expected=[Video.State.EXTRACTING])
+    decoded = decode_or_fail(video)
+    if decoded is None:
         return
     segments = transcriber().transcribe(decoded.audio) if decoded.audio is not None and decoded.audio.size else []
     lines = ocr_reader().read(decoded.frames)

@@ -16,10 +16,9 @@ from inference.baseline import BaselineClassifier
 from inference.cascade import (DecisionBands, audit_sample, route, shannon_entropy, threshold_for_budget,
                                violation_probability)
 from inference.mllm import MultimodalClassifier
-from inference.sandbox import decode_isolated
-from inference.types import MediaError, OcrLine, TranscriptSegment, VideoFeatures
+from inference.types import OcrLine, TranscriptSegment, VideoFeatures
 
-from . import actions
+from . import actions, pipeline
 from .models import CascadeConfig, ModelVersion, Prediction, RoutingDecision, Video
 
 log = logging.getLogger(__name__)
@@ -63,14 +62,6 @@ def current_threshold(config: CascadeConfig) -> float:
     return threshold_for_budget(recent, config.mllm_budget) if recent else 0.0
 
 
-def _decode(video: Video):
-    from .pipeline import media_limits
-
-    return decode_isolated(video.file.path, media_limits(), n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
-                           max_side=settings.COEFVQ_FRAME_MAX_SIDE,
-                           memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES)
-
-
 def _store_prediction(video: Video, stage: str, version: ModelVersion, config: CascadeConfig, **fields) -> Prediction:
     try:
         with transaction.atomic():
@@ -91,10 +82,8 @@ def score_baseline(video_id: int) -> None:
     if attempt is None:
         return
     video = Video.objects.get(pk=video_id)
-    try:
-        decoded = _decode(video)
-    except MediaError as error:
-        actions.do_fail(video_id, code=error.code, reason=error.reason, expected=[Video.State.SCORING])
+    decoded = pipeline.decode_or_fail(video)
+    if decoded is None:
         return
     started = time.perf_counter()
     output = load_baseline(config.baseline_version_id).score(video.caption, decoded.frames, decoded.audio)
@@ -123,7 +112,7 @@ def score_baseline(video_id: int) -> None:
 
 
 def enqueue_mllm(video_id: int) -> None:
-    from . import pipeline, tasks
+    from . import tasks
 
     if not pipeline.enqueue_allowed():
         return
@@ -154,10 +143,8 @@ def score_mllm(video_id: int) -> None:
     if config is None or config.mllm_version is None:
         log.warning("Video %s waits for an active MLLM", video_id)
         return
-    try:
-        decoded = _decode(video)
-    except MediaError as error:
-        actions.do_fail(video_id, code=error.code, reason=error.reason, expected=[Video.State.AWAITING_MLLM])
+    decoded = pipeline.decode_or_fail(video)
+    if decoded is None:
         return
     started = time.perf_counter()
     output = load_mllm(config.mllm_version_id).predict([stored_features(video, decoded)], explain=True)[0]

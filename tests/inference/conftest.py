@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import wave
+from dataclasses import asdict
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from inference.synth import SynthSpec, render_video
@@ -183,3 +185,18 @@ def text_file(media_dir) -> Path:
     path = media_dir / "notes.mp4"
     path.write_text("this is not a video, just some notes\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def whisper_checkpoint(tmp_path_factory):
+    """A tiny random openai-whisper checkpoint in the format whisper.load_model reads."""
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(
+        n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
+        n_vocab=51864, n_text_ctx=16, n_text_state=32, n_text_head=2, n_text_layer=1,
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return str(path)

@@ -1,7 +1,7 @@
 """The stage-2 multimodal classifier: shapes, loaders, LoRA, save/reload, fusion, rationale."""
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,21 +29,6 @@ INFO = MediaInfo(container="mp4", duration_s=4.0, size_bytes=1000, has_video=Tru
 
 # ---------------------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="session")
-def whisper_checkpoint(tmp_path_factory):
-    """A tiny random openai-whisper checkpoint in the format whisper.load_model reads."""
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-        n_vocab=51864, n_text_ctx=16, n_text_state=32, n_text_head=2, n_text_layer=1,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return str(path)
 
 
 def small_config(whisper_checkpoint, **overrides) -> MLLMConfig:

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +23,6 @@ INFO = MediaInfo(container="mp4", duration_s=2.0, size_bytes=1000, has_video=Tru
 OK_CAPTIONS = ["baking bread at home", "walking the dog in the rain", "my garden in spring", "a calm lake at dawn"]
 SCAM_CAPTIONS = ["double your crypto send me btc", "free money giveaway pay the fee", "dm me to invest now",
                  "buy followers cheap guaranteed"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def whisper_checkpoint(tmp_path_factory):
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-        n_vocab=51864, n_text_ctx=16, n_text_state=32, n_text_head=2, n_text_layer=1,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return str(path)
 
 
 def toy_items(n: int, seed: int) -> list[tuple[VideoFeatures, str]]:
