@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import Policy, Video, VideoEvent
+from .models import CascadeConfig, ModelVersion, Policy, Video, VideoEvent
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +257,48 @@ def do_fail(video_id: int, *, reason: str, code: str, expected: Iterable[str] | 
         video_id, expected=states, to_state=Video.State.FAILED, message=reason,
         data={"code": code}, error_code=code[:40], error_reason=reason or "Processing failed.",
     )
+
+
+# --- models and cascade configuration ---------------------------------------------------------
+
+DEFAULT_MLLM_BUDGET = 0.2  # a fifth of traffic: above the demo policy's share of hard cases
+
+
+def do_register_model(policy: Policy, *, kind: str, version: str, artifact_path: str, config: dict,
+                      metrics: dict) -> ModelVersion:
+    """Record a trained artifact as a candidate the pipeline can load."""
+    if kind not in ModelVersion.Kind.values:
+        raise ActionError(f"Unknown model kind {kind!r}.", code="unknown_model_kind")
+    if ModelVersion.objects.filter(policy=policy, kind=kind, version=version).exists():
+        raise ActionError(f"{kind} version {version!r} already exists.", code="duplicate_model_version")
+    return ModelVersion.objects.create(policy=policy, kind=kind, version=version, artifact_path=artifact_path,
+                                       config=config, metrics=metrics)
+
+
+def do_activate_models(policy: Policy, *, baseline: ModelVersion | None = None, mllm: ModelVersion | None = None,
+                       actor=None, note: str = "") -> CascadeConfig:
+    """Make these model versions active: a new cascade configuration version that keeps every other
+    setting of the current one. The versions they replace are retired, not deleted."""
+    with transaction.atomic():
+        current = (CascadeConfig.objects.select_for_update().filter(policy=policy, is_active=True).first())
+        latest = CascadeConfig.objects.filter(policy=policy).order_by("-version").values_list("version", flat=True).first()
+        new = CascadeConfig(
+            policy=policy, version=(latest or 0) + 1, is_active=True, created_by=actor, change_note=note,
+            entropy_threshold=current.entropy_threshold if current else None,
+            mllm_budget=current.mllm_budget if current else DEFAULT_MLLM_BUDGET,
+            allow_below=current.allow_below if current else CascadeConfig._meta.get_field("allow_below").default,
+            action_above=current.action_above if current else CascadeConfig._meta.get_field("action_above").default,
+            audit_rate=current.audit_rate if current else CascadeConfig._meta.get_field("audit_rate").default,
+            baseline_version=baseline or (current.baseline_version if current else None),
+            mllm_version=mllm or (current.mllm_version if current else None),
+        )
+        if current:
+            CascadeConfig.objects.filter(pk=current.pk).update(is_active=False)
+        for version in (baseline, mllm):
+            if version is None:
+                continue
+            ModelVersion.objects.filter(policy=policy, kind=version.kind, status=ModelVersion.Status.ACTIVE).exclude(
+                pk=version.pk).update(status=ModelVersion.Status.RETIRED)
+            ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.ACTIVE)
+        new.save()
+    return new

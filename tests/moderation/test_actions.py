@@ -85,3 +85,21 @@ def test_audit_events_are_append_only_in_the_database():
         event.save()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         VideoEvent.objects.filter(pk=event.pk).update(message="rewritten")
+
+
+def test_activating_models_makes_a_new_configuration_version_and_retires_the_old():
+    from moderation.models import CascadeConfig, ModelVersion, Policy
+
+    policy = Policy.objects.get(slug="icd")
+    first = actions.do_register_model(policy, kind="baseline", version="b1", artifact_path="/m/b1", config={}, metrics={})
+    v1 = actions.do_activate_models(policy, baseline=first)
+    assert (v1.version, v1.mllm_budget, v1.baseline_version) == (1, actions.DEFAULT_MLLM_BUDGET, first)
+    CascadeConfig.objects.filter(pk=v1.pk).update(audit_rate=0.1)
+    second = actions.do_register_model(policy, kind="baseline", version="b2", artifact_path="/m/b2", config={}, metrics={})
+    v2 = actions.do_activate_models(policy, baseline=second, note="retrained")
+    assert (v2.version, v2.audit_rate, v2.is_active) == (2, 0.1, True)  # other settings carried over
+    assert list(CascadeConfig.objects.filter(is_active=True)) == [v2]
+    assert ModelVersion.objects.get(pk=first.pk).status == "retired"
+    assert ModelVersion.objects.get(pk=second.pk).status == "active"
+    with pytest.raises(actions.ActionError, match="already exists"):
+        actions.do_register_model(policy, kind="baseline", version="b2", artifact_path="/x", config={}, metrics={})

@@ -1,0 +1,129 @@
+"""`manage.py train baseline|mllm|all`: train on the synthetic policy benchmark, evaluate on its
+test split, register the result as a model version and (with --activate) put it in service.
+
+The data is generated and rendered once into a folder (deterministic by seed) and its features
+are cached, so a second run only trains.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.baseline import BaselineConfig, evaluate_baseline, train_baseline
+from inference.benchmark import GeneratorConfig, build_feature_cache, generate_specs, load_cached, render_dataset
+from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
+from inference.metrics import evaluation_report
+from inference.mllm import MLLMConfig
+from inference.policy import LABELS
+from inference.train_mllm import TrainConfig, train_mllm
+from moderation import actions
+from moderation.models import CascadeConfig, ModelVersion
+
+
+def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
+    """Render the benchmark once (60/20/20 train/val/test) and return its manifest."""
+    manifest = data_dir / "manifest.jsonl"
+    if manifest.exists():
+        return manifest
+    n_val = n_test = max(videos // 5, 4)
+    config = GeneratorConfig(seed=seed, n_train=videos - n_val - n_test, n_val=n_val, n_test=n_test)
+    return render_dataset(generate_specs(config), data_dir, progress=True)
+
+
+def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[tuple[dict, object]]]:
+    cache_dir = manifest.parent / "features"
+    build_feature_cache(manifest, cache_dir, extractor, extractor_version=extractor.version, progress=True)
+    return {
+        split: [(row, features_from_cache_dict(data))
+                for row, data in load_cached(manifest, cache_dir, extractor.version, split=split)]
+        for split in ("train", "val", "test")
+    }
+
+
+def version_name(kind: str) -> str:
+    return f"{kind}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+class Command(BaseCommand):
+    help = "Train the baseline and/or the MLLM on the synthetic policy benchmark and register them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", choices=["baseline", "mllm", "all"])
+        parser.add_argument("--policy", default=None)
+        parser.add_argument("--videos", type=int, default=400, help="Benchmark videos to render (all splits).")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--data", type=Path, default=None, help="Benchmark folder (default under var/bench/).")
+        parser.add_argument("--epochs", type=int, default=3)
+        parser.add_argument("--fusion", choices=["late", "early"], default="late")
+        parser.add_argument("--lora-r", type=int, default=32)
+        parser.add_argument("--lora-alpha", type=int, default=64)
+        parser.add_argument("--activate", action="store_true", help="Put the new versions in service.")
+        parser.add_argument("--if-none-active", action="store_true",
+                            help="Do nothing when the policy already has active models (first-run setup).")
+
+    def handle(self, *args, **options):
+        try:
+            policy = actions.check_policy(options["policy"])
+        except actions.ActionError as error:
+            raise CommandError(error.message) from None
+        if options["if_none_active"] and CascadeConfig.objects.filter(
+                policy=policy, is_active=True, baseline_version__isnull=False).exists():
+            self.stdout.write("Active models exist; nothing to train.")
+            return
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        data_dir = options["data"] or settings.VAR_DIR / "bench" / f"train-{options['videos']}-seed{options['seed']}"
+        manifest = prepare_dataset(data_dir, options["videos"], options["seed"])
+        extractor = FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT)))
+        splits = load_splits(manifest, extractor)
+        self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} videos in {data_dir}")
+
+        trained = {}
+        if options["kind"] in ("baseline", "all"):
+            trained["baseline"] = self.train_baseline(policy, splits)
+        if options["kind"] in ("mllm", "all"):
+            trained["mllm"] = self.train_mllm(policy, splits, options)
+        for version in trained.values():
+            test = version.metrics["test"]
+            self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
+                              f" -> {version.artifact_path}")
+        if options["activate"]:
+            config = actions.do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained)
+            self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
+
+    def train_baseline(self, policy, splits) -> ModelVersion:
+        def rows(split):
+            return [(f.caption, f.frames, f.audio, row["label"]) for row, f in splits[split]]
+
+        model = train_baseline(rows("train"), rows("val"), BaselineConfig(), progress=True)
+        kinds = [row["kind"] for row, _ in splits["test"]]
+        metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds)}
+        version = version_name("baseline")
+        folder = Path(settings.COEFVQ_MODEL_DIR) / "baseline" / version
+        model.save(folder)
+        return actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
+                                         config={"temperature": float(model.temperature_)}, metrics=metrics)
+
+    def train_mllm(self, policy, splits, options) -> ModelVersion:
+        def items(split):
+            return [(f, row["label"]) for row, f in splits[split]]
+
+        version = version_name("mllm")
+        folder = Path(settings.COEFVQ_MODEL_DIR) / "mllm" / version
+        model_config = MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT), fusion=options["fusion"],
+                                  lora_r=options["lora_r"], lora_alpha=options["lora_alpha"])
+        result = train_mllm(items("train"), items("val"), model_config, TrainConfig(epochs=options["epochs"]),
+                            out_dir=folder, progress=True)
+        test = splits["test"]
+        outputs = result.model.predict([f for _, f in test])
+        probs = np.array([[o.probabilities[label] for label in LABELS] for o in outputs])  # (N, K)
+        metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
+                                             kinds=[row["kind"] for row, _ in test]),
+                   "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch}
+        return actions.do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
+                                         config=model_config.to_dict(), metrics=metrics)
