@@ -79,7 +79,10 @@ class Command(BaseCommand):
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
         data_dir = options["data"] or settings.VAR_DIR / "bench" / f"train-{options['videos']}-seed{options['seed']}"
         manifest = prepare_dataset(data_dir, options["videos"], options["seed"])
-        extractor = FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT)))
+        # Greedy Whisper decoding for training data: several times faster than beam 5 on a CPU
+        # for a few points of word accuracy (the benchmark uses the same setting).
+        extractor = FeatureExtractor(FeatureExtractorConfig(
+            whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT), beam_size=1))
         splits = load_splits(manifest, extractor)
         self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} videos in {data_dir}")
 
