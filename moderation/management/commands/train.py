@@ -7,6 +7,7 @@ are cached, so a second run only trains.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.baseline import BaselineConfig, evaluate_baseline, train_baseline
-from inference.benchmark import GeneratorConfig, build_feature_cache, generate_specs, load_cached, render_dataset
+from inference.benchmark import (GeneratorConfig, build_feature_cache, generate_specs, load_cached, load_manifest,
+                                 render_dataset)
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
@@ -26,14 +28,21 @@ from moderation import actions
 from moderation.models import CascadeConfig, ModelVersion
 
 
+DEMO_MANIFEST = "demo.jsonl"
+
+
 def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
-    """Render the benchmark once (60/20/20 train/val/test) and return its manifest."""
+    """Render the benchmark once (60/20/20 train/val/test) and return its manifest. The test
+    split also goes into demo.jsonl, an `ingest --manifest` file of videos no model trained on."""
     manifest = data_dir / "manifest.jsonl"
-    if manifest.exists():
-        return manifest
-    n_val = n_test = max(videos // 5, 4)
-    config = GeneratorConfig(seed=seed, n_train=videos - n_val - n_test, n_val=n_val, n_test=n_test)
-    return render_dataset(generate_specs(config), data_dir, progress=True)
+    if not manifest.exists():
+        n_val = n_test = max(videos // 5, 4)
+        config = GeneratorConfig(seed=seed, n_train=videos - n_val - n_test, n_val=n_val, n_test=n_test)
+        manifest = render_dataset(generate_specs(config), data_dir, progress=True)
+    demo = [json.dumps({"path": row["path"], "caption": row["caption"]})
+            for row in load_manifest(manifest) if row["split"] == "test"]
+    (data_dir / DEMO_MANIFEST).write_text("\n".join(demo) + "\n")
+    return manifest
 
 
 def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[tuple[dict, object]]]:
@@ -58,7 +67,8 @@ class Command(BaseCommand):
         parser.add_argument("--policy", default=None)
         parser.add_argument("--videos", type=int, default=400, help="Benchmark videos to render (all splits).")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--data", type=Path, default=None, help="Benchmark folder (default under var/bench/).")
+        parser.add_argument("--data", type=Path, default=None,
+                            help="Benchmark folder (default var/bench/train-VIDEOS-seedSEED).")
         parser.add_argument("--epochs", type=int, default=3)
         parser.add_argument("--fusion", choices=["late", "early"], default="late")
         parser.add_argument("--lora-r", type=int, default=32)
