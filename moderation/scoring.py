@@ -97,18 +97,21 @@ def score_baseline(video_id: int) -> None:
         prediction = _store_prediction(video, Prediction.Stage.BASELINE, config.baseline_version, config,
                                        probabilities=output.probs, label=output.label, entropy=output.entropy,
                                        compute_ms=elapsed_ms)
-        RoutingDecision.objects.get_or_create(
+        # A re-run keeps the routing first decided, even if the threshold has moved since.
+        routing, _ = RoutingDecision.objects.get_or_create(
             baseline_prediction=prediction,
             defaults=dict(video=video, cascade_config=config, entropy=output.entropy, threshold=threshold,
                           routed_to_mllm=to_mllm, forced_route="" if forced_route == "auto" else forced_route),
         )
-        if to_mllm:
+        why = (f"Entropy {routing.entropy:.3f}, threshold {routing.threshold:.3f}"
+               + (f", route forced to {routing.forced_route}" if routing.forced_route else "") + ".")
+        if routing.routed_to_mllm:
             if actions.do_transition(video_id, expected=[Video.State.SCORING], to_state=Video.State.AWAITING_MLLM,
-                                     attempts=0, message=f"Entropy {output.entropy:.3f} vs threshold {threshold:.3f}: to the MLLM."):
+                                     attempts=0, message=f"{why} To the MLLM."):
                 transaction.on_commit(lambda: enqueue_mllm(video_id))
         else:
             _decide(video, config, output.probs, decided_by=Prediction.Stage.BASELINE, expected=Video.State.SCORING,
-                    why=f"Entropy {output.entropy:.3f} below threshold {threshold:.3f}.")
+                    why=why)
 
 
 def enqueue_mllm(video_id: int) -> None:
