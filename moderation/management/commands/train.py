@@ -55,6 +55,13 @@ def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[t
     }
 
 
+def extractor_for_training() -> FeatureExtractor:
+    # Greedy Whisper decoding for benchmark data: several times faster than beam 5 on a CPU for
+    # a few points of word accuracy (bench/run_cascade.py uses the same setting).
+    return FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
+                                                   beam_size=1))
+
+
 def version_name(kind: str) -> str:
     return f"{kind}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
 
@@ -89,11 +96,7 @@ class Command(BaseCommand):
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
         data_dir = options["data"] or settings.VAR_DIR / "bench" / f"train-{options['videos']}-seed{options['seed']}"
         manifest = prepare_dataset(data_dir, options["videos"], options["seed"])
-        # Greedy Whisper decoding for training data: several times faster than beam 5 on a CPU
-        # for a few points of word accuracy (the benchmark uses the same setting).
-        extractor = FeatureExtractor(FeatureExtractorConfig(
-            whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT), beam_size=1))
-        splits = load_splits(manifest, extractor)
+        splits = load_splits(manifest, extractor_for_training())
         self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} videos in {data_dir}")
 
         trained = {}
