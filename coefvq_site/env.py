@@ -41,30 +41,25 @@ def env_bool(name: str, default: bool | object = _MISSING) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no).")
 
 
-def env_int(name: str, default: int | object = _MISSING, *, minimum: int | None = None) -> int:
+def _number(name: str, default, parse, kind: str, minimum):
     value = _raw(name, default)
     if value is None:
         return default
     try:
-        number = int(value)
+        number = parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+        raise ImproperlyConfigured(f"{name}={value!r} is not {kind}.") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}.")
     return number
+
+
+def env_int(name: str, default: int | object = _MISSING, *, minimum: int | None = None) -> int:
+    return _number(name, default, int, "an integer", minimum)
 
 
 def env_float(name: str, default: float | object = _MISSING, *, minimum: float | None = None) -> float:
-    value = _raw(name, default)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
-    if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}.")
-    return number
+    return _number(name, default, float, "a number", minimum)
 
 
 def env_list(name: str, default: list[str] | object = _MISSING) -> list[str]:

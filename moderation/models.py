@@ -51,6 +51,16 @@ class Video(models.Model):
 
     TERMINAL_STATES = (State.DECIDED, State.FAILED)
 
+    class Route(models.TextChoices):
+        AUTO = "auto", "Entropy router"
+        BASELINE = "baseline", "Forced: baseline only"
+        MLLM = "mllm", "Forced: multimodal LLM"
+
+    class Decision(models.TextChoices):
+        AUTO_ALLOW = "auto_allow", "Allowed automatically"
+        AUTO_ACTION = "auto_action", "Actioned automatically"
+        HUMAN_REVIEW = "human_review", "Sent to human review"
+
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="videos")
     file = models.FileField(upload_to=video_upload_path, max_length=300)
     original_filename = models.CharField(max_length=255)
@@ -70,16 +80,6 @@ class Video(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_reason = models.TextField(blank=True, help_text="Why processing failed, in words a moderator understands.")
-
-    class Route(models.TextChoices):
-        AUTO = "auto", "Entropy router"
-        BASELINE = "baseline", "Forced: baseline only"
-        MLLM = "mllm", "Forced: multimodal LLM"
-
-    class Decision(models.TextChoices):
-        AUTO_ALLOW = "auto_allow", "Allowed automatically"
-        AUTO_ACTION = "auto_action", "Actioned automatically"
-        HUMAN_REVIEW = "human_review", "Sent to human review"
 
     # Filled by the cascade.
     route = models.CharField(max_length=8, choices=Route.choices, default=Route.AUTO)
