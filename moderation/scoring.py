@@ -19,7 +19,7 @@ from inference.mllm import MultimodalClassifier
 from inference.types import OcrLine, TranscriptSegment, VideoFeatures
 
 from . import actions, pipeline
-from .models import CascadeConfig, ModelVersion, Prediction, RoutingDecision, Video
+from .models import CascadeConfig, ModelVersion, Prediction, ReviewTask, RoutingDecision, Video
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,14 @@ def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided
     decision = bands.decide(p_violation)
     audited = decision != "human_review" and audit_sample(video.sha256, config.audit_rate, salt=video.policy.slug)
     label = max(probabilities, key=probabilities.get)
-    actions.do_transition(
+    needs_review = decision == "human_review" or audited
+    decided = actions.do_transition(
         video.pk, expected=[expected], to_state=Video.State.DECIDED,
         message=f"{why} P(violation) {p_violation:.2f}: {decision}{' (audit sample)' if audited else ''}.",
         data={"decision": decision, "audit": audited, "p_violation": p_violation},
-        attempts=0, final_label=label, decided_by=decided_by, decision=decision, needs_review=decision == "human_review" or audited,
+        attempts=0, final_label=label, decided_by=decided_by, decision=decision, needs_review=needs_review,
     )
+    if decided and needs_review:
+        reason = ReviewTask.Reason.AUDIT if audited else ReviewTask.Reason.REVIEW_BAND
+        actions.do_open_review(video, reason=reason, model_label=label, probabilities=probabilities,
+                               p_violation=p_violation)
