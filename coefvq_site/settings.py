@@ -178,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.tasks.reconcile_stuck_videos",
         "schedule": float(COEFVQ_RECONCILE_EVERY_S),
     },
+    "release-expired-review-claims": {
+        "task": "moderation.tasks.release_expired_review_claims",
+        "schedule": float(COEFVQ_RECONCILE_EVERY_S),
+    },
 }
 
 # --- Review queue -------------------------------------------------------------------------------
@@ -185,6 +189,9 @@ CELERY_BEAT_SCHEDULE = {
 COEFVQ_REVIEW_LEASE_S = env_int("COEFVQ_REVIEW_LEASE_S", 10 * 60, minimum=10)
 # The most urgent item (priority 1) is served as if it had waited this many hours longer.
 COEFVQ_REVIEW_PRIORITY_HEADSTART_H = env_float("COEFVQ_REVIEW_PRIORITY_HEADSTART_H", 24.0, minimum=0.0)
+# Without REDIS_URL the channel layer lives inside the web process and never hears the workers;
+# open queue pages are then told of new review tasks by a look at the database this often.
+COEFVQ_QUEUE_WATCH_S = env_float("COEFVQ_QUEUE_WATCH_S", 5.0, minimum=0.5)
 
 # --- Models -------------------------------------------------------------------------------------
 COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")

@@ -9,6 +9,8 @@ from moderation import api, views
 
 router = DefaultRouter()
 router.register("videos", api.VideoViewSet, basename="api-video")
+router.register("review-tasks", api.ReviewTaskViewSet, basename="api-review-task")
+router.register("reviews", api.ReviewViewSet, basename="api-review")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,6 +18,12 @@ urlpatterns = [
     path("videos/", views.video_list, name="video-list"),
     path("videos/<int:pk>/", views.video_detail, name="video-detail"),
     path("videos/<int:pk>/frames/<int:index>.jpg", views.video_frame, name="video-frame"),
+    path("videos/<int:pk>/media", views.video_media, name="video-media"),
+    path("queue/", views.review_queue, name="review-queue"),
+    path("queue/claim/", views.claim_next, name="claim-next"),
+    path("review/<int:task_id>/", views.review, name="review"),
+    path("review/<int:task_id>/decide/", views.review_decide, name="review-decide"),
+    path("review/<int:task_id>/skip/", views.review_skip, name="review-skip"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

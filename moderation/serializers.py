@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from .models import MediaFacts, OcrLine, Prediction, TranscriptSegment, Video
+from .models import MediaFacts, OcrLine, Prediction, Review, ReviewTask, TranscriptSegment, Video
 
 
 class MediaFactsSerializer(serializers.ModelSerializer):
@@ -71,3 +71,45 @@ class VideoUploadSerializer(serializers.Serializer):
         if upload.size > settings.COEFVQ_UPLOAD_HARD_MAX_BYTES:
             raise serializers.ValidationError("The file is too large to accept.")
         return upload
+
+
+class ReviewTaskSerializer(serializers.ModelSerializer):
+    claimed_by = serializers.StringRelatedField()
+    video = VideoSummarySerializer(read_only=True)
+
+    class Meta:
+        model = ReviewTask
+        fields = ["id", "video", "reason", "status", "priority", "due_at", "model_label", "p_violation",
+                  "claimed_by", "claimed_at", "claim_expires_at", "created_at", "completed_at"]
+        read_only_fields = fields
+
+
+class ClaimSerializer(ReviewTaskSerializer):
+    """A claimed task, with the token that proves the claim when deciding or skipping."""
+
+    class Meta(ReviewTaskSerializer.Meta):
+        fields = ReviewTaskSerializer.Meta.fields + ["claim_token"]
+        read_only_fields = fields
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    claim_token = serializers.UUIDField()
+    label = serializers.CharField(max_length=40, help_text="One of the policy's labels.")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class ReviewSkipSerializer(serializers.Serializer):
+    claim_token = serializers.UUIDField()
+    reason = serializers.CharField(max_length=500)
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    """A labeled example with its provenance: who decided, when, and whether the model agreed."""
+
+    reviewer = serializers.StringRelatedField()
+
+    class Meta:
+        model = Review
+        fields = ["id", "task", "video", "reviewer", "label", "note", "model_label", "model_decided_by",
+                  "disagrees_with_model", "seconds_spent", "created_at"]
+        read_only_fields = fields

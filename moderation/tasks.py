@@ -16,7 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from . import pipeline, scoring
+from . import actions, pipeline, scoring
 from .models import Video
 
 log = logging.getLogger(__name__)
@@ -73,3 +73,9 @@ def reconcile_stuck_videos() -> int:
     if count:
         log.warning("Re-enqueued %d stuck videos", count)
     return count
+
+
+@shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=10)
+def release_expired_review_claims() -> int:
+    """Free review claims whose lease ran out, so live queue pages show them as free again."""
+    return actions.do_release_expired_claims()

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from inference.baseline import train_baseline
 from inference.mllm import MLLMConfig, MultimodalClassifier
 from moderation import actions, pipeline, scoring
-from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, RoutingDecision, Video
+from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, ReviewTask, RoutingDecision, Video
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +125,19 @@ def test_ingest_json_carries_the_cascade_fields(cascade, silent_clip, capsys):
     assert record["decided_by"] == "baseline" and record["final_label"] == "drugs"
     assert record["entropy"] >= 0 and set(record["probabilities"]) == {"ok", "scam", "drugs", "weapons"}
     assert record["routed_to_mllm"] is False and record["rationale"] is None
+
+
+def test_unsure_decisions_and_audit_samples_reach_the_review_queue(cascade, silent_clip, speech_text_clip):
+    # Everything is in the review band.
+    CascadeConfig.objects.filter(pk=cascade.pk).update(allow_below=0.0, action_above=1.0)
+    unsure = ingest_inline(silent_clip, "my cat sleeping in the sun")
+    assert unsure.decision == "human_review" and unsure.needs_review
+    task = ReviewTask.objects.get(video=unsure)
+    assert (task.reason, task.status, task.model_label) == ("review_band", "open", unsure.final_label)
+    # Nothing is in the band, and every automatic decision is audited.
+    CascadeConfig.objects.filter(pk=cascade.pk).update(allow_below=0.5, action_above=0.5, audit_rate=1.0)
+    audited = ingest_inline(speech_text_clip, "selling pistols and ammo cheap", route="baseline")
+    assert audited.decision in ("auto_allow", "auto_action")
+    assert ReviewTask.objects.get(video=audited).reason == "audit"
+    scoring.score_baseline(audited.pk)  # a re-run opens no second task
+    assert ReviewTask.objects.filter(video=audited).count() == 1
