@@ -5,9 +5,12 @@ truth on its next load, so a channel-layer outage never fails a review."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db.models import Max
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +28,40 @@ def queue_changed(event: str, task_id: int) -> None:
         async_to_sync(layer.group_send)(QUEUE_GROUP, {"type": "queue.changed", "event": event, "task": task_id})
     except Exception:  # noqa: BLE001 - see the module docstring
         log.warning("Could not publish queue change %s for task %s", event, task_id, exc_info=True)
+
+
+def layer_spans_processes(layer) -> bool:
+    """Whether a message published by a Celery worker reaches the web process through `layer`.
+    The embedded default's in-memory layer lives inside one process, so it does not."""
+    return not isinstance(layer, InMemoryChannelLayer)
+
+
+class QueueWatch:
+    """The queue changes that other processes made, read from the database, for a web process
+    whose channel layer cannot hear them (the embedded default: workers open review tasks in
+    processes of their own).
+
+    It looks only for what the web process cannot publish itself: tasks opened since the last
+    look, and claims whose lease ran out since then. The embedded default's SQLite serialises
+    writes, so task ids commit in order and a cursor on the id misses none.
+    """
+
+    def __init__(self) -> None:
+        from .models import ReviewTask  # models import nothing from here; keep it that way
+
+        self._tasks = ReviewTask.objects
+        self._open = ReviewTask.Status.OPEN
+        self.last_task_id: int = self._tasks.aggregate(last=Max("pk"))["last"] or 0
+        self.checked_at: datetime = timezone.now()
+
+    def changes(self) -> list[tuple[str, int]]:
+        """(event, task id) for each change since the last call."""
+        now = timezone.now()
+        opened = list(self._tasks.filter(pk__gt=self.last_task_id, status=self._open)
+                      .order_by("pk").values_list("pk", flat=True))
+        lapsed = list(self._tasks.filter(status=self._open, claim_expires_at__gt=self.checked_at,
+                                         claim_expires_at__lte=now)
+                      .order_by("claim_expires_at").values_list("pk", flat=True))
+        self.last_task_id = max([self.last_task_id, *opened])
+        self.checked_at = now
+        return [("added", pk) for pk in opened] + [("released", pk) for pk in lapsed]

@@ -1,3 +1,9 @@
 """WebSocket routes (Channels)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import QueueConsumer
+
+websocket_urlpatterns = [
+    path("ws/queue/", QueueConsumer.as_asgi(), name="ws-queue"),
+]
