@@ -264,6 +264,9 @@ def do_fail(video_id: int, *, reason: str, code: str, expected: Iterable[str] | 
 # --- models and cascade configuration ---------------------------------------------------------
 
 DEFAULT_MLLM_BUDGET = 0.2  # a fifth of traffic: above the demo policy's share of hard cases
+# The settings of a cascade configuration an admin tunes; a new version starts from the current ones.
+CONFIG_SETTINGS = ("entropy_threshold", "mllm_budget", "allow_below", "action_above", "audit_rate",
+                   "promotion_margin", "retrain_min_labels")
 
 
 def do_register_model(policy: Policy, *, kind: str, version: str, artifact_path: str, config: dict,
@@ -284,13 +287,9 @@ def do_activate_models(policy: Policy, *, baseline: ModelVersion | None = None, 
     with transaction.atomic():
         current = (CascadeConfig.objects.select_for_update().filter(policy=policy, is_active=True).first())
         latest = CascadeConfig.objects.filter(policy=policy).order_by("-version").values_list("version", flat=True).first()
+        kept = {name: getattr(current, name) for name in CONFIG_SETTINGS} if current else {"mllm_budget": DEFAULT_MLLM_BUDGET}
         new = CascadeConfig(
-            policy=policy, version=(latest or 0) + 1, is_active=True, created_by=actor, change_note=note,
-            entropy_threshold=current.entropy_threshold if current else None,
-            mllm_budget=current.mllm_budget if current else DEFAULT_MLLM_BUDGET,
-            allow_below=current.allow_below if current else CascadeConfig._meta.get_field("allow_below").default,
-            action_above=current.action_above if current else CascadeConfig._meta.get_field("action_above").default,
-            audit_rate=current.audit_rate if current else CascadeConfig._meta.get_field("audit_rate").default,
+            policy=policy, version=(latest or 0) + 1, is_active=True, created_by=actor, change_note=note, **kept,
             baseline_version=baseline or (current.baseline_version if current else None),
             mllm_version=mllm or (current.mllm_version if current else None),
         )

@@ -240,6 +240,10 @@ class CascadeConfig(models.Model):
     allow_below = models.FloatField(default=0.2, help_text="Auto-allow when P(violation) is below this.")
     action_above = models.FloatField(default=0.9, help_text="Auto-action when P(violation) is above this.")
     audit_rate = models.FloatField(default=0.02, help_text="Share of automatic decisions sent to human audit.")
+    promotion_margin = models.FloatField(
+        default=0.01, help_text="A retrained model replaces the active one only if its gold-set F1 is higher by this much.")
+    retrain_min_labels = models.PositiveIntegerField(
+        default=50, help_text="The scheduled retraining runs once this many new reviewer labels exist.")
     baseline_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     mllm_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField(default=False)
@@ -264,6 +268,8 @@ class CascadeConfig(models.Model):
                 name="bands_ordered",
             ),
             models.CheckConstraint(condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="audit_rate_is_a_fraction"),
+            models.CheckConstraint(condition=Q(promotion_margin__gte=-1) & Q(promotion_margin__lte=1),
+                                   name="promotion_margin_in_range"),
         ]
 
     def __str__(self) -> str:
@@ -392,3 +398,55 @@ class ReviewSkip(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["reviewer", "task"])]
+
+
+class TrainingRun(models.Model):
+    """One retraining from reviewer labels: what it learned from, what it produced, and whether
+    the promotion gate let the new models in. A failed run changes nothing that is active."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PROMOTED = "promoted", "Finished: promoted"
+        REFUSED = "refused", "Finished: kept the active models"
+        FAILED = "failed", "Failed"
+
+    FINISHED = (Status.PROMOTED, Status.REFUSED, Status.FAILED)
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        BUTTON = "button", "Admin button"
+        COMMAND = "command", "Command line"
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="training_runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    step = models.CharField(max_length=200, blank=True, help_text="What the run is doing now.")
+    labels_since = models.DateTimeField(null=True, blank=True, help_text="Reviewer labels after this were new.")
+    labels_until = models.DateTimeField(null=True, blank=True)
+    new_labels = models.PositiveIntegerField(default=0)
+    train_examples = models.PositiveIntegerField(default=0)
+    gold_examples = models.PositiveIntegerField(default=0)
+    baseline_candidate = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+")
+    mllm_candidate = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Gold-set metrics of the active and new models.")
+    decision = models.TextField(blank=True, help_text="Why the gate promoted or refused.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two retrainings of one policy at once would race to promote.
+            models.UniqueConstraint(fields=["policy"], condition=Q(status__in=["queued", "running"]),
+                                    name="one_unfinished_training_run_per_policy"),
+        ]
+
+    def __str__(self) -> str:
+        return f"training run #{self.pk} ({self.get_status_display()})"
