@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import actions, roles
+from . import actions, byte_ranges, roles, workspace
 from .forms import UploadForm
-from .models import Video
+from .models import ReviewTask, Video
 
 
 def _visible_videos(user):
@@ -73,10 +76,121 @@ def video_detail(request, pk: int):
     return render(request, "moderation/video_detail.html", {"video": video, "media": getattr(video, "media", None)})
 
 
+def _viewable_video(user, pk: int) -> Video:
+    video = get_object_or_404(Video, pk=pk)
+    if not (roles.can_see_all_videos(user) or video.uploader_id == user.pk):
+        raise PermissionDenied
+    return video
+
+
 @login_required
 def video_frame(request, pk: int, index: int):
-    video = get_object_or_404(Video, pk=pk)
-    if not (roles.can_see_all_videos(request.user) or video.uploader_id == request.user.pk):
-        raise PermissionDenied
+    video = _viewable_video(request.user, pk)
     frame = get_object_or_404(video.frames, index=index)
     return FileResponse(frame.image.open("rb"), content_type="image/jpeg")
+
+
+@login_required
+@require_GET
+def video_media(request, pk: int):
+    """The uploaded file itself, with byte ranges so the player can seek."""
+    video = _viewable_video(request.user, pk)
+    path = Path(video.file.path)
+    if not path.is_file():
+        raise Http404("The video's file is missing.")
+    # The stored file is content-addressed, so its hash is a strong validator.
+    return byte_ranges.ranged_file_response(request, path, etag=f'"{video.sha256}"')
+
+
+# --- reviewer workspace --------------------------------------------------------------------------
+
+
+def _require_reviewer(user) -> None:
+    if not roles.has_role(user, *roles.ROLES):
+        raise PermissionDenied("Only reviewers, leads and admins can open the review queue.")
+
+
+@login_required
+@require_GET
+def review_queue(request):
+    _require_reviewer(request.user)
+    reason = request.GET.get("reason", "")
+    page = Paginator(workspace.open_tasks(reason), workspace.QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "reason": reason, "reasons": ReviewTask.Reason.choices, "now": timezone.now()}
+    # The live queue page swaps in just the table when the queue changes.
+    template = "moderation/_queue_table.html" if request.GET.get("fragment") else "moderation/queue.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def claim_next(request):
+    try:
+        task = actions.do_claim_next(request.user)
+    except actions.ActionError as error:
+        return _refused(request, error)
+    if task is None:
+        messages.info(request, "The queue is empty: nothing to review right now.")
+        return redirect("review-queue")
+    return redirect("review", task_id=task.pk)
+
+
+@login_required
+@require_GET
+def review(request, task_id: int):
+    _require_reviewer(request.user)
+    task = get_object_or_404(ReviewTask.objects.select_related("claimed_by"), pk=task_id)
+    holds_claim = workspace.holds_claim(task, request.user)
+    if not holds_claim and not roles.has_role(request.user, roles.LEAD, roles.ADMIN):
+        return render(request, "moderation/review_closed.html", {"task": task, "message": _why_closed(task)},
+                      status=403)
+    context = workspace.review_context(task)
+    context["read_only"] = not holds_claim
+    return render(request, "moderation/review.html", context)
+
+
+def _why_closed(task: ReviewTask) -> str:
+    if task.status == ReviewTask.Status.DONE:
+        return "This video was already reviewed."
+    return "You do not hold the claim on this video, so you cannot review it. Claim the next item from the queue."
+
+
+@login_required
+@require_POST
+def review_decide(request, task_id: int):
+    try:
+        review = actions.do_submit_review(task_id, request.user, claim_token=request.POST.get("claim_token", ""),
+                                          label=request.POST.get("label", ""), note=request.POST.get("note", ""))
+    except actions.ActionError as error:
+        return _refused(request, error, task_id=task_id)
+    messages.success(request, f"Saved: video #{review.video_id} is {review.label}.")
+    return _to_next_item(request)
+
+
+@login_required
+@require_POST
+def review_skip(request, task_id: int):
+    try:
+        actions.do_skip_review(task_id, request.user, claim_token=request.POST.get("claim_token", ""),
+                               reason=request.POST.get("reason", ""))
+    except actions.ActionError as error:
+        return _refused(request, error, task_id=task_id)
+    messages.info(request, "Skipped; the video went back to the queue for someone else.")
+    return _to_next_item(request)
+
+
+def _to_next_item(request):
+    task = actions.do_claim_next(request.user)
+    if task is None:
+        messages.info(request, "All done: the queue is empty.")
+        return redirect("review-queue")
+    return redirect("review", task_id=task.pk)
+
+
+def _refused(request, error: actions.ActionError, *, task_id: int | None = None):
+    """A bad field (400) sends the reviewer back to the item, which they still hold; a lost claim,
+    a finished task or a missing role ends on a page that says so, with nothing written."""
+    if error.status == 400 and task_id is not None:
+        messages.error(request, error.message)
+        return redirect("review", task_id=task_id)
+    return render(request, "moderation/review_closed.html", {"message": error.message}, status=error.status)
