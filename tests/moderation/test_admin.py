@@ -1,0 +1,149 @@
+"""The admin as an admin uses it: configuration versions with validation and history, the
+what-if panel's numbers, and promotion and roll-back of model versions."""
+
+import pytest
+from django.utils import timezone
+
+from moderation import actions
+from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, Video
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = "/admin/moderation/cascadeconfig/add/"
+WHATIF_URL = "/admin/moderation/cascadeconfig/what-if/"
+
+
+@pytest.fixture
+def policy():
+    return Policy.objects.get(slug="icd")
+
+
+@pytest.fixture
+def models(policy):
+    baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", artifact_path="b1",
+                                           metrics={"f1": 0.8})
+    mllm = ModelVersion.objects.create(policy=policy, kind="mllm", version="m1", artifact_path="m1")
+    actions.do_activate_models(policy, baseline=baseline, mllm=mllm, note="first models")
+    return baseline, mllm
+
+
+def form_data(policy, **overrides):
+    data = {"policy": policy.pk, "entropy_threshold": "", "mllm_budget": "0.1", "allow_below": "0.2",
+            "action_above": "0.9", "audit_rate": "0.02", "promotion_margin": "0.01", "retrain_min_labels": "50",
+            "baseline_version": "", "mllm_version": "", "change_note": "tighter budget"}
+    return {**data, **overrides}
+
+
+def test_a_change_is_a_new_version_with_who_and_why(admin_client, admin_user, policy, models):
+    before = CascadeConfig.objects.get(is_active=True)
+    response = admin_client.post(ADD_URL, form_data(policy, baseline_version=models[0].pk, mllm_version=models[1].pk))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    after = CascadeConfig.objects.get(is_active=True)
+    assert after.version == before.version + 1 and after.mllm_budget == 0.1
+    assert (after.created_by, after.change_note) == (admin_user, "tighter budget")
+    assert not CascadeConfig.objects.get(pk=before.pk).is_active, "the old version stays as history"
+    assert actions.config_changes(after) == {"mllm_budget": (0.2, 0.1)}
+    listing = admin_client.get("/admin/moderation/cascadeconfig/").content.decode()
+    assert "mllm_budget: 0.2 → 0.1" in listing
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"mllm_budget": "1.5"}, "mllm_budget must be a fraction"),
+    ({"entropy_threshold": "0.5"}, "either an entropy threshold or an MLLM budget"),
+    ({"allow_below": "0.95"}, "review band would be negative"),
+    ({"audit_rate": "-0.1"}, "audit_rate must be a fraction"),
+    ({"mllm_budget": "lots"}, "Enter a number"),
+    ({"change_note": ""}, "This field is required"),
+])
+def test_nonsense_values_get_a_clear_error_and_change_nothing(admin_client, policy, models, overrides, message):
+    count = CascadeConfig.objects.count()
+    response = admin_client.post(ADD_URL, form_data(policy, **overrides))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert CascadeConfig.objects.count() == count
+
+
+def test_versions_cannot_be_edited_or_deleted(admin_client, models):
+    config = CascadeConfig.objects.get(is_active=True)
+    admin_client.post(f"/admin/moderation/cascadeconfig/{config.pk}/change/", {"audit_rate": "0.5"})
+    admin_client.post(f"/admin/moderation/cascadeconfig/{config.pk}/delete/", {"post": "yes"})
+    config.refresh_from_db()
+    assert config.audit_rate == 0.02 and config.is_active
+
+
+def build_traffic(policy, models, n=100, labeled=40):
+    """n baseline-scored videos with entropies 0.01 .. 1.0; the top 30% also MLLM-scored.
+    The baseline says ok everywhere; the MLLM says scam. Labeled: the MLLM is right on the
+    uncertain half of them."""
+    baseline, mllm = models
+    now = timezone.now()
+    videos = Video.objects.bulk_create(
+        Video(policy=policy, file=f"v/{i}.mp4", original_filename=f"{i}.mp4", sha256=f"{i:064d}", size_bytes=1,
+              source="cli", state="decided", state_changed_at=now) for i in range(n))
+    for i, video in enumerate(videos):
+        entropy = (i + 1) / n
+        Prediction.objects.create(video=video, stage="baseline", model_version=baseline, entropy=entropy, label="ok",
+                                  probabilities={"ok": 0.7, "scam": 0.3, "drugs": 0.0, "weapons": 0.0})
+        if entropy > 0.7 or i < labeled:
+            Prediction.objects.create(video=video, stage="mllm", model_version=mllm, entropy=0.2, label="scam",
+                                      probabilities={"ok": 0.05, "scam": 0.95, "drugs": 0.0, "weapons": 0.0})
+    return videos
+
+
+def label(videos, user, truth):
+    for video, value in zip(videos, truth):
+        task = ReviewTask.objects.create(video=video, policy=video.policy, reason="review_band", priority=0.5,
+                                         due_at=timezone.now(), model_label="ok", p_violation=0.3, status="done")
+        Review.objects.create(task=task, video=video, reviewer=user, label=value, model_label="ok",
+                              model_decided_by="baseline", disagrees_with_model=value != "ok", seconds_spent=3)
+
+
+def test_what_if_projects_call_rate_reviews_and_quality(admin_client, admin_user, policy, models):
+    videos = build_traffic(policy, models)
+    # Labeled videos 0..39 have entropies 0.01..0.40: the first 20 are ok, the rest scam.
+    label(videos[:40], admin_user, ["ok"] * 20 + ["scam"] * 20)
+    query = {"policy": policy.pk, "mllm_budget": "0.25", "allow_below": "0.2", "action_above": "0.9",
+             "audit_rate": "0.1"}
+    data = admin_client.get(WHATIF_URL, query).json()
+    candidate = data["candidate"]
+    assert candidate["mllm_call_rate"] == pytest.approx(0.25)
+    assert candidate["threshold"] == pytest.approx(0.76)
+    # Routed videos with an MLLM score are auto-actioned (P 0.95), the rest sit in the review band (P 0.3).
+    assert candidate["review_rate"] == pytest.approx(0.75 + 0.25 * 0.1)
+    assert candidate["labeled"] == 40 and candidate["quality"]["f1"] == 0.0, "no labeled video is routed at 25%"
+    assert data["active"]["mllm_call_rate"] == pytest.approx(0.2)
+    # Routing the uncertain labeled half (entropy >= 0.21) to the MLLM gets every scam right.
+    routed = admin_client.get(WHATIF_URL, {**query, "mllm_budget": "", "entropy_threshold": "0.205"}).json()
+    assert routed["candidate"]["quality"]["f1"] == pytest.approx(1.0)
+    assert routed["candidate"]["mllm_call_rate"] == pytest.approx(0.8)
+
+
+def test_what_if_refuses_bad_values_and_non_admins(admin_client, client, reviewer, policy):
+    bad = admin_client.get(WHATIF_URL, {"policy": policy.pk, "mllm_budget": "2"})
+    assert bad.status_code == 400 and "fraction" in bad.json()["detail"]
+    nan = admin_client.get(WHATIF_URL, {"policy": policy.pk, "mllm_budget": "nan"})
+    assert nan.status_code == 400
+    client.force_login(reviewer)
+    assert client.get(WHATIF_URL, {"policy": policy.pk, "mllm_budget": "0.1"}).status_code == 302
+
+
+def test_promote_then_roll_back(admin_client, policy, models):
+    first = models[0]
+    second = ModelVersion.objects.create(policy=policy, kind="baseline", version="b2", artifact_path="b2")
+    url = "/admin/moderation/modelversion/"
+    admin_client.post(url, {"action": "promote", "_selected_action": [second.pk]})
+    assert CascadeConfig.objects.get(is_active=True).baseline_version == second
+    first.refresh_from_db()
+    assert first.status == "retired"
+    admin_client.post(url, {"action": "roll_back", "_selected_action": [second.pk]})
+    assert CascadeConfig.objects.get(is_active=True).baseline_version == first
+    assert ModelVersion.objects.get(pk=second.pk).status == "retired"
+    assert CascadeConfig.objects.get(is_active=True).mllm_version == models[1], "the other stage is untouched"
+
+
+def test_policy_labels_are_validated(admin_client):
+    response = admin_client.post("/admin/moderation/policy/add/", {
+        "name": "Spam", "slug": "spam", "description": "", "labels": '["spam"]', "violating_labels": '["spam"]',
+        "severity": "{}"})
+    assert response.status_code == 200 and "include &quot;ok&quot;" in response.content.decode()
+    assert not Policy.objects.filter(slug="spam").exists()
