@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.utils import timezone
 
 from moderation import actions
@@ -13,7 +15,7 @@ def decided_video(name: str, *, label: str = "ok", p_violation: float = 0.5, vio
     """A video the cascade decided with `label`, put in the queue the way the pipeline does."""
     policy = Policy.objects.get(slug="icd")
     video = Video.objects.create(
-        policy=policy, file=f"videos/{name}.mp4", original_filename=f"{name}.mp4", sha256=name.ljust(64, "0"),
+        policy=policy, file=f"videos/{name}.mp4", original_filename=f"{name}.mp4", sha256=hashlib.sha256(name.encode()).hexdigest(),
         size_bytes=1, source="cli", state=Video.State.DECIDED, state_changed_at=timezone.now(), final_label=label,
         decided_by="baseline", decision="human_review", needs_review=True,
     )
