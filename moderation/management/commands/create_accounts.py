@@ -1,4 +1,4 @@
-"""Create the first admin and reviewer accounts, and print how to log in.
+"""Create the first admin, lead and reviewer accounts, and print how to log in.
 
 Passwords are generated once and kept in var/credentials.json (mode 600), so re-running prints
 the same credentials rather than locking anyone out.
@@ -15,11 +15,13 @@ from django.db import transaction
 
 from moderation import roles
 
-ACCOUNTS = {"admin": [roles.ADMIN, roles.LEAD, roles.REVIEWER], "reviewer": [roles.REVIEWER]}
+# A lead reviews, watches the dashboard and audits; an admin also steers the cascade in the admin.
+ACCOUNTS = {"admin": [roles.ADMIN, roles.LEAD, roles.REVIEWER], "lead": [roles.LEAD, roles.REVIEWER],
+            "reviewer": [roles.REVIEWER]}
 
 
 class Command(BaseCommand):
-    help = "Create the admin and reviewer accounts (idempotent) and print their credentials."
+    help = "Create the admin, lead and reviewer accounts (idempotent) and print their credentials."
 
     def handle(self, *args, **options):
         credentials_file = settings.VAR_DIR / "credentials.json"
