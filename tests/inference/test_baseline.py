@@ -9,6 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from inference.baseline import (  # noqa: E402
     AUDIO_DIM,
+    BAND_DENSITY_INDEX,
     EMBEDDING_DIM,
     FEATURE_DIM,
     VISUAL_DIM,
@@ -91,11 +92,13 @@ def test_score_one_video(trained):
     assert out.entropy == pytest.approx(entropy(list(out.probs.values())))
 
 
-def test_calibration_lowers_validation_nll(encoder):
+@pytest.mark.parametrize("estimator", ["two_head", "logreg"])
+def test_calibration_lowers_validation_nll(encoder, estimator):
     # 25% flipped labels and a weakly regularised model: raw probabilities are overconfident.
     train, val = _synthetic_rows(80, 3, label_noise=0.25), _synthetic_rows(80, 4, label_noise=0.25)
     X_val, y_val = featurize_rows(val, encoder), _labels(val)
-    model = BaselineClassifier(BaselineConfig(C=100.0)).fit(featurize_rows(train, encoder), _labels(train))
+    config = BaselineConfig(estimator=estimator, C=100.0)
+    model = BaselineClassifier(config).fit(featurize_rows(train, encoder), _labels(train))
 
     def nll():
         p = model.predict_proba(X_val)
@@ -119,8 +122,9 @@ def test_save_load_gives_identical_probabilities(trained, tmp_path):
     loaded = BaselineClassifier.load(tmp_path / "baseline")
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.temperature_ == model.temperature_
+    assert loaded.category_temperature_ == model.category_temperature_
     meta = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
-    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v1"
+    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v2"
 
 
 def test_load_refuses_other_feature_versions(trained, tmp_path):
@@ -131,6 +135,49 @@ def test_load_refuses_other_feature_versions(trained, tmp_path):
     (tmp_path / "baseline.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="retrain"):
         BaselineClassifier.load(tmp_path)
+
+
+GUNS = ["pistol", "rifle", "ammo", "glock", "ar-15"]
+
+
+def _three_label_rows(n, seed, category_noise=0.0):
+    """Cat captions (ok), pill captions (drugs) and gun captions (weapons); with category_noise,
+    that share of the violating rows swap drugs <-> weapons, so "which violation" is unsure
+    while "violation or not" stays certain."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            caption, label = f"my {rng.choice(PETS)} {rng.choice(PET_ACTS)}", "ok"
+        else:
+            goods, label = (DRUGS, "drugs") if kind == 1 else (GUNS, "weapons")
+            caption = f"{rng.choice(DRUG_VERBS)} {rng.choice(goods)} {rng.choice(DRUG_TAILS)}"
+            if rng.random() < category_noise:
+                label = "weapons" if label == "drugs" else "drugs"
+        rows.append((caption, [], None, label))
+    return rows
+
+
+def test_two_head_keeps_category_doubt_out_of_the_ok_probability(encoder):
+    train, val = _three_label_rows(90, 7), _three_label_rows(90, 8, category_noise=0.4)
+    config = BaselineConfig(C=100.0, category_C=100.0)  # weak L2: both heads start overconfident
+    model = BaselineClassifier(config).fit(featurize_rows(train, encoder), _labels(train))
+    model.calibrate(featurize_rows(val, encoder), _labels(val))
+    assert model.category_temperature_ > 2.0  # drugs vs weapons is a coin flip on val: flattened
+
+    X_violating = featurize_rows([r for r in _three_label_rows(30, 9) if r[3] != "ok"], encoder)
+    probs = model.predict_proba(X_violating)  # (M, 4): ok, scam, drugs, weapons
+    assert probs[:, 0].max() < 0.05  # still sure these violate: the router need not spend the MLLM on "ok or not"
+    assert probs[:, 2:].min() > 0.15  # but unsure which violation
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert probs[:, 1].max() < 1e-6  # scam never seen in training: a floor, not a guess
+
+
+def test_two_head_needs_ok_and_violating_rows():
+    X = np.zeros((4, FEATURE_DIM))
+    with pytest.raises(ValueError, match="both"):
+        BaselineClassifier().fit(X, ["drugs", "weapons", "drugs", "weapons"])
 
 
 def test_fit_rejects_unknown_labels_and_unfitted_use():
@@ -171,6 +218,18 @@ def test_visual_features_see_edges_and_motion():
     assert still[has_video] == texty[has_video] == 1.0
     with pytest.raises(ValueError):
         visual_features([np.zeros((10, 10), dtype=np.uint8)])
+
+
+def test_visual_features_see_text_in_the_lower_band_only():
+    frame = np.full((120, 160, 3), 90, dtype=np.uint8)
+    subtitled, banner_on_top = frame.copy(), frame.copy()
+    subtitled[84:112:3, 10:150] = 255  # bright strokes in the lower band, where text is burnt in
+    banner_on_top[8:36:3, 10:150] = 255  # the same strokes near the top
+    band_density, texty_frames = BAND_DENSITY_INDEX, VISUAL_DIM - 3
+    with_text = visual_features([Frame(0.0, subtitled), Frame(1.0, frame)])
+    on_top = visual_features([Frame(0.0, banner_on_top), Frame(1.0, banner_on_top)])
+    assert with_text[band_density] > 0.05 and with_text[texty_frames] == 0.5
+    assert on_top[band_density] == 0.0 and on_top[texty_frames] == 0.0
 
 
 def test_audio_features_tell_speechlike_bursts_from_silence():
