@@ -1,0 +1,517 @@
+"""Generalization check: the first-run default models on videos the generator never made.
+
+    .venv/bin/python bench/generalize.py [--work DIR] [--out bench/results/generalization]
+
+40 short videos written by hand for this script (CASES below): phrasings, slang, word order and
+typos that inference/benchmark/phrases.py never uses, spoken with espeak-ng voices and speeds
+that inference/benchmark never draws, covering every kind of shared/POLICY.md with the label the
+policy gives. The script then does what a new install does, in a private embedded instance
+(COEFVQ_VAR_DIR=<work>/var, no DATABASE_URL, so SQLite and no broker):
+
+1. `migrate`, `import_whisper`, and the first-run training line of scripts/run.sh
+   (`train all --videos 120 --epochs 2 --activate --if-none-active`), timed;
+2. `ingest --manifest ... --inline --json` over all videos, once with `--route auto` (the entropy
+   router, starting with no history as a new install does) and once with `--route mllm`.
+
+Ingest keeps one video per (policy, sha256): a second pass over the same bytes would only return
+the first pass's videos. So each pass runs on its own copy of the trained database (taken with
+SQLite's backup API, the database being in WAL mode), with the trained models shared.
+
+Scores each video's final_label against its policy label: accuracy per kind, binary F1
+(violating = scam, drugs or weapons), for the cascade, the baseline alone (its probabilities
+are in the auto pass) and the MLLM on every video; writes results.json and results.md.
+
+The script imports no torch: every model runs in the manage.py subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inference.benchmark import phrases as P  # noqa: E402
+from inference.policy import KINDS, LABELS, VIOLATING  # noqa: E402
+from inference.synth import SynthSpec, render_video  # noqa: E402
+
+# The first-run defaults of scripts/run.sh (COEFVQ_DEMO_VIDEOS unset).
+FIRST_RUN_TRAIN = ["train", "all", "--videos", "120", "--epochs", "2", "--activate", "--if-none-active"]
+ROUTES = ("auto", "mllm")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str
+    label: str
+    caption: str
+    speech: str | None = None
+    onscreen: tuple[str, ...] = ()
+    motif: str = "none"
+    container: str = "mp4"
+
+
+# ---------------------------------------------------------------------------- the videos
+# Labels follow POLICY.md: a promotion in any modality violates; a mention with a news,
+# protective or educational framing (here always in another modality) is ok; a disclaimer does
+# not launder a promotion. Weapon-building cases only claim a build, they give no steps.
+
+CASES: tuple[Case, ...] = (
+    # easy_ok: nothing suspicious, topics the generator has no pool for
+    Case("ok_knit", "easy_ok", "ok", "finally finished the chunky scarf for my sister (took 3 weeks lol)",
+         "Okay this is the very last row. You purl across, then bind off loosely so the edge doesn't pucker.",
+         ("ROW 212 OF 212",)),
+    Case("ok_chess", "easy_ok", "ok", "blundered my queen on move 9 AGAIN.. reviewing my worst game",
+         "Here my opponent pushes the pawn and I completely miss the knight fork. Painful to watch.",
+         ("MOVE 9: BLUNDER",)),
+    Case("ok_saturn", "easy_ok", "ok", "saturn thru a backyard telescope!!",
+         "We waited ages for the clouds to clear, and around eleven the rings showed up in the eyepiece.",
+         ("SATURN, 11:04 PM",), motif="landscape"),
+    Case("ok_kingfisher", "easy_ok", "ok", "spotted a kingfisher on the canal this mornin",
+         "Keep really still. It dives straight down and comes back up with a tiny silver fish.", (),
+         motif="landscape", container="webm"),
+    Case("ok_kickflip", "easy_ok", "ok", "day 4 of trying to land a kickflip, send help",
+         "My ankles are wrecked but that last one was so close. I just need to commit to it.",
+         ("ATTEMPT #57",)),
+    Case("ok_library", "easy_ok", "ok", "library haul - six mystery novels for the long weekend",
+         "The librarian picked this one for me. It's set in a lighthouse on a tiny island up north.",
+         ("BOOK HAUL",)),
+    Case("ok_pickup", "easy_ok", "ok", "washing my dads old pickup truck, so satisfying",
+         "Foam goes on first, let it sit a couple of minutes, then rinse from the roof down.",
+         ("FOAM, RINSE, DRY",)),
+    Case("ok_minis", "easy_ok", "ok", "painting tiny dragon miniatures, one hour timelapse", None,
+         ("TIMELAPSE X20",), container="mkv"),
+    # caption: the caption alone promotes
+    Case("cap_customs", "caption", "scam",
+         "ur parcel is held at customs!! pay the 3.99 release fee w/ a google play card and its yours",
+         "Quick update from the balcony, the tomatoes are finally turning red.", ()),
+    Case("cap_forex", "caption", "scam",
+         "my mentor runs forex accounts 4 ppl. fund 250 n he hands back 2.5k in a week, closing spots soon",
+         None, ("MONDAY MOTIVATION",), motif="chart"),
+    Case("cap_clout", "caption", "scam", "need clout? ill pump ur tiktok to 20k fans overnight for 35 bucks, inbox",
+         "Thanks for watching, see you in the next one.", ()),
+    Case("cap_gas", "caption", "drugs", "got that gas n moonrocks, tap in for a zip, pulling up round the east side tonite",
+         None, ("LATE NIGHT",), motif="leaf"),
+    Case("cap_addys", "caption", "drugs", "addys n blues on deck, no doc needed, ships hidden in a snack box",
+         "Rainy day today so we're staying in and watching movies.", ()),
+    Case("cap_strap", "caption", "weapons", "strap 4 cheap: compact nine w a thirty round stick, meet behind the laundromat",
+         None, (), motif="pistol"),
+    Case("cap_homemade", "caption", "weapons", "homemade pistol nobody can trace, my whole build walkthrough is linked below",
+         "Alright, let's get into the garage and clean up this mess.", ("GARAGE DAY",)),
+    # speech_only: only what is said violates
+    Case("sp_pump", "speech_only", "scam", "sunday vlog, slow morning",
+         "Guys, my cousin works inside the exchange and he knows when the coin pumps. Put three hundred in with me "
+         "and by Sunday you're holding three grand.", ("SUNDAY RESET",)),
+    Case("sp_steamcards", "speech_only", "scam", "quick chat before bed",
+         "To unlock the reward we texted you, buy two steam cards and read me the codes on the back. Do it tonight.",
+         ()),
+    Case("sp_studypills", "speech_only", "drugs", "finals week survival tips",
+         "If anybody needs something to get through finals, I've got study pills, no doctor, twenty a pop. "
+         "Slide into my messages.", ("FINALS WEEK",)),
+    Case("sp_diesel", "speech_only", "drugs", "late night drive with the windows down",
+         "A fresh pack of that sour diesel just touched down. Tell me your block and I'll bring it straight to you.",
+         (), container="webm"),
+    Case("sp_choppers", "speech_only", "weapons", "garage clean out",
+         "I've got a couple of choppers for whoever wants one. No forms, no names, cash in hand.",
+         ("CLEAN OUT",)),
+    Case("sp_threat", "speech_only", "weapons", "storytime about my coworker",
+         "Keep laughing. Friday after your shift I'll be waiting in the parking lot, and I'm bringing something loaded.",
+         ()),
+    Case("sp_ghost", "speech_only", "weapons", "workshop tour",
+         "This frame came out perfect. No serial number, nobody can trace it, and I can make you one for six hundred.",
+         ("MY WORKSHOP",)),
+    # onscreen_only: only the text in the frames violates
+    Case("os_customs", "onscreen_only", "scam", "unboxing day!!",
+         "Okay let's see what came in the mail today.", ("CUSTOMS FEE 3.99 - PAY BY GIFT CARD",)),
+    Case("os_sunday", "onscreen_only", "scam", "morning coffee and chill",
+         "Just sitting on the porch with a coffee, nothing special.", ("200 BECOMES 2000 BY SUNDAY - ASK ME HOW",),
+         motif="cash"),
+    Case("os_zans", "onscreen_only", "drugs", "chill evening stream",
+         "Hey chat, how is everyone doing tonight?", ("ZANS + BLUES IN STOCK", "TAP IN")),
+    Case("os_choc", "onscreen_only", "drugs", "what i ate today", None,
+         ("MUSHROOM CHOCOLATE BARS FOR SALE", "DROPPING OFF DAILY"), motif="food"),
+    Case("os_straps", "onscreen_only", "weapons", "push day at the gym",
+         "Three more reps, keep your chest up and breathe.", ("STRAPS 4 SALE - NO FORMS",)),
+    Case("os_threat", "onscreen_only", "weapons", "my morning commute",
+         "Traffic is terrible again, I'm going to be late.", ("FRIDAY YOU GET WHAT'S COMING", "BRINGING THE PIECE")),
+    # context_ok: a mention, ok because of a framing in another modality
+    Case("ctx_customs", "context_ok", "ok", "fraud awareness week at our credit union: how they fool people",
+         "The text said pay three ninety nine with a gift card to release your parcel from customs.", ()),
+    Case("ctx_sunday", "context_ok", "ok", "grandma story",
+         "My grandma nearly lost her savings to one of these, so let's talk about how this con works.",
+         ("200 BECOMES 2000 BY SUNDAY?",), motif="chart"),
+    Case("ctx_trunk", "context_ok", "ok", "channel 5 evening bulletin",
+         "Detectives found moonrocks and a pile of counterfeit blues in the trunk of the car.", (), motif="badge"),
+    Case("ctx_sober", "context_ok", "ok", "500 days sober today, thank u all",
+         "I used to pop addys every single morning just to get through the day.", ()),
+    Case("ctx_court", "context_ok", "ok", "court reporter recap: the sentencing hearing",
+         "The defendant admitted to selling unregistered pistols out of a storage unit.", (), container="mkv"),
+    Case("ctx_clerk", "context_ok", "ok", "crime watch: help identify this man",
+         "In the footage, the suspect points a rifle at the clerk and runs off with the till.",
+         ("CALL THE TIP LINE",)),
+    # launder: a promotion with a disclaimer around it, still violating
+    Case("ld_venmo", "launder", "scam", "strictly a social experiment, not real advice",
+         "Drop fifty bucks in my venmo and watch it come back as five hundred before dinner.", ()),
+    Case("ld_roleplay", "launder", "scam", "behind the scenes",
+         "Obviously this is just roleplay for my film class.", ("200 BECOMES 2000 - ASK ME HOW",), motif="cash"),
+    Case("ld_schoolproject", "launder", "drugs", "addys n blues on deck, ships in a snack box (for a school project lol)",
+         None, (), motif="pills"),
+    Case("ld_thought", "launder", "drugs", "evening walk",
+         "I'm not telling anyone to do anything, it's a thought experiment, but if you need gas tonight I'll pull up.",
+         ()),
+    Case("ld_fiction", "launder", "weapons", "homemade pistol nobody can trace, full walkthrough linked. FICTION, dont try this",
+         None, ("WORKSHOP",)),
+    Case("ld_safety", "launder", "weapons", "educational content, I support gun safety",
+         "Look after yourselves, folks.", ("STRAPS 4 SALE - NO FORMS",), motif="rifle"),
+)
+
+# espeak-ng voices, speeds and pitches that inference/benchmark never draws (checked in main()).
+VOICES = ("en-us+m5", "en-gb+m8", "en-029+klatt3", "en-gb-scotland+Annie", "en-us+Andy", "en-gb-x-rp+m5",
+          "en-us-nyc+f2", "en-gb-x-gbcwmd+m3", "en-029+f5", "en-gb+klatt4", "en-us+belinda", "en-gb-x-gbclan+m2")
+SPEEDS = (130, 145, 150, 165, 178, 195)
+PITCHES = (15, 32, 45, 58, 68, 85)
+
+
+def voice_of(index: int) -> tuple[str, int, int]:
+    """Voice, words a minute and pitch for the index-th case: every combination differs."""
+    return VOICES[index % len(VOICES)], SPEEDS[index % len(SPEEDS)], PITCHES[(index * 5) % len(PITCHES)]
+
+
+def check_voices_unused() -> None:
+    used_voices = set(P.VOICES_TRAIN) | set(P.VOICES_HELDOUT)
+    used_speeds = set(P.SPEEDS_TRAIN) | set(P.SPEEDS_HELDOUT)
+    clash = [v for v in VOICES if v in used_voices] + [s for s in SPEEDS if s in used_speeds]
+    if clash:
+        raise SystemExit(f"these voices/speeds are the generator's own: {clash}")
+
+
+# ---------------------------------------------------------------------------- phrasing overlap
+
+WORD = re.compile(r"[a-z0-9']+")
+
+
+def _expansions(template: str, limit: int = 2000) -> list[str]:
+    """Every way to pick the `[a|b]` alternatives of a template (at most `limit`)."""
+    done, todo = [], [template]
+    while todo and len(done) + len(todo) <= limit:
+        text = todo.pop()
+        group = re.search(r"\[([^\[\]]*)\]", text)
+        if group is None:
+            done.append(text)
+            continue
+        todo += [text[:group.start()] + choice + text[group.end():] for choice in group.group(1).split("|")]
+    return done + todo
+
+
+def _runs(template: str) -> list[list[str]]:
+    """Word runs of each expansion of a template, broken at slots and punctuation."""
+    return [WORD.findall(piece) for text in _expansions(template)
+            for piece in re.split(r"\{\w+\}|[.,:!?;()\"]| - ", text.lower())]
+
+
+def _all_templates() -> list[str]:
+    pools = [*P.PROMO.values(), *P.PROMO_CTA.values(), *P.BENIGN_CTA.values(), *P.BENIGN.values(),
+             *P.MENTION.values(), *P.FRAMING_GENERIC.values(), *P.FRAMING.values(), *P.DISCLAIMER.values(), P.OPENERS]
+    return [template.text for pool in pools for template in pool]
+
+
+def generator_ngrams(n: int = 4) -> set[tuple[str, ...]]:
+    grams = set()
+    for template in _all_templates():
+        for run in _runs(template):
+            grams.update(tuple(run[i:i + n]) for i in range(len(run) - n + 1))
+    return grams
+
+
+def shared_ngrams(case: Case, bank: set[tuple[str, ...]], n: int = 4) -> tuple[int, int]:
+    """(word n-grams of the case found in the generator's phrase bank, all word n-grams)."""
+    total = shared = 0
+    for text in (case.caption, case.speech or "", *case.onscreen):
+        words = WORD.findall(text.lower())
+        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        total += len(grams)
+        shared += sum(g in bank for g in grams)
+    return shared, total
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def timeline(lines: tuple[str, ...], length_s: float) -> list[tuple[float, float, str]]:
+    """The lines one after the other across the clip, each on screen at least 2.5 s for OCR."""
+    step = max(2.5, length_s / max(1, len(lines)))
+    return [(i * step, (i + 1) * step, text) for i, text in enumerate(lines)]
+
+
+def spec_for(case: Case, index: int) -> SynthSpec:
+    voice, speed, pitch = voice_of(index)
+    words = len(case.speech.split()) if case.speech else 0
+    length_s = words * 60.0 / speed + 0.8 if words else 5.0
+    return SynthSpec(onscreen_text=timeline(case.onscreen, length_s), speech_text=case.speech, voice=voice,
+                     speed_wpm=speed, pitch=pitch, motif=case.motif, container=case.container,
+                     duration_s=None if words else max(length_s, 2.5 * len(case.onscreen)),
+                     background_seed=1000 + index)
+
+
+def render_all(video_dir: Path) -> Path:
+    """Render every case (kept when already there) and write the ingest manifest."""
+    video_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, case in enumerate(tqdm(CASES, desc="render", unit="video")):
+        path = video_dir / f"{case.id}.{case.container}"
+        if not path.exists():
+            partial = path.with_name(f"{case.id}.partial.{case.container}")
+            render_video(partial, spec_for(case, index))
+            os.replace(partial, path)
+        rows.append(json.dumps({"path": path.name, "caption": case.caption}, ensure_ascii=False))
+    manifest = video_dir / "manifest.jsonl"
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return manifest
+
+
+# ---------------------------------------------------------------------------- the instance
+
+
+@dataclass
+class Instance:
+    """A private embedded COEF-VQ: its own var/ folder, SQLite, no broker, torch on one thread."""
+
+    var_dir: Path
+    model_dir: Path
+    log: list[dict] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "COEFVQ_MEDIA_ROOT")}
+        env.update(COEFVQ_VAR_DIR=str(self.var_dir), COEFVQ_MODEL_DIR=str(self.model_dir),
+                   COEFVQ_WHISPER_CHECKPOINT=str(self.model_dir / "whisper-tiny.en.pt"),
+                   HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        return env
+
+    def manage(self, *args: str) -> tuple[str, float]:
+        """Run `manage.py ARGS`; stderr (progress bars) goes to this terminal. Returns (stdout, wall s)."""
+        command = [sys.executable, "manage.py", *args]
+        started = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - started
+        self.log.append({"command": shlex.join(["manage.py", *args]), "wall_s": round(wall, 1),
+                         "returncode": result.returncode})
+        if result.returncode not in (0, 1):  # ingest exits 1 when an input could not be read
+            raise SystemExit(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-2000:]}")
+        return result.stdout, wall
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a WAL-mode SQLite database."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def first_run(work: Path) -> tuple[Instance, dict]:
+    """migrate, import_whisper and the first-run training line. The record of the run that really
+    trained is kept in the work folder, so a re-run over the same folder reports that one."""
+    instance = Instance(work / "var", work / "var" / "models")
+    instance.manage("migrate", "--no-input", "-v", "0")
+    instance.manage("import_whisper")
+    out, wall = instance.manage(*FIRST_RUN_TRAIN)
+    print(out, end="")
+    record_file = work / "first_run.json"
+    if "nothing to train" in out and record_file.exists():
+        return instance, {**json.loads(record_file.read_text()), "measured_in_an_earlier_invocation": True}
+    record = {"command": "manage.py " + " ".join(FIRST_RUN_TRAIN), "wall_s": round(wall, 1),
+              "trained": "nothing to train" not in out, "output": out.strip().splitlines(),
+              "steps": list(instance.log), "machine": machine()}
+    record_file.write_text(json.dumps(record, indent=2) + "\n")
+    return instance, record
+
+
+def ingest_pass(trained: Instance, work: Path, manifest: Path, route: str) -> tuple[list[dict], float]:
+    """All videos through `ingest --inline --json --route ROUTE` on a fresh copy of the trained DB
+    (migrated, as scripts/run.sh does on every start)."""
+    pass_dir = work / f"pass-{route}"
+    shutil.rmtree(pass_dir, ignore_errors=True)
+    copy_database(trained.var_dir / "db.sqlite3", pass_dir / "db.sqlite3")
+    instance = Instance(pass_dir, trained.model_dir, trained.log)
+    instance.manage("migrate", "--no-input", "-v", "0")
+    out, wall = instance.manage("ingest", "--manifest", str(manifest), "--inline", "--json", "--route", route)
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if len(records) != len(CASES):  # exit status 1 is also a crash's: count the answers
+        raise SystemExit(f"ingest --route {route} answered for {len(records)} of {len(CASES)} videos")
+    return records, wall
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def binary_f1(truth: list[str], predicted: list[str | None]) -> dict:
+    tp = sum(t in VIOLATING and p in VIOLATING for t, p in zip(truth, predicted))
+    fp = sum(t not in VIOLATING and p in VIOLATING for t, p in zip(truth, predicted))
+    fn = sum(t in VIOLATING and p not in VIOLATING for t, p in zip(truth, predicted))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
+            "tp": tp, "fp": fp, "fn": fn}
+
+
+def score(predicted: list[str | None]) -> dict:
+    truth = [case.label for case in CASES]
+    per_kind = {}
+    for kind in KINDS:
+        pairs = [(t, p) for case, t, p in zip(CASES, truth, predicted) if case.kind == kind]
+        per_kind[kind] = {"n": len(pairs), "correct": sum(t == p for t, p in pairs),
+                          "accuracy": round(sum(t == p for t, p in pairs) / len(pairs), 3)}
+    correct = sum(t == p for t, p in zip(truth, predicted))
+    return {"accuracy": round(correct / len(truth), 3), "correct": correct, "n": len(truth),
+            "binary": binary_f1(truth, predicted), "per_kind": per_kind}
+
+
+def argmax(probabilities: dict | None) -> str | None:
+    return max(probabilities, key=probabilities.get) if probabilities else None
+
+
+def by_case(records: list[dict]) -> list[dict]:
+    """Ingest records in CASES order (matched by file name)."""
+    found = {Path(r["path"]).stem: r for r in records}
+    return [found.get(case.id, {}) for case in CASES]
+
+
+def evaluate(passes: dict[str, list[dict]]) -> dict:
+    auto, mllm = by_case(passes["auto"]), by_case(passes["mllm"])
+    return {
+        "cascade_auto": score([r.get("final_label") for r in auto]),
+        "baseline_alone": score([argmax(r.get("probabilities")) for r in auto]),
+        "mllm_every_video": score([r.get("final_label") for r in mllm]),
+        "auto_routed_to_mllm": sum(bool(r.get("routed_to_mllm")) for r in auto),
+        "auto_decided_by": {stage: sum(r.get("decided_by") == stage for r in auto) for stage in ("baseline", "mllm")},
+        "failed_videos": {route: [Path(r["path"]).stem for r in records if r.get("state") != "decided"]
+                          for route, records in passes.items()},
+    }
+
+
+def per_video(passes: dict[str, list[dict]], bank: set) -> list[dict]:
+    auto, mllm = by_case(passes["auto"]), by_case(passes["mllm"])
+    rows = []
+    for index, (case, a, m) in enumerate(zip(CASES, auto, mllm)):
+        voice, speed, pitch = voice_of(index)
+        shared, total = shared_ngrams(case, bank)
+        rows.append({**asdict(case), "voice": voice, "speed": speed, "pitch": pitch,
+                     "shared_4grams": shared, "total_4grams": total,
+                     "baseline": argmax(a.get("probabilities")), "entropy": a.get("entropy"),
+                     "threshold": a.get("threshold"), "routed_to_mllm": a.get("routed_to_mllm"),
+                     "cascade": a.get("final_label"), "decided_by": a.get("decided_by"),
+                     "mllm": m.get("final_label"), "transcript": m.get("transcript") or a.get("transcript"),
+                     "ocr_text": m.get("ocr_text") or a.get("ocr_text"),
+                     "states": [a.get("state"), m.get("state")], "errors": [a.get("error"), m.get("error")]})
+    return rows
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def markdown(results: dict) -> str:
+    s = results["scores"]
+    systems = (("cascade (--route auto)", s["cascade_auto"]), ("baseline alone", s["baseline_alone"]),
+               ("MLLM on every video (--route mllm)", s["mllm_every_video"]))
+    lines = [
+        "# Generalization check: hand-written videos, first-run default models", "",
+        f"Command: `{results['command']}`  ", f"Date: {results['date']}, machine: {results['machine']}  ",
+        f"Script wall time: {results['wall_s'] / 60:.1f} min", "",
+        f"{len(CASES)} videos written for `bench/generalize.py` (phrasings, voices and speeds the benchmark "
+        "generator never uses), labeled by shared/POLICY.md. "
+        f"Word 4-grams shared with the generator's phrase bank: {results['phrasing']['shared_4grams']} of "
+        f"{results['phrasing']['total_4grams']}.", "",
+        "## First run", "",
+        "| step | wall s |", "| --- | ---: |",
+        *(f"| `{step['command']}` | {step['wall_s']} |" for step in results["steps"]), "",
+        f"First-run training (`{results['first_run']['command']}`, torch on 1 thread, shared 2-core machine): "
+        f"**{results['first_run']['wall_s'] / 60:.1f} min** ({results['first_run'].get('machine', '')})"
+        + ("" if results["first_run"]["trained"] else " (models already active: NOT a first run)")
+        + (" - measured by an earlier invocation over the same --work folder"
+           if results["first_run"].get("measured_in_an_earlier_invocation") else "") + ".", "",
+        "## Scores (final_label vs the policy label)", "",
+        "| system | accuracy | binary P | binary R | binary F1 | "
+        + " | ".join(KINDS) + " |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in KINDS) + " |",
+    ]
+    for name, sc in systems:
+        kinds = " | ".join(f"{sc['per_kind'][k]['correct']}/{sc['per_kind'][k]['n']}" for k in KINDS)
+        lines.append(f"| {name} | {sc['accuracy']:.3f} | {sc['binary']['precision']:.3f} | "
+                     f"{sc['binary']['recall']:.3f} | {sc['binary']['f1']:.3f} | {kinds} |")
+    lines += ["", f"Auto pass: {s['auto_routed_to_mllm']} of {len(CASES)} videos routed to the MLLM "
+              f"(decided by baseline {s['auto_decided_by']['baseline']}, by MLLM {s['auto_decided_by']['mllm']}); "
+              "a new install has no entropy history, so its first video always goes to stage 2.",
+              f"Videos not decided: {s['failed_videos']}.", "",
+              "Ingest wall time: " + ", ".join(f"--route {r}: {t:.0f} s" for r, t in results["ingest_wall_s"].items()),
+              "", "## Every video", "",
+              "| id | kind | label | voice, wpm | baseline | cascade (by) | MLLM | transcript |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for v in results["videos"]:
+        mark = lambda p: p if p == v["label"] else f"**{p}**"  # noqa: E731 - wrong answers in bold
+        transcript = (v["transcript"] or "").replace("|", "/")[:90]
+        lines.append(f"| {v['id']} | {v['kind']} | {v['label']} | {v['voice']}, {v['speed']} | {mark(v['baseline'])} "
+                     f"| {mark(v['cascade'])} ({v['decided_by']}) | {mark(v['mllm'])} | {transcript} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    # The load average says how much else the (shared) machine was doing: timings depend on it.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=None,
+                        help="Working folder (videos, the private var/). Default: a new temporary folder. "
+                             "Reusing one skips training (then the first-run time is not measured).")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "generalization")
+    args = parser.parse_args()
+    check_voices_unused()
+    started = time.perf_counter()
+    work = (args.work or Path(tempfile.mkdtemp(prefix="coefvq-generalize-"))).resolve()
+    print(f"Working folder: {work}", file=sys.stderr)
+
+    manifest = render_all(work / "videos")
+    trained, first = first_run(work)
+    passes, ingest_wall = {}, {}
+    for route in ROUTES:
+        passes[route], ingest_wall[route] = ingest_pass(trained, work, manifest, route)
+
+    bank = generator_ngrams()
+    videos = per_video(passes, bank)
+    results = {
+        "command": shlex.join([".venv/bin/python", "bench/generalize.py", *sys.argv[1:]]),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "wall_s": round(time.perf_counter() - started, 1), "work": str(work),
+        "first_run": first, "steps": trained.log, "ingest_wall_s": {r: round(t, 1) for r, t in ingest_wall.items()},
+        "phrasing": {"shared_4grams": sum(v["shared_4grams"] for v in videos),
+                     "total_4grams": sum(v["total_4grams"] for v in videos)},
+        "labels": list(LABELS), "scores": evaluate(passes), "videos": videos,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (args.out / "results.md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
