@@ -161,10 +161,10 @@ def _p_bar(p: float, band: tuple[float, float] | None) -> Bar:
 
 
 def contribution_bars(contributions: dict[str, float]) -> list[ContributionBar]:
-    """Bars scaled so the largest effect spans half the chart; the sign picks the side."""
+    """Largest effect first, scaled so it spans half the chart; the sign picks the side."""
     largest = max((abs(float(v)) for v in contributions.values()), default=0.0) or 1.0
     bars = []
-    for modality, value in contributions.items():
+    for modality, value in sorted(contributions.items(), key=lambda item: -abs(float(item[1]))):
         width = abs(float(value)) / largest * 50
         bars.append(ContributionBar(modality=modality, value=float(value), width=width,
                                     x=50.0 if value >= 0 else 50.0 - width))
