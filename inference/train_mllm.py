@@ -101,13 +101,18 @@ def inputs_from_dict(batch: dict) -> MLLMInputs:
 
 
 @torch.no_grad()
-def predict_labels(model: MultimodalClassifier, prepared: list[PreparedVideo], batch_size: int) -> np.ndarray:
+def predict_probabilities(model: MultimodalClassifier, prepared: list[PreparedVideo], batch_size: int) -> np.ndarray:
+    """(N, n_labels) class probabilities, without the rationale `predict` adds (many more passes)."""
     model.eval()
     out = [
-        model.probabilities(model.collate(prepared[start : start + batch_size]), batch_size).argmax(-1).numpy()
+        model.probabilities(model.collate(prepared[start : start + batch_size]), batch_size).numpy()
         for start in range(0, len(prepared), batch_size)
     ]
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    return np.concatenate(out) if out else np.zeros((0, len(model.labels)), dtype=np.float32)
+
+
+def predict_labels(model: MultimodalClassifier, prepared: list[PreparedVideo], batch_size: int) -> np.ndarray:
+    return predict_probabilities(model, prepared, batch_size).argmax(-1)
 
 
 def macro_f1(model: MultimodalClassifier, prepared: list[PreparedVideo], labels: np.ndarray, batch_size: int) -> float:
@@ -122,7 +127,15 @@ def train_mllm(
     train_config: TrainConfig = TrainConfig(),
     out_dir: str | Path = "var/models/mllm",
     progress: bool = True,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
+    """Train and save the best epoch to out_dir.
+
+    init_from: a folder written by `MultimodalClassifier.save` to go on training from (its LoRA
+    adapter, ViT, projectors and head) instead of fresh weights. Its own config then applies,
+    except `audio_checkpoint` and `backbone_path` from model_config: where the frozen parts
+    live on this machine.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
@@ -135,7 +148,8 @@ def train_mllm(
     set_seed(train_config.seed)
     out_dir = Path(out_dir)
 
-    model = MultimodalClassifier(model_config)
+    model = (MultimodalClassifier(model_config) if init_from is None else MultimodalClassifier.load(
+        init_from, audio_checkpoint=model_config.audio_checkpoint, backbone_path=model_config.backbone_path))
     t0 = time.perf_counter()
     # Every process prepares all items: the audio encoder is small next to the training.
     train_prepared, train_labels = prepare_items(model, train_items, train_config.prepare_batch_size, show, "audio+frames")
