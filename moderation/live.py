@@ -16,18 +16,29 @@ log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "review-queue"
 QUEUE_EVENTS = ("added", "claimed", "released", "done")
+TRAINING_GROUP = "training-runs"
+
+
+def _publish(group: str, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # noqa: BLE001 - see the module docstring
+        log.warning("Could not publish %s to %s", message, group, exc_info=True)
 
 
 def queue_changed(event: str, task_id: int) -> None:
     """Tell open queue pages that a task was added, claimed, released or done."""
     assert event in QUEUE_EVENTS, event
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(QUEUE_GROUP, {"type": "queue.changed", "event": event, "task": task_id})
-    except Exception:  # noqa: BLE001 - see the module docstring
-        log.warning("Could not publish queue change %s for task %s", event, task_id, exc_info=True)
+    _publish(QUEUE_GROUP, {"type": "queue.changed", "event": event, "task": task_id})
+
+
+def training_progress(run_id: int, *, status: str, progress: float, step: str) -> None:
+    """Tell open pages how a training run is getting on (its row says the same, for a reload)."""
+    _publish(TRAINING_GROUP, {"type": "training.progress", "run": run_id, "status": status,
+                              "progress": progress, "step": step})
 
 
 def layer_spans_processes(layer) -> bool:

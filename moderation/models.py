@@ -244,6 +244,10 @@ class CascadeConfig(models.Model):
         default=0.01, help_text="A retrained model replaces the active one only if its gold-set F1 is higher by this much.")
     retrain_min_labels = models.PositiveIntegerField(
         default=50, help_text="The scheduled retraining runs once this many new reviewer labels exist.")
+    calibrated_threshold = models.FloatField(
+        null=True, blank=True,
+        help_text="The entropy threshold that meets the budget on recent videos re-scored by this baseline, set by "
+                  "the training run that promoted it; used until the baseline has scored enough videos itself.")
     baseline_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     mllm_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField(default=False)
@@ -299,7 +303,8 @@ class Prediction(models.Model):
             models.UniqueConstraint(fields=["video", "stage", "model_version"], name="one_prediction_per_stage_model"),
             models.CheckConstraint(condition=Q(entropy__gte=0), name="entropy_non_negative"),
         ]
-        indexes = [models.Index(fields=["stage", "-created_at"])]
+        indexes = [models.Index(fields=["stage", "-created_at"]),
+                   models.Index(fields=["model_version", "-created_at"], name="prediction_model_recent")]
 
 
 class RoutingDecision(models.Model):
@@ -438,6 +443,9 @@ class TrainingRun(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed with every progress step. A running run whose heartbeat is older than
+    # COEFVQ_TRAINING_STALE_S lost its worker; the next delivery of its task starts it over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

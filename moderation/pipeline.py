@@ -51,13 +51,18 @@ def ocr_reader() -> OcrReader:
     return OcrReader(OcrConfig(min_score=settings.COEFVQ_OCR_MIN_SCORE))
 
 
+def decode(video: Video) -> DecodedMedia:
+    """Frames and audio, decoded in a sandboxed child; MediaError when the file does not decode."""
+    return decode_isolated(video.file.path, media_limits(), n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
+                           max_side=settings.COEFVQ_FRAME_MAX_SIDE,
+                           memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES)
+
+
 def decode_or_fail(video: Video) -> DecodedMedia | None:
-    """Frames and audio, decoded in a sandboxed child; a file that does not decode ends the
-    video failed with the decoder's reason (the file is kept)."""
+    """`decode`, and a file that does not decode ends the video failed with the decoder's reason
+    (the file is kept)."""
     try:
-        return decode_isolated(video.file.path, media_limits(), n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
-                               max_side=settings.COEFVQ_FRAME_MAX_SIDE,
-                               memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES)
+        return decode(video)
     except MediaError as error:
         actions.do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
         return None

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 ROUTES = ("auto", "baseline", "mllm")
 # Recent baseline entropies a budget is turned into a threshold over.
 BUDGET_WINDOW = 2000
+# A baseline's own entropies replace the threshold calibrated for it once it has scored this many
+# videos: fewer would make the routed share jump with every few uploads.
+MIN_OWN_ENTROPIES = 200
 
 
 def active_config(policy_id: int) -> CascadeConfig | None:
@@ -52,14 +55,33 @@ def load_mllm(version_id: int) -> MultimodalClassifier:
 
 
 def current_threshold(config: CascadeConfig) -> float:
+    """The entropy at and above which a video goes to the MLLM.
+
+    A budget is turned into a threshold over the active baseline's own recent entropies (another
+    baseline's entropies mean something else). A retrained baseline starts from the threshold its
+    training run calibrated on recent traffic, until it has scored enough videos itself.
+    """
     if config.entropy_threshold is not None:
         return config.entropy_threshold
     recent = list(
-        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, video__policy_id=config.policy_id)
+        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, model_version_id=config.baseline_version_id)
         .order_by("-created_at").values_list("entropy", flat=True)[:BUDGET_WINDOW]
     )
+    calibrated = calibrated_threshold(config)
+    if calibrated is not None and len(recent) < MIN_OWN_ENTROPIES:
+        return calibrated
     # With no history yet, route everything: the budget is then honoured as history builds up.
     return threshold_for_budget(recent, config.mllm_budget) if recent else 0.0
+
+
+def calibrated_threshold(config: CascadeConfig) -> float | None:
+    """The threshold a training run calibrated for this baseline and budget: on this version, or
+    on an earlier one that a settings change (which does not carry it) replaced."""
+    if config.calibrated_threshold is not None:
+        return config.calibrated_threshold
+    return (CascadeConfig.objects.filter(policy_id=config.policy_id, baseline_version_id=config.baseline_version_id,
+                                         mllm_budget=config.mllm_budget, calibrated_threshold__isnull=False)
+            .order_by("-version").values_list("calibrated_threshold", flat=True).first())
 
 
 def _store_prediction(video: Video, stage: str, version: ModelVersion, config: CascadeConfig, **fields) -> Prediction:

@@ -16,7 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from . import actions, pipeline, scoring
+from . import actions, pipeline, retraining, scoring
 from .models import Video
 
 log = logging.getLogger(__name__)
@@ -79,3 +79,15 @@ def reconcile_stuck_videos() -> int:
 def release_expired_review_claims() -> int:
     """Free review claims whose lease ran out, so live queue pages show them as free again."""
     return actions.do_release_expired_claims()
+
+
+@shared_task(acks_late=True)
+def run_training(run_id: int) -> None:
+    """On the gpu queue (settings): it fine-tunes the MLLM. Failures end the run failed, not retried."""
+    retraining.run_training(run_id)
+
+
+@shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=10)
+def maybe_retrain() -> int:
+    """Scheduled (migration 0007): a training run per policy with enough new reviewer labels."""
+    return len(retraining.maybe_retrain())

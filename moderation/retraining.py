@@ -1,0 +1,508 @@
+"""Retraining from reviewer labels, and the gate that decides whether the new models go live.
+
+    do_request_training_run -> [gpu queue] run_training:
+        each reviewed video's label (its latest review) -> gold set or training, by content hash
+        -> its features: the stored transcript and on-screen text, a fresh decode
+        -> baseline refit on the rows its predecessor learned from + the reviewed training videos
+        -> MLLM: the active LoRA adapter (and head) fine-tuned on the reviewed training videos
+        -> active and new models on the gold set -> per model kind, promote or reject
+        -> a promoted baseline re-scores recent videos: the threshold that meets the MLLM budget
+        -> one new cascade configuration version with the promoted models
+
+Gold videos never train anything: a hash of the video's content puts a fixed quarter of the
+reviewed videos there forever, so every run compares old and new models on videos neither saw.
+A run that fails anywhere changes nothing that is active, and its candidates end rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from inference.baseline import BaselineClassifier, featurize_rows
+from inference.cascade import threshold_for_budget
+from inference.metrics import evaluation_report
+from inference.mllm import CONFIG_FILE, MLLMConfig, MultimodalClassifier
+from inference.train_mllm import TrainConfig, TrainResult, predict_probabilities, train_mllm
+from inference.training_set import TrainingSet, load_training_set, save_training_set
+from inference.types import MediaError, VideoFeatures
+
+from . import actions, live, pipeline, scoring
+from .actions import ActionError
+from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, TrainingRun, Video
+
+log = logging.getLogger(__name__)
+
+Status = TrainingRun.Status
+UNFINISHED = (Status.QUEUED, Status.RUNNING)
+# Never change the shares or salts: that would move videos between the gold set and training.
+GOLD_SHARE, GOLD_SALT = 0.25, "coefvq-gold-v1"
+# Of the training videos, this share (also by hash) sets the baseline's temperature and picks the
+# MLLM's best epoch.
+VALIDATION_SHARE, VALIDATION_SALT = 0.2, "coefvq-validation-v1"
+# Below this, one gold video moves the F1 by more than any sensible promotion margin.
+MIN_GOLD_VIDEOS = 4
+MLLM_PREPARE_BATCH = 16  # videos per pass of the frozen Whisper encoder
+
+
+def _hash_share(sha256: str, salt: str) -> float:
+    """A fixed number in [0, 1) for the video's content."""
+    digest = hashlib.sha256(f"{salt}:{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_gold(sha256: str) -> bool:
+    return _hash_share(sha256, GOLD_SALT) < GOLD_SHARE
+
+
+def is_validation(sha256: str) -> bool:
+    return _hash_share(sha256, VALIDATION_SALT) < VALIDATION_SHARE
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+
+def last_labels_until(policy: Policy) -> datetime | None:
+    """Where the last finished run's labels ended. A failed run's labels are still new."""
+    return (TrainingRun.objects.filter(policy=policy, status__in=[Status.PROMOTED, Status.REFUSED])
+            .order_by("-labels_until").values_list("labels_until", flat=True).first())
+
+
+def new_label_count(policy: Policy, since: datetime | None, until: datetime | None = None) -> int:
+    reviews = Review.objects.filter(video__policy=policy)
+    if since is not None:
+        reviews = reviews.filter(created_at__gt=since)
+    if until is not None:
+        reviews = reviews.filter(created_at__lte=until)
+    return reviews.count()
+
+
+def latest_labels(policy: Policy, until: datetime) -> dict[int, str]:
+    """video id -> its latest reviewer label up to `until` (a correction is a newer review)."""
+    reviews = (Review.objects.filter(video__policy=policy, created_at__lte=until)
+               .order_by("created_at", "id").values_list("video_id", "label"))
+    return dict(reviews.iterator())
+
+
+# --- requesting a run --------------------------------------------------------------------------
+
+
+def check_can_retrain(policy: Policy) -> CascadeConfig:
+    config = scoring.active_config(policy.pk)
+    if config is None or config.baseline_version is None:
+        raise ActionError(f"{policy} has no active baseline to retrain; put first models in service with "
+                          "`manage.py train all --activate`.", code="no_active_models")
+    return config
+
+
+def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, enqueue: bool = True) -> TrainingRun:
+    """Queue a retraining of the policy's models (it runs on the gpu queue). ActionError (409) when
+    a run of the policy is already queued or running: two at once would race to promote."""
+    if trigger not in TrainingRun.Trigger.values:
+        raise ActionError(f"Unknown trigger {trigger!r}.", code="unknown_trigger")
+    check_can_retrain(policy)
+    user = requested_by if requested_by is not None and requested_by.is_authenticated else None
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(policy=policy, trigger=trigger, requested_by=user)
+    except IntegrityError:
+        unfinished = TrainingRun.objects.filter(policy=policy, status__in=UNFINISHED).first()
+        which = f"#{unfinished.pk} is {unfinished.get_status_display().lower()}" if unfinished else "is unfinished"
+        raise ActionError(f"A training run of {policy} {which}; wait for it to finish.",
+                          code="training_run_unfinished", status=409) from None
+    log.info("Training run %s of %s requested (%s)", run.pk, policy.slug, trigger)
+    transaction.on_commit(lambda: live.training_progress(run.pk, status=run.status, progress=0.0, step=""))
+    if enqueue:
+        transaction.on_commit(lambda: enqueue_training(run.pk))
+    return run
+
+
+def enqueue_training(run_id: int) -> None:
+    from . import tasks  # tasks import this module
+
+    try:
+        tasks.run_training.delay(run_id)
+    except Exception:  # noqa: BLE001 - the broker is down: the schedule enqueues the run again
+        log.exception("Could not enqueue training run %s; maybe_retrain retries", run_id)
+
+
+def maybe_retrain() -> list[TrainingRun]:
+    """The schedule: nudge runs whose message was lost or whose worker died, then request a run for
+    each policy with at least `retrain_min_labels` new reviewer labels and no unfinished run."""
+    _nudge_stalled_runs()
+    requested = []
+    for config in CascadeConfig.objects.filter(is_active=True, baseline_version__isnull=False).select_related("policy"):
+        policy = config.policy
+        if TrainingRun.objects.filter(policy=policy, status__in=UNFINISHED).exists():
+            continue
+        if new_label_count(policy, last_labels_until(policy)) < config.retrain_min_labels:
+            continue
+        try:
+            requested.append(do_request_training_run(policy, trigger=TrainingRun.Trigger.SCHEDULE))
+        except ActionError:
+            continue  # someone pressed the button in between
+    return requested
+
+
+def _stale_before() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.COEFVQ_TRAINING_STALE_S)
+
+
+def _nudge_stalled_runs() -> None:
+    stale = _stale_before()
+    stalled = TrainingRun.objects.filter(Q(status=Status.QUEUED, created_at__lt=stale)
+                                         | Q(status=Status.RUNNING, heartbeat_at__lt=stale))
+    for run_id in stalled.values_list("pk", flat=True):
+        log.warning("Training run %s has not moved since %s; enqueueing it again", run_id, stale)
+        enqueue_training(run_id)
+
+
+# --- running it --------------------------------------------------------------------------------
+
+
+class RunTakenOver(Exception):
+    """Another worker started the run over (this one was silent too long and presumed dead)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """This worker's go at a run. `started_at` is its token: a takeover sets a new one."""
+
+    run_id: int
+    started_at: datetime
+    on_progress: Callable[[float, str], None] | None = None
+
+    def rows(self):
+        return TrainingRun.objects.filter(pk=self.run_id, status=Status.RUNNING, started_at=self.started_at)
+
+    def step(self, progress: float, step: str, **fields) -> None:
+        """Say what the run does now; committed at once, so the admin page can poll it."""
+        if not self.rows().update(progress=progress, step=step[:200], heartbeat_at=timezone.now(), **fields):
+            raise RunTakenOver(self.run_id)
+        live.training_progress(self.run_id, status=Status.RUNNING, progress=progress, step=step)
+        if self.on_progress is not None:
+            self.on_progress(progress, step)
+
+
+@dataclass(frozen=True)
+class Example:
+    video_id: int
+    sha256: str
+    label: str
+    features: VideoFeatures
+
+    def baseline_row(self) -> tuple:
+        return self.features.caption, self.features.frames, self.features.audio, self.label
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate for one model kind: the candidate must beat the active one's gold F1 by the margin."""
+
+    kind: str
+    active_f1: float
+    candidate_f1: float
+    margin: float
+
+    @property
+    def promoted(self) -> bool:
+        return self.candidate_f1 - self.active_f1 >= self.margin
+
+    def sentence(self) -> str:
+        name = {"baseline": "Baseline", "mllm": "MLLM"}[self.kind]
+        numbers = (f"gold F1 {self.candidate_f1:.3f} against {self.active_f1:.3f} for the active one "
+                   f"({self.candidate_f1 - self.active_f1:+.3f}")
+        if self.promoted:
+            return f"{name}: {numbers}, margin {self.margin:+.3f}): promoted."
+        return f"{name}: {numbers}, short of the margin {self.margin:+.3f}): kept the active one."
+
+
+def run_training(run_id: int, on_progress: Callable[[float, str], None] | None = None) -> TrainingRun | None:
+    """Carry out a queued run. A finished run, or one another worker is on, is left alone; a run
+    whose worker went silent for COEFVQ_TRAINING_STALE_S is started over. Returns the run."""
+    attempt = _start(run_id, on_progress)
+    if attempt is not None:
+        try:
+            _train_evaluate_and_gate(attempt)
+        except RunTakenOver:
+            log.warning("Training run %s was taken over by another worker; this one stops", run_id)
+        except Exception as error:  # noqa: BLE001 - any failure ends the run failed, with its reason
+            log.exception("Training run %s failed", run_id)
+            _fail(attempt, error)
+    return TrainingRun.objects.filter(pk=run_id).first()
+
+
+def _start(run_id: int, on_progress) -> Attempt | None:
+    now = timezone.now()
+    startable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=_stale_before())
+    started = TrainingRun.objects.filter(startable, pk=run_id).update(
+        status=Status.RUNNING, started_at=now, heartbeat_at=now, progress=0.0, step="Starting", error="")
+    return Attempt(run_id, now, on_progress) if started else None
+
+
+def _train_evaluate_and_gate(attempt: Attempt) -> None:
+    run = TrainingRun.objects.select_related("policy").get(pk=attempt.run_id)
+    config = check_can_retrain(run.policy)
+    gold, train, unreadable = _collect_examples(attempt, run)
+    if len(gold) < MIN_GOLD_VIDEOS:
+        _finish(attempt, config, {}, {}, notes=[
+            f"Nothing trained: the gold set has {len(gold)} reviewed videos and the gate needs at least "
+            f"{MIN_GOLD_VIDEOS} to compare models on. More reviews add to it."], metrics={})
+        return
+    models, training_notes = _train_candidates(attempt, run, config, train)
+    reports = _evaluate_on_gold(attempt, config, gold, models)
+    verdicts = {kind: Verdict(kind, reports[kind]["active"]["binary"]["f1"], reports[kind]["candidate"]["binary"]["f1"],
+                              config.promotion_margin) for kind in models}
+    candidates = _register_candidates(attempt, run, models, reports, training_notes)
+    violating = sum(e.label in run.policy.violating_labels for e in gold)
+    notes = [verdict.sentence() for verdict in verdicts.values()]
+    notes.append(f"Gold set: {len(gold)} reviewed videos ({violating} violating), never trained on. "
+                 f"Trained on {len(train)} reviewed videos and {training_notes['baseline']['inherited_rows']} "
+                 "examples the active baseline learned from.")
+    if unreadable:
+        notes.append(f"{len(unreadable)} reviewed videos no longer decode and were left out (ids "
+                     f"{', '.join(map(str, unreadable[:10]))}).")
+    promoted = {kind: candidates[kind] for kind, verdict in verdicts.items() if verdict.promoted}
+    _finish(attempt, config, candidates, promoted, notes=notes,
+            metrics={kind: {**report, "training": training_notes[kind]} for kind, report in reports.items()})
+
+
+def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example], list[Example], list[int]]:
+    """(gold, training, unreadable video ids): every reviewed video with its latest label and features."""
+    # A run started over keeps the window it first took.
+    until = run.labels_until or timezone.now()
+    since = run.labels_since if run.labels_until else last_labels_until(run.policy)
+    labels = latest_labels(run.policy, until)
+    attempt.step(0.02, f"Reading {len(labels)} reviewed videos", labels_since=since, labels_until=until,
+                 new_labels=new_label_count(run.policy, since, until))
+    examples, unreadable = [], []
+    videos = Video.objects.filter(pk__in=list(labels)).prefetch_related("transcript", "ocr_lines").order_by("pk")
+    for done, video in enumerate(videos.iterator(chunk_size=50), start=1):
+        features = _features(video)
+        if features is None:
+            unreadable.append(video.pk)
+        else:
+            examples.append(Example(video.pk, video.sha256, labels[video.pk], features))
+        attempt.step(0.02 + 0.28 * done / len(labels), f"Read reviewed video {done} of {len(labels)}")
+    gold = [e for e in examples if is_gold(e.sha256)]
+    train = [e for e in examples if not is_gold(e.sha256)]
+    attempt.step(0.3, f"{len(train)} training and {len(gold)} gold videos", train_examples=len(train),
+                 gold_examples=len(gold))
+    return gold, train, unreadable
+
+
+def _features(video: Video) -> VideoFeatures | None:
+    """What both models read, from the stored evidence and a fresh decode; None when the file no
+    longer decodes (the video itself is left as it is: it was decided long ago)."""
+    try:
+        decoded = pipeline.decode(video)
+    except MediaError as error:
+        log.warning("Reviewed video %s left out of training: %s", video.pk, error.reason)
+        return None
+    return scoring.stored_features(video, decoded)
+
+
+def _train_candidates(attempt: Attempt, run: TrainingRun, config: CascadeConfig,
+                      train: list[Example]) -> tuple[dict[str, object], dict[str, dict]]:
+    """The new models (kind -> model, saved in their folders) and what each learned from."""
+    fit = [e for e in train if not is_validation(e.sha256)]
+    validation = [e for e in train if is_validation(e.sha256)]
+    attempt.step(0.32, "Training the baseline")
+    baseline, baseline_notes = _retrain_baseline(config, fit, validation, _folder(run, attempt, "baseline"))
+    models, notes = {"baseline": baseline}, {"baseline": baseline_notes}
+    if config.mllm_version is not None:
+        attempt.step(0.4, f"Fine-tuning the MLLM on {len(train)} videos")
+        result = _finetune_mllm(config, fit, validation, _folder(run, attempt, "mllm"))
+        models["mllm"] = result.model
+        notes["mllm"] = {"fit_videos": len(fit), "validation_videos": len(validation), "epochs": len(result.history),
+                         "best_epoch": result.best_epoch, "steps": result.steps,
+                         "best_val_macro_f1": _finite_or_none(result.best_val_macro_f1)}
+    return models, notes
+
+
+def _folder(run: TrainingRun, attempt: Attempt, kind: str) -> Path:
+    return Path(settings.COEFVQ_MODEL_DIR) / kind / _version_name(run, attempt, kind)
+
+
+def _version_name(run: TrainingRun, attempt: Attempt, kind: str) -> str:
+    return f"{kind}-run{run.pk}-{attempt.started_at:%Y%m%d-%H%M%S}"
+
+
+def _retrain_baseline(config: CascadeConfig, fit: list[Example], validation: list[Example],
+                      folder: Path) -> tuple[BaselineClassifier, dict]:
+    """Refit with the active baseline's settings on its inherited rows plus the reviewed videos;
+    the temperature comes from the held-out reviewed videos (the fitted ones when there are none)."""
+    active = scoring.load_baseline(config.baseline_version_id)
+    fit_rows = _reviewed_rows(active, fit)
+    validation_rows = _reviewed_rows(active, validation)
+    stored = load_training_set(scoring.artifact_dir(config.baseline_version))
+    inherited = stored.inherited() if stored is not None else TrainingSet.empty(fit_rows.X.shape[1])
+    learned_from = inherited + fit_rows
+    calibration = validation_rows if len(validation_rows) else learned_from
+    model = BaselineClassifier(active.config).fit(learned_from.X, learned_from.y).calibrate(calibration.X,
+                                                                                            calibration.y)
+    model.save(folder)
+    save_training_set(folder, inherited + fit_rows + validation_rows)
+    return model, {"inherited_rows": len(inherited), "fit_videos": len(fit), "validation_videos": len(validation),
+                   "temperature": float(model.temperature_)}
+
+
+def _reviewed_rows(baseline: BaselineClassifier, examples: list[Example]) -> TrainingSet:
+    X = featurize_rows([e.baseline_row() for e in examples], baseline.encoder)  # (N, D)
+    return TrainingSet(X, np.array([e.label for e in examples], dtype=str),
+                       np.array([e.video_id for e in examples], dtype=np.int64))
+
+
+def _finetune_mllm(config: CascadeConfig, fit: list[Example], validation: list[Example], folder: Path) -> TrainResult:
+    """LoRA fine-tuning that starts from the active MLLM's adapter, ViT, projectors and head."""
+    active_dir = scoring.artifact_dir(config.mllm_version)
+    saved = MLLMConfig.from_dict(json.loads((active_dir / CONFIG_FILE).read_text()))
+    model_config = replace(saved, audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))
+    return train_mllm([(e.features, e.label) for e in fit], [(e.features, e.label) for e in validation],
+                      model_config, TrainConfig(epochs=settings.COEFVQ_RETRAIN_MLLM_EPOCHS), out_dir=folder,
+                      progress=False, init_from=active_dir)
+
+
+def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Example],
+                      models: dict[str, object]) -> dict[str, dict]:
+    """kind -> {"active": report, "candidate": report} (inference.metrics.evaluation_report)."""
+    labels = [e.label for e in gold]
+    attempt.step(0.75, f"Evaluating on {len(gold)} gold videos")
+    active_baseline = scoring.load_baseline(config.baseline_version_id)
+    X = featurize_rows([e.baseline_row() for e in gold], active_baseline.encoder)  # (N, D)
+    label_names = active_baseline.config.labels
+    reports = {"baseline": {
+        "active": evaluation_report(labels, active_baseline.predict_proba(X), label_names=label_names),
+        "candidate": evaluation_report(labels, models["baseline"].predict_proba(X), label_names=label_names),
+    }}
+    if "mllm" in models:
+        features = [e.features for e in gold]
+        active_mllm = scoring.load_mllm(config.mllm_version_id)
+        reports["mllm"] = {
+            "active": evaluation_report(labels, _mllm_probabilities(active_mllm, features),
+                                        label_names=active_mllm.labels),
+            "candidate": evaluation_report(labels, _mllm_probabilities(models["mllm"], features),
+                                           label_names=models["mllm"].labels),
+        }
+    return reports
+
+
+def _mllm_probabilities(model: MultimodalClassifier, features: list[VideoFeatures]) -> np.ndarray:
+    prepared = [video for start in range(0, len(features), MLLM_PREPARE_BATCH)
+                for video in model.prepare(features[start:start + MLLM_PREPARE_BATCH])]
+    return predict_probabilities(model, prepared, batch_size=32)  # (N, K)
+
+
+def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],
+                         training_notes: dict[str, dict]) -> dict[str, ModelVersion]:
+    attempt.step(0.8, "Registering the new versions")
+    candidates = {}
+    with transaction.atomic():
+        for kind, model in models.items():
+            folder = _folder(run, attempt, kind)
+            model_config = ({"temperature": float(model.temperature_)} if kind == "baseline"
+                            else model.config.to_dict())
+            candidates[kind] = actions.do_register_model(
+                run.policy, kind=kind, version=folder.name, artifact_path=str(folder), config=model_config,
+                metrics={"gold": reports[kind]["candidate"], "active_on_gold": reports[kind]["active"],
+                         "training": training_notes[kind], "training_run": run.pk})
+        attempt.step(0.82, "Registered the new versions", baseline_candidate=candidates.get("baseline"),
+                     mllm_candidate=candidates.get("mllm"))
+    return candidates
+
+
+def _calibrate(attempt: Attempt, config: CascadeConfig, baseline: BaselineClassifier) -> tuple[float | None, str]:
+    """The threshold that sends the budget's share of recent videos to the MLLM, by the new
+    baseline's entropies on them (its own differ from the old one's), and a sentence about it."""
+    if config.mllm_budget is None:
+        return None, f"The fixed entropy threshold {config.entropy_threshold:.3f} stays as an admin set it."
+    recent = list(Video.objects.filter(policy_id=config.policy_id, predictions__stage=Prediction.Stage.BASELINE).distinct()
+                  .order_by("-created_at")[:settings.COEFVQ_RETRAIN_CALIBRATION_VIDEOS])
+    entropies = []
+    for done, video in enumerate(recent, start=1):
+        attempt.step(0.85 + 0.1 * done / len(recent), f"Re-scoring recent video {done} of {len(recent)}")
+        try:
+            decoded = pipeline.decode(video)
+        except MediaError:
+            continue
+        entropies.append(baseline.score(video.caption, decoded.frames, decoded.audio).entropy)
+    if not entropies:
+        return None, "No recent video could be re-scored; the budget's threshold comes from the new baseline's own " \
+                     "entropies as it scores."
+    threshold = threshold_for_budget(entropies, config.mllm_budget)
+    routed = float(np.mean(np.asarray(entropies) >= threshold))
+    return threshold, (f"Threshold recalibrated on {len(entropies)} recent videos re-scored by the new baseline: "
+                       f"{threshold:.3f} nats sends {routed:.1%} of them to the MLLM (budget {config.mllm_budget:.1%}).")
+
+
+def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, ModelVersion],
+            promoted: dict[str, ModelVersion], *, notes: list[str], metrics: dict) -> None:
+    """Promote what passed the gate (one new configuration version), reject the rest, end the run."""
+    threshold = None
+    if "baseline" in promoted:
+        threshold, sentence = _calibrate(attempt, config, scoring.load_baseline(promoted["baseline"].pk))
+        notes.append(sentence)
+    attempt.step(0.97, "Recording the decision")
+    with transaction.atomic():
+        if not attempt.rows().select_for_update().exists():
+            raise RunTakenOver(attempt.run_id)
+        if promoted and _active_models_changed(config):
+            notes.append("Nothing promoted: the active models changed while this run trained, so the gate compared "
+                         "against models no longer in service.")
+            promoted = {}
+        ModelVersion.objects.filter(pk__in=[c.pk for kind, c in candidates.items() if kind not in promoted]).update(
+            status=ModelVersion.Status.REJECTED)
+        if promoted:
+            _activate(attempt, config, promoted, threshold)
+        status = Status.PROMOTED if promoted else Status.REFUSED
+        now = timezone.now()
+        attempt.rows().update(status=status, progress=1.0, step="Finished", decision="\n".join(notes),
+                              metrics=metrics, finished_at=now, heartbeat_at=now)
+    live.training_progress(attempt.run_id, status=status, progress=1.0, step="Finished")
+
+
+def _active_models_changed(config: CascadeConfig) -> bool:
+    now_active = CascadeConfig.objects.filter(policy_id=config.policy_id, is_active=True).values_list(
+        "baseline_version_id", "mllm_version_id").first()
+    return now_active != (config.baseline_version_id, config.mllm_version_id)
+
+
+def _activate(attempt: Attempt, config: CascadeConfig, promoted: dict[str, ModelVersion],
+              threshold: float | None) -> None:
+    run = TrainingRun.objects.select_related("requested_by").get(pk=attempt.run_id)
+    names = " and ".join(str(version) for version in promoted.values())
+    new_config = actions.do_activate_models(config.policy, actor=run.requested_by,
+                                            note=f"Training run #{run.pk} promoted {names}.", **promoted)
+    if threshold is not None:
+        CascadeConfig.objects.filter(pk=new_config.pk).update(calibrated_threshold=threshold)
+
+
+def _fail(attempt: Attempt, error: Exception) -> None:
+    """End the run failed with the reason; its candidates are rejected, nothing active changes."""
+    reason = error.message if isinstance(error, ActionError) else f"{type(error).__name__}: {error}"
+    now = timezone.now()
+    with transaction.atomic():
+        run = attempt.rows().select_for_update().first()
+        if run is None:
+            return  # another worker took it over
+        ModelVersion.objects.filter(pk__in=[run.baseline_candidate_id, run.mllm_candidate_id],
+                                    status=ModelVersion.Status.CANDIDATE).update(status=ModelVersion.Status.REJECTED)
+        attempt.rows().update(status=Status.FAILED, step="Failed", error=reason[:5000], finished_at=now,
+                              heartbeat_at=now, decision="The run failed; the active models stay in service.")
+    live.training_progress(attempt.run_id, status=Status.FAILED, progress=run.progress, step="Failed")
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
