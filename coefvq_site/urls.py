@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from rest_framework.routers import DefaultRouter
 
-from moderation import api, views
+from moderation import api, dashboard_views, views
 
 router = DefaultRouter()
 router.register("videos", api.VideoViewSet, basename="api-video")
@@ -24,6 +24,8 @@ urlpatterns = [
     path("review/<int:task_id>/", views.review, name="review"),
     path("review/<int:task_id>/decide/", views.review_decide, name="review-decide"),
     path("review/<int:task_id>/skip/", views.review_skip, name="review-skip"),
+    path("dashboard/", dashboard_views.dashboard_page, name="dashboard"),
+    path("dashboard/export/<slug:name>.csv", dashboard_views.dashboard_export, name="dashboard-export"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -18,3 +18,8 @@ def has_role(user, *roles: str) -> bool:
 
 def can_see_all_videos(user) -> bool:
     return has_role(user, *ROLES) or user.is_staff
+
+
+def can_see_dashboard(user) -> bool:
+    """The dashboard shows every reviewer's numbers, so it is for leads and admins."""
+    return has_role(user, LEAD, ADMIN)

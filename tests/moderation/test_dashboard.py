@@ -1,0 +1,311 @@
+"""The leads' dashboard: its numbers on a small known world, the page and the CSV exports.
+
+The world (policy icd, all within the last day unless said):
+
+  video entropy routed  decided by  decision      review
+  v1    1.2     yes     mllm        human_review  rita: scam, model said scam (review band)
+  v2    1.0     yes     mllm        human_review  rita: scam, model said ok   (review band)
+  v3    0.1     no      baseline    auto_allow    rita: ok, model said ok     (audit)
+  v4    0.1     no      baseline    auto_allow    rita: drugs, model said ok  (audit)
+  v5    0.2     no      baseline    auto_action   lena: scam, model said scam (audit)
+  v6    0.3     no      baseline    auto_allow    lena: ok, model said ok     (audit)
+  v7    0.9     yes     mllm        human_review  open task, 3 h old
+  v8    0.5     no      baseline    human_review  open task, 1 h old
+  old   -       -       -           -             uploaded 3 days ago
+
+v1..v6 were routed 5 hours ago under configuration v1 (budget 25%), v7 and v8 an hour ago under
+the active v2 (budget 10%, last threshold 0.9 nats).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db.models import Q
+from django.utils import timezone
+
+from moderation import dashboard, roles
+from moderation.models import (CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, RoutingDecision,
+                               Video)
+
+pytestmark = pytest.mark.django_db
+
+H = timedelta(hours=1)
+PROBS = {
+    "v1": ({"ok": 0.50, "scam": 0.45, "drugs": 0.03, "weapons": 0.02}, {"ok": 0.20, "scam": 0.70, "drugs": 0.05, "weapons": 0.05}),
+    "v2": ({"ok": 0.55, "scam": 0.40, "drugs": 0.03, "weapons": 0.02}, {"ok": 0.60, "scam": 0.30, "drugs": 0.05, "weapons": 0.05}),
+    "v3": ({"ok": 0.90, "scam": 0.05, "drugs": 0.03, "weapons": 0.02}, None),
+    "v4": ({"ok": 0.95, "scam": 0.02, "drugs": 0.02, "weapons": 0.01}, None),
+    "v5": ({"ok": 0.03, "scam": 0.95, "drugs": 0.01, "weapons": 0.01}, None),
+    "v6": ({"ok": 0.92, "scam": 0.04, "drugs": 0.02, "weapons": 0.02}, None),
+    "v7": ({"ok": 0.40, "scam": 0.30, "drugs": 0.20, "weapons": 0.10}, {"ok": 0.30, "scam": 0.60, "drugs": 0.05, "weapons": 0.05}),
+    "v8": ({"ok": 0.60, "scam": 0.30, "drugs": 0.05, "weapons": 0.05}, None),
+}
+ENTROPY = {"v1": 1.2, "v2": 1.0, "v3": 0.1, "v4": 0.1, "v5": 0.2, "v6": 0.3, "v7": 0.9, "v8": 0.5}
+DECISION = {"v1": "human_review", "v2": "human_review", "v3": "auto_allow", "v4": "auto_allow",
+            "v5": "auto_action", "v6": "auto_allow", "v7": "human_review", "v8": "human_review"}
+# video: reason, reviewer, reviewer's label, model's label, seconds from claim to decision
+REVIEWS = {
+    "v1": ("review_band", "rita", "scam", "scam", 10),
+    "v2": ("review_band", "rita", "scam", "ok", 20),
+    "v3": ("audit", "rita", "ok", "ok", 30),
+    "v4": ("audit", "rita", "drugs", "ok", 100),
+    "v5": ("audit", "lena", "scam", "scam", 5),
+    "v6": ("audit", "lena", "ok", "ok", 7),
+}
+OPEN_TASK_AGE = {"v7": 3 * H, "v8": 1 * H}
+
+
+def _user(django_user_model, username: str, *groups: str):
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
+    user.groups.set(Group.objects.filter(name__in=groups))
+    return user
+
+
+@pytest.fixture
+def lead(django_user_model):
+    return _user(django_user_model, "lena", roles.LEAD)
+
+
+@pytest.fixture
+def policy():
+    return Policy.objects.get(slug="icd")
+
+
+def _video(policy: Policy, name: str, created_at) -> Video:
+    video = Video.objects.create(
+        policy=policy, file=f"videos/{name}.mp4", original_filename=f"{name}.mp4", sha256=name.ljust(64, "0"),
+        size_bytes=1, source="cli", state=Video.State.DECIDED, state_changed_at=created_at,
+        decision=DECISION.get(name, ""), decided_by="mllm" if PROBS.get(name, (0, None))[1] else "baseline",
+    )
+    Video.objects.filter(pk=video.pk).update(created_at=created_at)
+    return video
+
+
+def _configs(policy: Policy) -> tuple[CascadeConfig, CascadeConfig]:
+    baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", artifact_path="b",
+                                           status="active")
+    mllm = ModelVersion.objects.create(policy=policy, kind="mllm", version="m1", artifact_path="m", status="active")
+    old = CascadeConfig.objects.create(policy=policy, version=1, mllm_budget=0.25, baseline_version=baseline,
+                                       mllm_version=mllm)
+    active = CascadeConfig.objects.create(policy=policy, version=2, mllm_budget=0.10, baseline_version=baseline,
+                                          mllm_version=mllm, is_active=True)
+    return old, active
+
+
+def _score(video: Video, name: str, config: CascadeConfig, at) -> None:
+    base_probs, mllm_probs = PROBS[name]
+    baseline = Prediction.objects.create(video=video, stage="baseline", model_version=config.baseline_version,
+                                         cascade_config=config, probabilities=base_probs,
+                                         label=max(base_probs, key=base_probs.get), entropy=ENTROPY[name])
+    routing = RoutingDecision.objects.create(video=video, baseline_prediction=baseline, cascade_config=config,
+                                             entropy=ENTROPY[name], threshold=0.9, routed_to_mllm=bool(mllm_probs))
+    Prediction.objects.filter(pk=baseline.pk).update(created_at=at)
+    RoutingDecision.objects.filter(pk=routing.pk).update(created_at=at)
+    if mllm_probs:
+        mllm = Prediction.objects.create(video=video, stage="mllm", model_version=config.mllm_version,
+                                         cascade_config=config, probabilities=mllm_probs,
+                                         label=max(mllm_probs, key=mllm_probs.get), entropy=0.8)
+        Prediction.objects.filter(pk=mllm.pk).update(created_at=at)
+
+
+def _task(video: Video, reason: str, model_label: str, created_at, completed_at=None) -> ReviewTask:
+    task = ReviewTask.objects.create(
+        video=video, policy=video.policy, reason=reason, priority=0.5, due_at=created_at, model_label=model_label,
+        p_violation=0.5, status="done" if completed_at else "open", completed_at=completed_at)
+    ReviewTask.objects.filter(pk=task.pk).update(created_at=created_at)
+    return task
+
+
+@pytest.fixture
+def world(policy, reviewer, lead):
+    """The world of the module docstring; returns the time it was built at."""
+    now = timezone.now()
+    old_config, active_config = _configs(policy)
+    users = {"rita": reviewer, "lena": lead}
+    _video(policy, "old", now - timedelta(days=3))
+    for index, name in enumerate(PROBS):
+        video = _video(policy, name, now - 6 * H)
+        routed_under_old = name in REVIEWS
+        _score(video, name, old_config if routed_under_old else active_config, now - (5 * H if routed_under_old else H))
+        if name in OPEN_TASK_AGE:
+            _task(video, "review_band", "scam", now - OPEN_TASK_AGE[name])
+            continue
+        reason, who, label, model_label, seconds = REVIEWS[name]
+        # Tasks waited 10, 20, ... 60 minutes for their reviews.
+        task = _task(video, reason, model_label, now - 4 * H, completed_at=now - 4 * H + (index + 1) * timedelta(minutes=10))
+        Review.objects.create(task=task, video=video, reviewer=users[who], label=label, model_label=model_label,
+                              model_decided_by=video.decided_by, disagrees_with_model=label != model_label,
+                              seconds_spent=seconds)
+    return now
+
+
+@pytest.fixture
+def day(world):
+    return dashboard.Window.last_days(1, now=world + timedelta(seconds=1))
+
+
+def test_volume_counts_uploads_in_the_window_and_the_mllm_call_rate_against_each_configs_budget(policy, world, day):
+    buckets = dashboard.volume(policy, day)
+
+    assert sum(b.uploaded for b in buckets) == 8  # "old" is outside the last day
+    assert sum(b.auto_allow for b in buckets) == 3 and sum(b.auto_action for b in buckets) == 1
+    routed = [b for b in buckets if b.scored]
+    assert [(b.config_versions, b.scored, b.routed, b.budget) for b in routed] == [("1", 6, 2, 0.25), ("2", 2, 1, 0.10)]
+    assert routed[0].call_rate == pytest.approx(2 / 6)
+    assert sum(b.uploaded for b in dashboard.volume(policy, dashboard.Window.last_days(7, now=world))) == 9
+
+
+def test_queue_now_reports_depth_and_wait_quantiles(policy, world, day):
+    queue = dashboard.queue_now(policy, day, now=world)
+
+    assert (queue.open, queue.open_review_band, queue.open_audit, queue.completed) == (2, 2, 0, 6)
+    assert queue.oldest_age_s == pytest.approx(3 * 3600) and queue.p95_age_s == pytest.approx(3 * 3600)
+    assert queue.p50_age_s == pytest.approx(3600)
+    # Waits of 10..60 minutes: the nearest-rank median is the 3rd, the 95th percentile the 6th.
+    assert queue.p50_time_to_review_s == pytest.approx(30 * 60) and queue.p95_time_to_review_s == pytest.approx(3600)
+
+
+def test_queue_depth_over_time_walks_back_from_the_open_tasks(policy, world, day):
+    buckets = dashboard.queue_over_time(policy, day)
+
+    assert sum(b.created for b in buckets) == 8 and sum(b.completed for b in buckets) == 6
+    assert buckets[-1].depth_at_end == 2
+    assert buckets[0].depth_at_end == 0  # nothing was open a day ago
+    for bucket in buckets:  # open at a moment: created before it and not yet reviewed then
+        end = bucket.start + dashboard.STEP[day.bucket]
+        assert bucket.depth_at_end == ReviewTask.objects.filter(
+            Q(completed_at__isnull=True) | Q(completed_at__gte=end), created_at__lt=end).count()
+
+
+def test_reviewer_throughput_and_agreement_by_stage(policy, world, day):
+    reviewers = {r.reviewer: r for r in dashboard.reviewer_throughput(policy, day)}
+
+    assert (reviewers["rita"].reviews, reviewers["rita"].active_days, reviewers["rita"].median_seconds) == (4, 1, 25)
+    assert reviewers["rita"].agreement == pytest.approx(0.5)
+    assert (reviewers["lena"].reviews, reviewers["lena"].median_seconds, reviewers["lena"].agreement) == (2, 6, 1.0)
+    agreement = {a.stage: (a.reviews, a.agreeing, a.share) for a in dashboard.agreement_by_stage(policy, day)}
+    assert agreement == {"baseline": (4, 3, 0.75), "mllm": (2, 1, 0.5)}
+
+
+def test_confusion_matrix_rows_are_reviewer_labels_and_columns_model_labels(policy, world, day):
+    result = dashboard.confusion(policy, day)
+
+    assert result.labels == ["ok", "scam", "drugs", "weapons"]
+    assert result.matrix == [[2, 0, 0, 0],
+                             [1, 2, 0, 0],
+                             [1, 0, 0, 0],
+                             [0, 0, 0, 0]]
+
+
+def test_wilson_interval_matches_the_published_values():
+    # 1 success in 10: 0.0179 to 0.4042 (Newcombe 1998, Statistics in Medicine 17, table I, method 3).
+    low, high = dashboard.wilson_interval(1, 10)
+    assert (round(low, 4), round(high, 4)) == (0.0179, 0.4042)
+    # No success: the lower end is 0 and the upper z^2 / (n + z^2).
+    low, high = dashboard.wilson_interval(0, 10)
+    assert low == 0 and high == pytest.approx(dashboard.Z_95 ** 2 / (10 + dashboard.Z_95 ** 2))
+    assert dashboard.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_audit_estimates_per_automatic_band(policy, world, day):
+    estimates = {e.band: e for e in dashboard.audit_estimates(policy, day)}
+
+    allow = estimates["auto_allow"]
+    assert (allow.audited, allow.errors, allow.error_rate) == (3, 1, pytest.approx(1 / 3))
+    assert (allow.ci_low, allow.ci_high) == pytest.approx(dashboard.wilson_interval(1, 3))
+    assert allow.ci_low < 1 / 3 < allow.ci_high
+    action = estimates["auto_action"]
+    assert (action.audited, action.errors, action.ci_low) == (1, 0, 0.0)
+
+
+def test_model_quality_scores_each_video_with_the_stage_that_decided_it(policy, world, day):
+    buckets = [b for b in dashboard.quality_over_time(policy, day, dashboard.labeled_videos(policy, day)) if b.n]
+
+    # TP v1 (mllm) and v5; FN v2 (mllm said ok) and v4; TN v3 and v6: precision 1, recall 1/2.
+    assert len(buckets) == 1
+    quality = buckets[0]
+    assert (quality.n, quality.n_positive) == (6, 4)
+    assert quality.f1 == pytest.approx(2 / 3)
+    # P(violation) ranks v5, v1, v2 (all violating) above v3, v6 (ok) above v4 (violating).
+    assert (quality.rp60, quality.rp70, quality.rp90) == (1.0, 0.75, 0.75)
+
+
+def test_budget_tradeoff_replays_the_cascade_on_videos_both_stages_scored(policy, world, day):
+    tradeoff = dashboard.budget_tradeoff(policy, dashboard.labeled_videos(policy, day))
+
+    assert tradeoff.n == 2  # v1 and v2; v7 has both but no review
+    assert tradeoff.baseline_f1 == 0.0 and tradeoff.mllm_f1 == pytest.approx(2 / 3)
+    entropy = {p.budget: p.f1 for p in tradeoff.points if p.router == "entropy"}
+    assert entropy[0.0] == tradeoff.baseline_f1 and entropy[1.0] == tradeoff.mllm_f1
+
+
+def test_entropy_histogram_marks_the_threshold_the_router_used_last(policy, world, day):
+    histogram = dashboard.entropy_histogram(policy, day, dashboard.active_config(policy))
+
+    assert histogram.sample == 8 and sum(b.count for b in histogram.bins) == 8
+    assert histogram.threshold == 0.9
+    assert histogram.above_threshold == pytest.approx(3 / 8)  # 0.9, 1.0 and 1.2
+    assert histogram.max_entropy == pytest.approx(math.log(4))
+
+
+def test_page_shows_every_chart_to_a_lead_with_bounded_queries(client, world, lead, django_assert_max_num_queries):
+    client.force_login(lead)
+    with django_assert_max_num_queries(30):
+        response = client.get("/dashboard/?days=1")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('class="chart-svg"') == 8
+    for section in ("volume", "queue", "reviewers", "quality", "entropy", "tradeoff", "confusion", "audit"):
+        assert f'id="{section}"' in html
+    assert 'href="/dashboard/"' in html  # the nav link
+    assert "No data in this window" not in html
+
+
+def test_page_queries_do_not_grow_with_the_data(client, world, policy, lead, reviewer, django_assert_max_num_queries):
+    for n in range(30):
+        video = _video(policy, f"more{n:02d}", world - 2 * H)
+        task = _task(video, "review_band", "ok", world - 2 * H, completed_at=world - H)
+        Review.objects.create(task=task, video=video, reviewer=reviewer, label="ok", model_label="ok",
+                              model_decided_by="baseline", disagrees_with_model=False, seconds_spent=3)
+    client.force_login(lead)
+    with django_assert_max_num_queries(30):
+        assert client.get("/dashboard/?days=1").status_code == 200
+
+
+@pytest.mark.parametrize("who", ["uploader", "reviewer"])
+def test_page_and_exports_are_refused_to_people_who_are_not_leads(client, request, who):
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get("/dashboard/").status_code == 403
+    assert client.get("/dashboard/export/volume.csv").status_code == 403
+    assert 'href="/dashboard/"' not in client.get("/videos/").content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    response = client.get("/dashboard/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def _csv(response) -> list[dict]:
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_csv_exports_parse_and_carry_the_numbers(client, world, lead):
+    client.force_login(lead)
+
+    cells = _csv(client.get("/dashboard/export/confusion.csv?days=1"))
+    assert {(c["reviewer_label"], c["model_label"], int(c["count"])) for c in cells} == {
+        ("ok", "ok", 2), ("scam", "ok", 1), ("scam", "scam", 2), ("drugs", "ok", 1)}
+    audit = {row["band"]: row for row in _csv(client.get("/dashboard/export/audit.csv?days=1&policy=icd"))}
+    assert (audit["auto_allow"]["audited"], audit["auto_allow"]["errors"]) == ("3", "1")
+    for name in dashboard.TABLES:
+        assert _csv(client.get(f"/dashboard/export/{name}.csv?days=7")), name
+    assert client.get("/dashboard/export/nothing.csv").status_code == 404
