@@ -100,6 +100,7 @@ def ranged_file_response(request, path: Path, *, etag: str) -> HttpResponse:
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag
+    response["Cache-Control"] = "private"  # served after a permission check: no shared cache keeps it
     response["Content-Disposition"] = "inline"
     return response
 

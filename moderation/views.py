@@ -142,16 +142,18 @@ def review(request, task_id: int):
     task = get_object_or_404(ReviewTask.objects.select_related("claimed_by"), pk=task_id)
     holds_claim = workspace.holds_claim(task, request.user)
     if not holds_claim and not roles.has_role(request.user, roles.LEAD, roles.ADMIN):
-        return render(request, "moderation/review_closed.html", {"task": task, "message": _why_closed(task)},
-                      status=403)
+        return render(request, "moderation/review_closed.html",
+                      {"task": task, "message": _why_closed(task, request.user)}, status=403)
     context = workspace.review_context(task)
     context["read_only"] = not holds_claim
     return render(request, "moderation/review.html", context)
 
 
-def _why_closed(task: ReviewTask) -> str:
+def _why_closed(task: ReviewTask, user) -> str:
     if task.status == ReviewTask.Status.DONE:
         return "This video was already reviewed."
+    if task.claimed_by_id == user.pk:
+        return "Your claim on this video ran out and it went back to the queue. Claim the next item from the queue."
     return "You do not hold the claim on this video, so you cannot review it. Claim the next item from the queue."
 
 

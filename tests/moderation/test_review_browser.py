@@ -147,6 +147,12 @@ def review_by_keyboard(page, base_url: str, first: ReviewTask, second: ReviewTas
     page.keyboard.press("Escape")
     assert page.is_hidden("#help-overlay")
 
+    # s asks why before skipping; Escape backs out of it.
+    page.keyboard.press("s")
+    assert page.is_visible("#skip-dialog input[name=reason]")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#skip-dialog")
+
     # Typing a note never triggers a shortcut, digits included.
     page.click("textarea[name=note]")
     page.keyboard.type("1 scam hotline, 2 voices")
