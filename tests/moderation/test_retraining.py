@@ -236,3 +236,14 @@ def test_the_schedule_requests_a_run_only_with_enough_new_labels(model_dir, sile
     TrainingRun.objects.filter(pk=requested[0].pk).update(status="refused", labels_until=timezone.now())
     assert retraining.maybe_retrain() == []  # its labels are no longer new
     assert config.retrain_min_labels == 3
+
+
+def test_a_run_whose_worker_went_silent_is_started_over(model_dir, settings):
+    config = make_cascade(model_dir, margin=0.0)
+    run = retraining.do_request_training_run(config.policy, trigger="button", enqueue=False)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now())
+    assert retraining.run_training(run.pk).status == "running"  # its worker is alive: left alone
+
+    TrainingRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timezone.timedelta(seconds=settings.COEFVQ_TRAINING_STALE_S + 1))
+    assert retraining.run_training(run.pk).status == "refused"  # no gold videos: nothing to train
