@@ -211,6 +211,11 @@ def test_wilson_interval_matches_the_published_values():
     low, high = dashboard.wilson_interval(0, 10)
     assert low == 0 and high == pytest.approx(dashboard.Z_95 ** 2 / (10 + dashboard.Z_95 ** 2))
     assert dashboard.wilson_interval(0, 0) == (0.0, 1.0)
+    # The ends are exact where the estimate is 0 or 1, and the interval always holds the estimate.
+    for n in range(1, 60):
+        assert dashboard.wilson_interval(0, n)[0] == 0.0 and dashboard.wilson_interval(n, n)[1] == 1.0
+        low, high = dashboard.wilson_interval(n // 3, n)
+        assert low <= n // 3 / n <= high
 
 
 def test_audit_estimates_per_automatic_band(policy, world, day):
