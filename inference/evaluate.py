@@ -52,7 +52,7 @@ def _finite_or_none(x: float | None) -> float | None:
 def model_report(probs, labels, kinds, label_names: tuple[str, ...] = LABELS) -> dict[str, Any]:
     """inference.metrics.evaluation_report (accuracy, macro-F1, binary F1/P/R, R@P60..90, confusion,
     accuracy per kind) plus "hard": the binary metrics and accuracy on the hard kinds only, and
-    the mean entropy of the distributions (nats)."""
+    the mean entropy of the distributions (nats), overall and per kind."""
     p, y, k = _arrays(probs, labels, kinds)
     report = evaluation_report(y, p, kinds=k, label_names=label_names)
     hard = hard_mask(k)
@@ -62,7 +62,20 @@ def model_report(probs, labels, kinds, label_names: tuple[str, ...] = LABELS) ->
         "accuracy": float((predicted[hard] == y[hard]).mean()) if hard.any() else None,
     }
     report["mean_entropy_nats"] = float(np.mean(shannon_entropy(p))) if len(p) else None
+    report["entropy_per_kind"] = entropy_per_kind(p, k)
     return report
+
+
+def entropy_per_kind(probs, kinds) -> dict[str, dict[str, float]]:
+    """{kind: {"n", "median", "q25", "q75"}} of the distributions' entropies (nats): whether a
+    router reading them would tell the kinds whose evidence a model cannot see from the rest."""
+    h = shannon_entropy(np.asarray(probs, dtype=np.float64)) if len(probs) else np.zeros(0)  # (N,)
+    k = np.asarray([str(v) for v in kinds], dtype=object)
+    out = {}
+    for kind in sorted(set(k.tolist())):
+        q25, median, q75 = np.percentile(h[k == kind], [25, 50, 75])
+        out[kind] = {"n": int((k == kind).sum()), "median": float(median), "q25": float(q25), "q75": float(q75)}
+    return out
 
 
 def cascade_point(baseline_probs, mllm_probs, labels, kinds, budget: float, router: str, seed: int = 0,

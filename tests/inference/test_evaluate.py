@@ -56,6 +56,10 @@ def test_model_report_shows_the_baseline_failing_on_hard_kinds(split):
     for key in ("R@P60", "R@P70", "R@P80", "R@P90"):
         assert key in base["binary"]
     assert base["mean_entropy_nats"] > full["mean_entropy_nats"]
+    per_kind = base["entropy_per_kind"]
+    assert set(per_kind) == {"easy_ok", "caption", "speech_only"} and per_kind["speech_only"]["n"] == N_HARD
+    # the router's view: the hard kind sits above every easy video's entropy
+    assert per_kind["speech_only"]["q25"] > max(per_kind["easy_ok"]["q75"], per_kind["caption"]["q75"])
 
 
 def test_oracle_ge_entropy_gt_random_at_every_budget(split):
