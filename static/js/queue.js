@@ -29,11 +29,17 @@
     }
     refreshing = fetch(table.dataset.fragmentUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then((response) => {
+        // Sent to the login page: the session ended. Reload so the reviewer sees that, not a
+        // login form inside the table.
+        if (response.redirected) {
+          window.location.reload();
+          return null;
+        }
         if (!response.ok) throw new Error("queue fragment: HTTP " + response.status);
         return response.text();
       })
       .then((html) => {
-        table.innerHTML = html;
+        if (html !== null) table.innerHTML = html;
       })
       .catch((error) => console.warn(error))
       .finally(() => {
