@@ -7,8 +7,8 @@ generate the policy-labeled specs -> render the videos -> decode + ASR + OCR eac
 (inference.features, with a progress bar) -> train the stage-1 baseline -> train the MLLM with
 late and with early audio fusion -> a LoRA rank/alpha sweep -> evaluate every model on the test
 split -> replay the cascade at several budgets with the entropy, random and oracle routers ->
-measure the compute per video of each stage -> write results.json, results.md and (when
-matplotlib is installed) f1_vs_budget.png to <out>/<config>/.
+measure the compute per video of each stage -> write results.json, results.md and
+f1_vs_budget.png to <out>/<config>/.
 
 Heavy imports (torch, the models) happen inside main(): the decode sandbox's fork server
 preloads __main__, and with torch imported at module level every isolated decode costs
@@ -128,8 +128,8 @@ def run_baseline(splits: dict) -> dict:
         t = time.perf_counter()
         probs.append(model.predict_proba(cheap_features(f.caption, f.frames, f.audio, model.encoder))[0])  # (K,)
         seconds.append(time.perf_counter() - t)
-    return {"probs": np.array(probs), "seconds": seconds, "train_s": train_s, "C": model.config.C,
-            "calibration": model.calibration_}  # fmt: skip
+    return {"probs": np.array(probs), "seconds": seconds, "train_s": train_s, "estimator": model.config.estimator,
+            "C": model.config.C, "category_C": model.config.category_C, "calibration": model.calibration_}  # fmt: skip
 
 
 def mllm_test_probs(model, features: list, timed: bool, batch_size: int = 16):
@@ -151,16 +151,17 @@ def mllm_test_probs(model, features: list, timed: bool, batch_size: int = 16):
 
 
 def run_mllm(name: str, fusion: str, r: int, alpha: int, epochs: int, splits: dict, cfg: RunConfig,
-             args: argparse.Namespace, root: Path, timed: bool) -> dict:  # fmt: skip
+             args: argparse.Namespace, root: Path, timed: bool, class_weighting: str = "balanced") -> dict:  # fmt: skip
     from inference.mllm import MLLMConfig
     from inference.train_mllm import TrainConfig, train_mllm
 
     def items(pairs):
         return [(f, row["label"]) for row, f in pairs]
 
-    print(f"== MLLM {name}: fusion={fusion} LoRA r={r} alpha={alpha}, {epochs} epoch(s)", flush=True)
+    print(f"== MLLM {name}: fusion={fusion} LoRA r={r} alpha={alpha}, {epochs} epoch(s), {class_weighting} class weights",
+          flush=True)  # fmt: skip
     model_config = MLLMConfig(audio_checkpoint=str(args.whisper), fusion=fusion, lora_r=r, lora_alpha=alpha)
-    train_config = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    train_config = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, class_weighting=class_weighting)
     t0 = time.perf_counter()
     result = train_mllm(items(splits["train"]), items(splits["val"]), model_config, train_config,
                         out_dir=root / "models" / name, progress=True)  # fmt: skip
@@ -168,6 +169,7 @@ def run_mllm(name: str, fusion: str, r: int, alpha: int, epochs: int, splits: di
     probs, seconds = mllm_test_probs(result.model, [f for _, f in splits["test"]], timed)
     return {
         "name": name, "fusion": fusion, "lora_r": r, "lora_alpha": alpha, "epochs": epochs,
+        "class_weighting": class_weighting,
         "best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1,
         "train_s": train_s, "prepare_s": result.prepare_seconds,
         "trainable_parameters": result.model.parameter_counts(),
@@ -244,13 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     runs = {
         "late_r32": run_mllm("late_r32", "late", 32, 64, cfg.epochs, splits, cfg, args, root, timed=True),
         "early_r32": run_mllm("early_r32", "early", 32, 64, cfg.epochs, splits, cfg, args, root, timed=True),
+        # Balanced class weights push doubtful videos away from "ok" (false flags on easy_ok in
+        # the first run); the same late-fusion model with plain cross-entropy competes on val.
+        "late_r32_unweighted": run_mllm("late_r32_unweighted", "late", 32, 64, cfg.epochs, splits, cfg, args, root,
+                                        timed=True, class_weighting="none"),  # fmt: skip
     }
     sweep = {}
     for r, alpha in LORA_SWEEP:
         name = f"sweep_late_r{r}_a{alpha}"
         sweep[name] = run_mllm(name, "late", r, alpha, cfg.sweep_epochs, splits, cfg, args, root, timed=False)
 
-    # The cascade's stage 2 is the fusion with the better validation macro-F1 (chosen on val, not test).
+    # The cascade's stage 2 is the main run with the best validation macro-F1 (chosen on val, not test).
     chosen = max(runs.values(), key=lambda run: run["best_val_macro_f1"])
     report = evaluate_split(baseline["probs"], chosen["probs"], labels, kinds)
     compute = compute_report(splits, baseline, chosen, report["cascade"])
@@ -264,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "asr_beam_size": args.asr_beam,
         "mix": mix_report(items),
         "test_hard_fraction": hard_fraction([it for it in items if it.split == "test"]),
-        "baseline": {"train_s": baseline["train_s"], "C": baseline["C"], "calibration": baseline["calibration"]},
+        "baseline": strip_arrays(baseline),
         "mllm_runs": {name: {**strip_arrays(run), "test": model_report(run["probs"], labels, kinds)}
                       for name, run in {**runs, **sweep}.items()},  # fmt: skip
         "cascade_mllm": chosen["name"],
@@ -284,29 +290,44 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_chart(report: dict, path: Path) -> str:
-    """F1 vs budget per router as a PNG, if matplotlib is installed; returns a line for results.md."""
-    try:
-        import matplotlib
+    """F1 vs budget per router, with the MLLM and the baseline alone as horizontal lines, as a
+    PNG; returns the results.md line that shows it."""
+    import matplotlib
+    import numpy as np
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "No chart: matplotlib is not installed in this environment (the run does not install it)."
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    matplotlib.use("Agg")  # no display on the benchmark machines
+    import matplotlib.pyplot as plt
+
+    styles = {"entropy": ("tab:blue", "o"), "random": ("tab:orange", "s"), "oracle": ("tab:green", "^")}
+    fig, ax = plt.subplots(figsize=(6, 4))
     for router, points in report["cascade"].items():
-        ax.plot([p["budget"] for p in points], [p["f1"] for p in points], marker="o", label=router)
-    ax.axhline(report["mllm"]["binary"]["f1"], color="grey", linestyle="--", label="MLLM on all")
-    ax.axhline(report["baseline"]["binary"]["f1"], color="grey", linestyle=":", label="baseline only")
-    ax.set_xlabel("budget (fraction sent to the MLLM)")
+        colour, marker = styles.get(router, (None, "o"))
+        budgets = [100 * p["budget"] for p in points]
+        f1 = np.array([p["f1"] for p in points])
+        label = f"{router} (mean of {points[0]['repeats']} seeds)" if router == "random" else router
+        ax.plot(budgets, f1, marker=marker, color=colour, label=label)
+        if router == "random":  # the spread of the seeds, so a gap to it can be judged
+            spread = np.array([p["f1_std"] for p in points])
+            ax.fill_between(budgets, f1 - spread, f1 + spread, color=colour, alpha=0.15, linewidth=0)
+    ax.axhline(report["mllm"]["binary"]["f1"], color="grey", linestyle="--", label="MLLM on every video")
+    ax.axhline(report["baseline"]["binary"]["f1"], color="black", linestyle=":", label="baseline only")
+    ax.set_xlabel("budget: % of videos sent to the MLLM")
     ax.set_ylabel("binary F1 (test)")
-    ax.legend()
+    ax.set_title("Cascade F1 vs budget, by router")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    return f"![F1 vs budget]({path.name})"
+    plt.close(fig)
+    return f"![F1 vs budget per router]({path.name})"
 
 
 def _f(x, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _quartiles(q: dict) -> str:
+    return f"{q['median']:.2f} [{q['q25']:.2f}, {q['q75']:.2f}]"
 
 
 def render_markdown(results: dict, chart_line: str) -> str:
@@ -320,7 +341,7 @@ def render_markdown(results: dict, chart_line: str) -> str:
         "other jobs shared the machine, so the seconds below are noisy)  ",
         f"Features: `{results['feature_extractor']}` (Whisper beam {results['asr_beam_size']})  ",
         f"Test: {ev['n']} videos, hard fraction {ev['hard_fraction']:.3f}; "
-        f"cascade stage 2 = `{results['cascade_mllm']}` (better validation macro-F1 of late/early fusion)",
+        f"cascade stage 2 = `{results['cascade_mllm']}` (best validation macro-F1 of the three r=32 runs)",
         "",
         "## Models on test",
         "",
@@ -346,6 +367,17 @@ def render_markdown(results: dict, chart_line: str) -> str:
     for name, run in results["mllm_runs"].items():
         per = run["test"]["per_kind"]
         lines.append(f"| {name} | " + " | ".join(_f(per[k]["accuracy"], 2) for k in kinds) + " |")
+
+    b = results["baseline"]
+    cal = b["calibration"]
+    lines += ["", f"Baseline: `{b['estimator']}`, C {b['C']}"
+              + (f", category C {b['category_C']}" if b["estimator"] == "two_head" else "")
+              + f"; temperature {cal['temperature']:.2f}"
+              + (f", category temperature {cal['category_temperature']:.2f}" if b["estimator"] == "two_head" else "")
+              + f" (validation NLL {cal['nll_before']:.3f} -> {cal['nll_after']:.3f}, chosen on val).", "",
+              "Baseline entropy per kind (test; nats, median [q25, q75]): what the entropy router sees.", "",
+              "| " + " | ".join(kinds) + " |", "|" + " --- |" * len(kinds),
+              "| " + " | ".join(_quartiles(ev["baseline"]["entropy_per_kind"][k]) for k in kinds) + " |"]  # fmt: skip
 
     lines += ["", "## Cascade on test (binary F1; random = mean of 20 seeds)", "",
               "| budget | entropy F1 | random F1 (std) | oracle F1 | entropy hard F1 | entropy routed | hard videos routed (entropy) |",
@@ -388,6 +420,8 @@ def render_markdown(results: dict, chart_line: str) -> str:
     lines += ["## Notes", "",
               f"- Late and early fusion: {cfg['epochs']} epochs each; LoRA sweep points (late fusion): "
               f"{cfg['sweep_epochs']} epoch(s) each, so the sweep compares ranks at a shorter schedule.",
+              "- `late_r32_unweighted`: late fusion trained with plain cross-entropy; every other MLLM "
+              "uses balanced class weights (train_mllm's default).",
               "- Each MLLM keeps its best epoch by validation macro-F1 (train_mllm).",
               f"- Mix per split: `{json.dumps(results['mix'])}`", ""]  # fmt: skip
     return "\n".join(lines)

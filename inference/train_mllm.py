@@ -9,8 +9,9 @@ on the CPU; on GPUs the same code runs data-parallel with DeepSpeed ZeRO-2, as i
 
 (the .pkl files hold lists of (VideoFeatures, label) pairs). The frozen Whisper encoder, the
 frame resizing and the tokenisation run once per video before the first epoch; epochs only
-run the parts that train. Hard kinds are rare, so the cross-entropy is class-weighted, and
-the epoch with the best validation macro-F1 is the one kept (saved to out_dir).
+run the parts that train. The cross-entropy can be class-weighted ("balanced"; the default)
+or not ("none": the probabilities then follow the training labels' own mix, which flags fewer
+ok videos), and the epoch with the best validation macro-F1 is the one kept (saved to out_dir).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from inference.mllm import MLLMConfig, MLLMInputs, MultimodalClassifier, Prepare
 from inference.types import VideoFeatures
 
 
+CLASS_WEIGHTINGS = ("balanced", "none")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 3
@@ -48,6 +52,14 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 32
     prepare_batch_size: int = 16  # videos per call to the frozen audio encoder
+    # "balanced": rare labels weigh more in the loss (n / (k * count)); "none": plain
+    # cross-entropy. Balanced weights also act as a prior that moves doubtful videos away
+    # from the majority label, which is "ok" here: more recall, more false flags.
+    class_weighting: str = "balanced"
+
+    def __post_init__(self):
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, not {self.class_weighting!r}")
 
 
 @dataclass
@@ -83,10 +95,13 @@ def prepare_items(
     return prepared, np.array([index[label] for _, label in items], dtype=np.int64)
 
 
-def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
-    """'balanced' weights (n / (k * count)) for the classes present; 1.0 for absent ones."""
+def class_weights(labels: np.ndarray, n_classes: int, weighting: str = "balanced") -> torch.Tensor:
+    """'balanced' weights (n / (k * count)) for the classes present, 1.0 for absent ones;
+    all 1.0 for weighting 'none'."""
     present = np.unique(labels)
     weights = np.ones(n_classes, dtype=np.float32)
+    if weighting == "none":
+        return torch.from_numpy(weights)
     weights[present] = compute_class_weight("balanced", classes=present, y=labels)
     return torch.from_numpy(weights)
 
@@ -172,7 +187,7 @@ def train_mllm(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(train_config.warmup_ratio * total_steps), max(1, total_steps)
     )
-    weights = class_weights(train_labels, len(model.labels)).to(accelerator.device)
+    weights = class_weights(train_labels, len(model.labels), train_config.class_weighting).to(accelerator.device)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     unwrapped: MultimodalClassifier = accelerator.unwrap_model(model)
 
@@ -255,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=defaults.class_weighting)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -267,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         lora_alpha=args.lora_alpha,
     )
     train_config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, seed=args.seed
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, seed=args.seed,
+        class_weighting=args.class_weighting,
     )
     result = train_mllm(_load_items(args.train), _load_items(args.val), model_config, train_config, args.out)
     print(f"best epoch {result.best_epoch}: val macro-F1 {result.best_val_macro_f1:.4f}; saved to {result.out_dir}")
