@@ -7,6 +7,7 @@ schedules follow-up work after the transaction commits.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -24,7 +25,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import live, roles
-from .models import CascadeConfig, ModelVersion, Policy, Review, ReviewSkip, ReviewTask, Video, VideoEvent
+from .models import (AuditEntry, CascadeConfig, ModelVersion, Policy, Review, ReviewSkip, ReviewTask, Video,
+                     VideoEvent)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,20 @@ class ActionError(Exception):
 class IngestResult:
     video: Video
     created: bool  # False: the same bytes were uploaded before; that video is returned
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+
+def record_audit(actor, action: str, target, summary: str, **data) -> AuditEntry:
+    """Append who did what to which object. Call inside the transaction that made the change,
+    so the change and its record commit together or not at all."""
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return AuditEntry.objects.create(
+        actor_id=actor.pk if authenticated else None, actor_name=actor.get_username() if authenticated else "",
+        action=action, target_type=target._meta.model_name, target_id=str(target.pk), summary=summary,
+        data=json.loads(json.dumps(data, default=str)),
+    )
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -292,6 +308,8 @@ def do_activate_models(policy: Policy, *, baseline: ModelVersion | None = None, 
             ModelVersion.objects.filter(policy=policy, kind=version.kind, status=ModelVersion.Status.ACTIVE).exclude(
                 pk=version.pk).update(status=ModelVersion.Status.RETIRED)
             ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.ACTIVE)
+            record_audit(actor, "model_version.activated", version, f"{version} is active in {config}"
+                         + (f" ({note})" if note else "") + ".")
     return config
 
 
@@ -364,8 +382,14 @@ def do_change_cascade_config(policy: Policy, *, actor, note: str, **changes) -> 
         latest = CascadeConfig.objects.filter(policy=policy).order_by("-version").values_list("version", flat=True).first()
         if current:
             CascadeConfig.objects.filter(pk=current.pk).update(is_active=False)
-        return CascadeConfig.objects.create(policy=policy, version=(latest or 0) + 1, is_active=True, created_by=actor,
-                                            change_note=note, **values)
+        config = CascadeConfig.objects.create(policy=policy, version=(latest or 0) + 1, is_active=True,
+                                              created_by=actor, change_note=note, **values)
+        diff = config_changes(config)
+        record_audit(actor, "cascade_config.changed", config,
+                     f"{config} is active: " + (", ".join(f"{name} {old} → {new}" for name, (old, new) in diff.items())
+                                                or "first version") + (f" ({note})" if note else ""),
+                     changes={name: list(pair) for name, pair in diff.items()})
+    return config
 
 
 def config_changes(config: CascadeConfig) -> dict[str, tuple]:
@@ -509,6 +533,8 @@ def do_submit_review(task_id: int, user, *, claim_token, label: str, note: str =
             message=f"Reviewed by {user.get_username()}: {label} ({verdict} the model's {task.model_label}).",
             data={"review": review.pk, "label": label, "model_label": task.model_label},
         )
+        record_audit(user, "review.decided", review, f"Video #{video.pk} labeled {label} ({verdict} the model's "
+                     f"{task.model_label}).", video=video.pk, task=task.pk, label=label, model_label=task.model_label)
         transaction.on_commit(lambda: live.queue_changed("done", task.pk))
     return review
 
@@ -526,6 +552,7 @@ def do_skip_review(task_id: int, user, *, claim_token, reason: str) -> ReviewSki
         VideoEvent.objects.create(video_id=task.video_id, from_state=task.video.state, to_state=task.video.state,
                                   actor=user, message=f"Skipped by {user.get_username()}: {reason}",
                                   data={"review_task": task.pk})
+        record_audit(user, "review.skipped", task, f"Skipped video #{task.video_id}: {reason}", video=task.video_id)
         transaction.on_commit(lambda: live.queue_changed("released", task.pk))
     return skip
 

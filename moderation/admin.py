@@ -7,13 +7,14 @@ import math
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import actions, roles, whatif
-from .models import (CascadeConfig, MediaFacts, ModelVersion, OcrLine, Policy, Prediction, Review, ReviewTask,
+from .models import (AuditEntry, CascadeConfig, MediaFacts, ModelVersion, OcrLine, Policy, Prediction, Review, ReviewTask,
                      RoutingDecision, TrainingRun, TranscriptSegment, Video, VideoEvent)
 
 
@@ -60,6 +61,22 @@ class PolicyAdmin(admin.ModelAdmin):
     form = PolicyForm
     list_display = ["name", "slug", "labels", "violating_labels", "is_default", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            changed = {name: form.cleaned_data[name] for name in form.changed_data}
+            actions.record_audit(request.user, "policy.changed" if change else "policy.created", obj,
+                                 f"{obj}: {', '.join(changed) or 'no field'} {'changed' if change else 'created'}.",
+                                 changes=changed)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor_name", "action", "target_type", "target_id", "summary"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["actor_name", "summary", "target_id"]
+    show_full_result_count = False
 
 
 # --- cascade configuration, with what-if -------------------------------------------------------------

@@ -458,3 +458,37 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"training run #{self.pk} ({self.get_status_display()})"
+
+
+class AuditEntry(models.Model):
+    """Append-only log of every human decision and every configuration change: who, what, when.
+
+    The actor is kept by id and name, not as a foreign key, so removing an account neither
+    rewrites nor blocks the history (PostgreSQL refuses UPDATE and DELETE on this table).
+    """
+
+    at = models.DateTimeField(auto_now_add=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_name = models.CharField(max_length=150, blank=True, help_text="Empty for the system (a scheduled task).")
+    action = models.CharField(max_length=60, help_text='e.g. "review.decided", "cascade_config.changed".')
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=64)
+    summary = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["-at"]), models.Index(fields=["target_type", "target_id"]),
+                   models.Index(fields=["action", "-at"])]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The audit log is append-only.")
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.summary}"

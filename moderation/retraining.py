@@ -117,6 +117,8 @@ def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, 
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(policy=policy, trigger=trigger, requested_by=user)
+            actions.record_audit(user, "training_run.requested", run, f"Retraining of {policy} requested ({trigger}).",
+                                 trigger=trigger)
     except IntegrityError:
         unfinished = TrainingRun.objects.filter(policy=policy, status__in=UNFINISHED).first()
         which = f"#{unfinished.pk} is {unfinished.get_status_display().lower()}" if unfinished else "is unfinished"
@@ -470,6 +472,9 @@ def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, Model
         now = timezone.now()
         attempt.rows().update(status=status, progress=1.0, step="Finished", decision="\n".join(notes),
                               metrics=metrics, finished_at=now, heartbeat_at=now)
+        run = TrainingRun.objects.get(pk=attempt.run_id)
+        actions.record_audit(None, f"training_run.{status}", run, f"{run}: " + " ".join(notes),
+                             promoted=[str(version) for version in promoted.values()])
     live.training_progress(attempt.run_id, status=status, progress=1.0, step="Finished")
 
 
