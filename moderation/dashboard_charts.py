@@ -89,8 +89,9 @@ def volume_chart(buckets: list[VolumeBucket], window: Window) -> str:
             return _empty(ax)
         starts = [b.start for b in buckets]
         bottom = [0] * len(buckets)
-        for field, colour, text in (("auto_allow", OK, "auto-allowed"), ("auto_action", BAD, "auto-actioned"),
-                                    ("human_review", WARN, "human review"), ("undecided", MUTED, "in progress / failed")):
+        layers = (("auto_allow", OK, "auto-allowed"), ("auto_action", BAD, "auto-actioned"),
+                  ("human_review", WARN, "human review"), ("undecided", MUTED, "in progress / failed"))
+        for field, colour, text in layers:
             heights = [getattr(b, field) for b in buckets]
             ax.bar(starts, heights, bottom=bottom, width=_bar_width(starts), color=colour, label=text, align="edge")
             bottom = [low + h for low, h in zip(bottom, heights)]

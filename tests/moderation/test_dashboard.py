@@ -36,14 +36,17 @@ from moderation.models import (CascadeConfig, ModelVersion, Policy, Prediction, 
 pytestmark = pytest.mark.django_db
 
 H = timedelta(hours=1)
-PROBS = {
-    "v1": ({"ok": 0.50, "scam": 0.45, "drugs": 0.03, "weapons": 0.02}, {"ok": 0.20, "scam": 0.70, "drugs": 0.05, "weapons": 0.05}),
-    "v2": ({"ok": 0.55, "scam": 0.40, "drugs": 0.03, "weapons": 0.02}, {"ok": 0.60, "scam": 0.30, "drugs": 0.05, "weapons": 0.05}),
+PROBS = {  # video: (baseline probabilities, MLLM probabilities or None)
+    "v1": ({"ok": 0.50, "scam": 0.45, "drugs": 0.03, "weapons": 0.02},
+           {"ok": 0.20, "scam": 0.70, "drugs": 0.05, "weapons": 0.05}),
+    "v2": ({"ok": 0.55, "scam": 0.40, "drugs": 0.03, "weapons": 0.02},
+           {"ok": 0.60, "scam": 0.30, "drugs": 0.05, "weapons": 0.05}),
     "v3": ({"ok": 0.90, "scam": 0.05, "drugs": 0.03, "weapons": 0.02}, None),
     "v4": ({"ok": 0.95, "scam": 0.02, "drugs": 0.02, "weapons": 0.01}, None),
     "v5": ({"ok": 0.03, "scam": 0.95, "drugs": 0.01, "weapons": 0.01}, None),
     "v6": ({"ok": 0.92, "scam": 0.04, "drugs": 0.02, "weapons": 0.02}, None),
-    "v7": ({"ok": 0.40, "scam": 0.30, "drugs": 0.20, "weapons": 0.10}, {"ok": 0.30, "scam": 0.60, "drugs": 0.05, "weapons": 0.05}),
+    "v7": ({"ok": 0.40, "scam": 0.30, "drugs": 0.20, "weapons": 0.10},
+           {"ok": 0.30, "scam": 0.60, "drugs": 0.05, "weapons": 0.05}),
     "v8": ({"ok": 0.60, "scam": 0.30, "drugs": 0.05, "weapons": 0.05}, None),
 }
 ENTROPY = {"v1": 1.2, "v2": 1.0, "v3": 0.1, "v4": 0.1, "v5": 0.2, "v6": 0.3, "v7": 0.9, "v8": 0.5}
@@ -138,7 +141,8 @@ def world(policy, reviewer, lead):
             continue
         reason, who, label, model_label, seconds = REVIEWS[name]
         # Tasks waited 10, 20, ... 60 minutes for their reviews.
-        task = _task(video, reason, model_label, now - 4 * H, completed_at=now - 4 * H + (index + 1) * timedelta(minutes=10))
+        wait = (index + 1) * timedelta(minutes=10)
+        task = _task(video, reason, model_label, now - 4 * H, completed_at=now - 4 * H + wait)
         Review.objects.create(task=task, video=video, reviewer=users[who], label=label, model_label=model_label,
                               model_decided_by=video.decided_by, disagrees_with_model=label != model_label,
                               seconds_spent=seconds)
