@@ -1,6 +1,6 @@
 """`manage.py evaluate`: the active baseline and MLLM of a policy on the benchmark's test split:
 each model's F1, R@P and per-kind accuracy, and the cascade at several MLLM budgets with the
-entropy, random and oracle routers. The report goes to stdout as JSON."""
+entropy, random and oracle routers. The report goes to stdout as JSON, and to --out when given."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from inference.evaluate import evaluate_split
 from inference.policy import HARD_KINDS, LABELS
 from moderation import actions, scoring
 
-from .train import extractor_for_training, load_splits, prepare_dataset
+from .train import check_videos, extractor_for_training, load_splits, prepare_dataset
 
 
 class Command(BaseCommand):
@@ -27,12 +27,14 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--data", type=Path, default=None)
         parser.add_argument("--split", choices=["val", "test"], default="test")
+        parser.add_argument("--out", type=Path, default=None, help="Also write the JSON report to this file.")
 
     def handle(self, *args, **options):
         try:
             policy = actions.check_policy(options["policy"])
         except actions.ActionError as error:
             raise CommandError(error.message) from None
+        check_videos(options["videos"])
         config = scoring.active_config(policy.pk)
         if config is None or config.baseline_version is None or config.mllm_version is None:
             raise CommandError("The policy needs an active baseline and MLLM; run `manage.py train all --activate`.")
@@ -53,4 +55,8 @@ class Command(BaseCommand):
                                 [row["kind"] for row, _ in rows])
         report["models"] = {"baseline": str(config.baseline_version), "mllm": str(config.mllm_version),
                             "cascade_config": config.version, "data": str(data_dir), "split": options["split"]}
-        self.stdout.write(json.dumps(report, indent=2))
+        text = json.dumps(report, indent=2)
+        self.stdout.write(text)
+        if options["out"]:
+            options["out"].parent.mkdir(parents=True, exist_ok=True)
+            options["out"].write_text(text + "\n", encoding="utf-8")

@@ -29,6 +29,21 @@ from moderation.models import CascadeConfig, ModelVersion
 
 
 DEMO_MANIFEST = "demo.jsonl"
+# prepare_dataset puts max(videos // 5, 4) videos in val and in test; 12 leaves 4 to train on.
+MIN_VIDEOS = 12
+
+
+def check_videos(videos: int) -> None:
+    if videos < MIN_VIDEOS:
+        raise CommandError(f"--videos {videos} is too few: the benchmark needs at least {MIN_VIDEOS} "
+                           "(4 each for val and test, the rest to train on).")
+
+
+def check_training_options(options) -> None:
+    check_videos(options["videos"])
+    for name in ("epochs", "lora_r", "lora_alpha"):
+        if options[name] < 1:
+            raise CommandError(f"--{name.replace('_', '-')} must be at least 1, not {options[name]}.")
 
 
 def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
@@ -89,6 +104,7 @@ class Command(BaseCommand):
             policy = actions.check_policy(options["policy"])
         except actions.ActionError as error:
             raise CommandError(error.message) from None
+        check_training_options(options)
         if options["if_none_active"] and CascadeConfig.objects.filter(
                 policy=policy, is_active=True, baseline_version__isnull=False).exists():
             self.stdout.write("Active models exist; nothing to train.")

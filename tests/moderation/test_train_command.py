@@ -1,0 +1,95 @@
+"""`manage.py train` at its smallest: 12 benchmark videos (4 train, 4 val, 4 test), one epoch.
+
+The benchmark is rendered and its features cached once per module in a shared folder (`--data`),
+so only the first test pays for rendering, Whisper and OCR; every test trains for real."""
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from inference.policy import LABELS
+from moderation import scoring
+from moderation.models import CascadeConfig, ModelVersion, Policy
+
+pytestmark = pytest.mark.django_db
+
+SMALLEST = ["--videos", "12", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench") / "train-12"
+
+
+@pytest.fixture(autouse=True)
+def model_dir(settings, tmp_path) -> Path:
+    settings.COEFVQ_MODEL_DIR = tmp_path / "models"
+    scoring.load_baseline.cache_clear()
+    scoring.load_mllm.cache_clear()
+    return settings.COEFVQ_MODEL_DIR
+
+
+def train(*args: str) -> str:
+    out = StringIO()
+    call_command("train", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_dir, model_dir):
+    first_run = ["all", *SMALLEST, "--data", str(bench_dir), "--activate", "--if-none-active"]
+    out = train(*first_run)
+
+    icd = Policy.objects.get(slug="icd")
+    baseline, mllm = (ModelVersion.objects.get(policy=icd, kind=kind) for kind in ("baseline", "mllm"))
+    for version in (baseline, mllm):
+        assert version.status == "active"
+        assert Path(version.artifact_path).is_relative_to(model_dir) and Path(version.artifact_path).is_dir()
+        test = version.metrics["test"]
+        assert test["n"] == 4 and 0.0 <= test["accuracy"] <= 1.0 and 0.0 <= test["binary"]["f1"] <= 1.0
+        assert f"{version}: test accuracy" in out
+    config = CascadeConfig.objects.get(policy=icd, is_active=True)
+    assert (config.baseline_version, config.mllm_version) == (baseline, mllm)
+    assert f"Active: cascade configuration v{config.version}." in out
+
+    # The artifacts load the way the pipeline loads them, and give a distribution over the labels.
+    scored = scoring.load_baseline(baseline.pk).score("selling pistols cheap, no papers", [], None)
+    assert set(scored.probs) == set(LABELS) and sum(scored.probs.values()) == pytest.approx(1.0)
+    assert scoring.load_mllm(mllm.pk).config.labels == LABELS
+
+    # The held-out test videos become the demo manifest that scripts/run.sh queues.
+    demo = [json.loads(line) for line in (bench_dir / "demo.jsonl").read_text().splitlines()]
+    assert len(demo) == 4 and all((bench_dir / row["path"]).is_file() for row in demo)
+
+    # scripts/run.sh runs the same line on every start: with active models it changes nothing.
+    assert train(*first_run).strip() == "Active models exist; nothing to train."
+    assert ModelVersion.objects.count() == 2
+    assert CascadeConfig.objects.filter(policy=icd).count() == 1
+
+
+@pytest.mark.slow
+def test_training_without_activate_registers_a_candidate_and_leaves_service_alone(bench_dir):
+    train("baseline", *SMALLEST, "--data", str(bench_dir))
+
+    version = ModelVersion.objects.get()
+    assert (version.kind, version.status) == ("baseline", "candidate")
+    assert "temperature" in version.config and version.metrics["test"]["n"] == 4
+    assert not CascadeConfig.objects.filter(is_active=True).exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["cnn"], "invalid choice: 'cnn'"),
+    (["all", "--policy", "nope"], "There is no policy called 'nope'"),
+    (["all", "--videos", "5"], "--videos 5 is too few"),
+    (["mllm", "--epochs", "0"], "--epochs must be at least 1"),
+    (["mllm", "--lora-r", "0"], "--lora-r must be at least 1"),
+])
+def test_bad_arguments_are_clear_errors_before_any_work(args, message, settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    with pytest.raises(CommandError, match=message):
+        train(*args)
+    assert not (tmp_path / "var" / "bench").exists()
+    assert not ModelVersion.objects.exists()
