@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -18,6 +20,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from coefvq_site.asgi import application
 from moderation import actions, roles
@@ -28,7 +31,7 @@ from review_queue_factory import decided_video, open_task
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 SAME_ORIGIN = (b"origin", b"http://localhost")
-WAIT_S = 5
+WAIT_S = 10  # generous: a loaded CI machine is slow, and a pass never waits this long
 
 
 def session_cookie(user) -> tuple[bytes, bytes]:
@@ -45,7 +48,7 @@ def queue_socket(*headers) -> WebsocketCommunicator:
 def can_connect(*headers) -> bool:
     async def attempt():
         socket = queue_socket(*headers)
-        connected, _ = await socket.connect()
+        connected, _ = await socket.connect(timeout=WAIT_S)
         await socket.disconnect()
         return connected
 
@@ -84,7 +87,7 @@ def test_a_reviewer_hears_when_a_task_is_added_and_when_another_reviewer_claims_
 
     async def scenario():
         socket = queue_socket(SAME_ORIGIN, cookie)
-        assert (await socket.connect())[0]
+        assert (await socket.connect(timeout=WAIT_S))[0]
         video = await database_sync_to_async(decided_video)("a")
         task = await database_sync_to_async(open_task)(video)
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "added", "task": task.pk}
@@ -111,7 +114,8 @@ def open_task_in_another_process() -> int:
     own in-memory channel layer reaches no web page."""
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    login = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    env["DATABASE_URL"] = f"postgres://{login}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env["PYTHONPATH"] = str(django_settings.BASE_DIR)
     done = subprocess.run([sys.executable, "-c", WORKER_OPENS_A_TASK], env=env, cwd=django_settings.BASE_DIR,
                           capture_output=True, text=True, timeout=120)
@@ -130,7 +134,7 @@ def test_embedded_default_still_hears_tasks_that_a_worker_process_opened(in_proc
 
     async def scenario():
         socket = queue_socket(SAME_ORIGIN, cookie)
-        assert (await socket.connect())[0]
+        assert (await socket.connect(timeout=WAIT_S))[0]
         task_id = await database_sync_to_async(open_task_in_another_process)()
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "added", "task": task_id}
         await socket.disconnect()
@@ -143,7 +147,7 @@ def test_embedded_default_tells_of_a_change_in_its_own_process_once(in_process_l
 
     async def scenario():
         socket = queue_socket(SAME_ORIGIN, cookie)
-        assert (await socket.connect())[0]
+        assert (await socket.connect(timeout=WAIT_S))[0]
         video = await database_sync_to_async(decided_video)("a")
         task = await database_sync_to_async(open_task)(video)
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "added", "task": task.pk}
@@ -157,21 +161,16 @@ def test_embedded_default_tells_when_a_claim_ran_out(in_process_layer, reviewer,
     cookie = session_cookie(reviewer)
 
     async def scenario():
-        video = await database_sync_to_async(decided_video)("a")
+        await database_sync_to_async(decided_video)("a")
         claimed = await database_sync_to_async(actions.do_claim_next)(second_reviewer)
         socket = queue_socket(SAME_ORIGIN, cookie)
-        assert (await socket.connect())[0]
+        assert (await socket.connect(timeout=WAIT_S))[0]
         await database_sync_to_async(expire_claim_in_a_moment)(claimed)
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "released", "task": claimed.pk}
-        assert claimed.video_id == video.pk
         await socket.disconnect()
 
     async_to_sync(scenario)()
 
 
 def expire_claim_in_a_moment(task: ReviewTask) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     ReviewTask.objects.filter(pk=task.pk).update(claim_expires_at=timezone.now() + timedelta(seconds=1))
