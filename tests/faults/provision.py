@@ -1,0 +1,78 @@
+"""Prepare a fault-test stack's private database, run as its own process with the stack's
+environment (DATABASE_URL, COEFVQ_MODEL_DIR, ...): migrate, a reviewer with an API token, and
+small real models saved where the workers load them, activated through the product's actions.
+
+Prints one JSON object: {"token": ..., "reviewer": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coefvq_site.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    print(json.dumps({"token": reviewer_token(), **activate_models()}))
+
+
+def reviewer_token() -> str:
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    from moderation import roles
+
+    user, _ = User.objects.get_or_create(username="fault-reviewer")
+    user.set_password("fault-reviewer-pw")
+    user.save()
+    user.groups.set(Group.objects.filter(name=roles.REVIEWER))
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+# The same handful of captions the scoring tests train on: a real baseline in a second.
+CAPTIONS = {
+    "ok": ["my cat sleeping in the sun", "cooking pasta with garlic", "walk along the river at dawn"],
+    "scam": ["send one bitcoin get two back", "double your crypto today dm me", "free money giveaway pay the fee"],
+    "drugs": ["cheap pills without prescription", "buy weed delivered tonight", "coke for sale hit me up"],
+    "weapons": ["selling pistols and ammo cheap", "how to build a gun at home", "rifles for sale no papers"],
+}
+
+
+def activate_models() -> dict:
+    """Baseline b1 and MLLM m1 active on the default policy. Every decision goes to human review
+    (the review band is 0..1) so each decided video opens a review task the tests can decide;
+    the entropy threshold is out of reach, so only videos forced to the MLLM go there."""
+    from django.conf import settings
+
+    from inference.baseline import train_baseline
+    from inference.mllm import MLLMConfig, MultimodalClassifier
+    from moderation import actions
+
+    policy = actions.check_policy(None)
+    model_dir = Path(settings.COEFVQ_MODEL_DIR)
+    rows = [(caption, [], None, label) for label, captions in CAPTIONS.items() for caption in captions]
+    train_baseline(rows, rows, progress=False).save(model_dir / "baseline")
+    MultimodalClassifier(MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))).save(model_dir / "mllm")
+    baseline = actions.do_register_model(policy, kind="baseline", version="b1", artifact_path="baseline",
+                                         config={}, metrics={})
+    mllm = actions.do_register_model(policy, kind="mllm", version="m1", artifact_path="mllm", config={}, metrics={})
+    actions.do_activate_models(policy, baseline=baseline, mllm=mllm, note="fault tests")
+    actions.do_change_cascade_config(policy, actor=None, note="fault tests: everything to review",
+                                     entropy_threshold=99.0, mllm_budget=None, allow_below=0.0, action_above=1.0,
+                                     audit_rate=0.0)
+    return {"labels": list(policy.labels)}
+
+
+if __name__ == "__main__":
+    main()
