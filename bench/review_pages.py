@@ -360,10 +360,30 @@ def machine() -> dict:
             "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
+def code_version() -> dict:
+    """The commit measured, and the files that differed from it (other work in the same tree)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": changed}
+
+
+def earlier_fill(out: Path, fill_report: dict) -> dict:
+    """A run on an already filled database reports the fill of the run that made it."""
+    previous = out / "results.json"
+    if fill_report.get("filled") or not previous.exists():
+        return fill_report
+    return {**json.loads(previous.read_text()).get("fill", {}), "from_an_earlier_run": True}
+
+
 def write_results(out: Path, command: str, data: dict, fill_report: dict, timings: list[Timing]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report = {"command": command, "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(), "data": data, "fill": fill_report, "timings": [asdict(t) for t in timings]}
+              "machine": machine(), "code": code_version(), "data": data, "fill": earlier_fill(out, fill_report),
+              "timings": [asdict(t) for t in timings]}
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Reviewer workspace: server time on a large database",
@@ -385,14 +405,19 @@ def write_results(out: Path, command: str, data: dict, fill_report: dict, timing
     ]
     lines += [f"| {t.name} | `{t.request}` | {t.requests} | {t.p50_ms} | {t.p95_ms} | {t.mean_ms} | {t.queries} | "
               f"{t.status} |" for t in timings]
-    if fill_report.get("filled"):
-        lines += ["", f"Fill (seconds per table, COPY): {fill_report['seconds']}."]
+    fill_seconds = report["fill"].get("seconds")
+    if fill_seconds:
+        lines += ["", f"Fill (seconds per table, COPY, then ANALYZE): {fill_seconds}"
+                  + (" (the run that filled this database)." if report["fill"].get("from_an_earlier_run") else ".")]
+    code = report["code"]
+    lines += ["", f"Code: commit {code['commit']}" + (f", with uncommitted changes to {', '.join(code['uncommitted_changes'])}."
+                                                      if code["uncommitted_changes"] else ".")]
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
     args = parse_args()
-    command = "python bench/review_pages.py " + shlex.join(sys.argv[1:])
+    command = ".venv/bin/python bench/review_pages.py " + shlex.join(sys.argv[1:])
     create_database(args.database_url)
     setup_django(args.database_url)
     from django.core.management import call_command
