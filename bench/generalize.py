@@ -439,7 +439,7 @@ def markdown(results: dict) -> str:
         "generator never uses), labeled by shared/POLICY.md. "
         f"Word 4-grams shared with the generator's phrase bank: {results['phrasing']['shared_4grams']} of "
         f"{results['phrasing']['total_4grams']}.", "",
-        "## First run", "",
+        "## Steps (each a manage.py subprocess)", "",
         "| step | wall s |", "| --- | ---: |",
         *(f"| `{step['command']}` | {step['wall_s']} |" for step in results["steps"]), "",
         f"First-run training (`{results['first_run']['command']}`, torch on 1 thread, shared 2-core machine): "
