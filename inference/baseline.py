@@ -7,6 +7,11 @@ No speech transcript and no OCR: those cost a GPU/OCR pass and belong to stage 2
 whose violation lives only in the speech or on screen should therefore look uncertain here,
 and the entropy router sends them on.
 
+The caption also gets the policy prior (inference.policy_prior): its cosine similarity to the
+policy's own descriptions of each label and of the context-exception framings. The caption
+embedding alone lets the classifier memorise the benchmark's templates; the prior is a handful
+of dense features that mean the same thing in words the templates never use.
+
 The default estimator has two heads on standardised features (logistic regressions): one
 for "any violation or ok", one for "which violation", fit on the violating rows only. The
 class distribution is (1 - p_v, p_v * p(category | violation)). One softmax over the four
@@ -19,10 +24,12 @@ says: both temperatures minimise the validation NLL of the final distribution, w
 into the violation head's NLL plus the category head's NLL on violating rows. A single
 logistic regression ("logreg") or a small MLP ("mlp") with one temperature is still there.
 
-Feature row layout (FEATURE_VERSION "cheap-v2", FEATURE_DIM = 461):
+Feature row layout (FEATURE_VERSION "cheap-v3-prior", FEATURE_DIM = 468 with the demo policy):
     [0:384)   caption embedding (MiniLM, unit norm)
     [384:454) visual statistics (VISUAL_DIM = 70)
     [454:461) audio statistics (AUDIO_DIM = 7)
+    [461:468) caption's policy prior (PRIOR_DIM = 7: scam, drugs, weapons, then the framings
+              protective, news, educational, disclaimer; max cosine over the caption's sentences)
 """
 
 from __future__ import annotations
@@ -49,10 +56,11 @@ from sklearn.preprocessing import StandardScaler
 from inference.cascade import shannon_entropy
 from inference.metrics import evaluation_report
 from inference.policy import LABELS
+from inference.policy_prior import PolicyPrior, PolicyPriorConfig
 from inference.text_encoder import EMBEDDING_DIM, TextEncoder, TextEncoderConfig
 from inference.types import SAMPLE_RATE, Frame
 
-FEATURE_VERSION = "cheap-v2"
+FEATURE_VERSION = "cheap-v3-prior"
 
 # Visual statistics. Frames are shrunk first: the baseline must stay cheap on any resolution.
 MAX_FRAMES = 8  # at most this many frames, evenly spaced, are looked at
@@ -75,7 +83,9 @@ MAX_AUDIO_S = 120.0  # only the first two minutes are analysed; duration still c
 SPEECH_BAND_HZ = (300.0, 3400.0)  # telephone band: where most speech energy lies
 AUDIO_DIM = 7
 
-FEATURE_DIM = EMBEDDING_DIM + VISUAL_DIM + AUDIO_DIM
+PRIOR_DIM = len(PolicyPriorConfig().feature_names)  # with the demo policy's prototypes
+MEDIA_END = EMBEDDING_DIM + VISUAL_DIM + AUDIO_DIM  # where the caption's prior columns start
+FEATURE_DIM = MEDIA_END + PRIOR_DIM
 
 ESTIMATORS = ("two_head", "logreg", "mlp")
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.25, 20.0
@@ -203,35 +213,48 @@ def audio_features(audio: np.ndarray | None) -> np.ndarray:
 
 
 def cheap_features(
-    caption: str, frames: Sequence[Frame | np.ndarray], audio: np.ndarray | None, encoder: TextEncoder
+    caption: str,
+    frames: Sequence[Frame | np.ndarray],
+    audio: np.ndarray | None,
+    encoder: TextEncoder,
+    prior_config: PolicyPriorConfig | None = None,
 ) -> np.ndarray:
     """One feature row (FEATURE_DIM,) float32 for one video."""
-    text = encoder.encode([caption or ""])[0]  # (384,)
-    return np.concatenate([text, visual_features(frames), audio_features(audio)]).astype(np.float32)
+    return featurize_rows([(caption, frames, audio, "")], encoder, prior_config=prior_config)[0]
 
 
-def featurize_rows(rows: Sequence[BaselineRow], encoder: TextEncoder, progress: bool = False) -> np.ndarray:
-    """Feature rows (N, FEATURE_DIM) for (caption, frames, audio, ...) rows.
+def featurize_rows(
+    rows: Sequence[BaselineRow],
+    encoder: TextEncoder,
+    progress: bool = False,
+    prior_config: PolicyPriorConfig | None = None,
+) -> np.ndarray:
+    """Feature rows (N, MEDIA_END + prior features) for (caption, frames, audio, ...) rows.
 
-    Captions are embedded once each, in batches: benchmark captions repeat a lot, and the
-    MiniLM pass is the slow part.
+    Captions are embedded (and scored against the policy prior's prototypes) once each, in
+    batches: benchmark captions repeat a lot, and the MiniLM pass is the slow part.
+    prior_config: the prototypes the model was trained with (None: the demo policy's).
     """
     from tqdm.auto import tqdm
 
     captions = [row[0] or "" for row in rows]
     unique = list(dict.fromkeys(captions))
+    prior = PolicyPrior(prior_config, encoder)
     chunk = 256
-    embedded = []
+    embedded, prior_rows = [], []
     for start in tqdm(range(0, len(unique), chunk), desc="captions", disable=not progress, unit="batch"):
         embedded.append(encoder.encode(unique[start : start + chunk]))
-    table = np.concatenate(embedded) if embedded else np.zeros((0, EMBEDDING_DIM), np.float32)
+        prior_rows.append(prior.features_batch(unique[start : start + chunk]))
+    table = np.concatenate(embedded) if embedded else np.zeros((0, EMBEDDING_DIM), np.float32)  # (U, 384)
+    prior_table = np.concatenate(prior_rows) if prior_rows else np.zeros((0, prior.n_features), np.float32)  # (U, P)
     index = {caption: i for i, caption in enumerate(unique)}
 
-    X = np.zeros((len(rows), FEATURE_DIM), dtype=np.float32)  # (N, D)
+    X = np.zeros((len(rows), MEDIA_END + prior.n_features), dtype=np.float32)  # (N, D)
     for i, row in enumerate(tqdm(rows, desc="media stats", disable=not progress, unit="video")):
         X[i, :EMBEDDING_DIM] = table[index[captions[i]]]
         X[i, EMBEDDING_DIM : EMBEDDING_DIM + VISUAL_DIM] = visual_features(row[1])
-        X[i, EMBEDDING_DIM + VISUAL_DIM :] = audio_features(row[2])
+        X[i, EMBEDDING_DIM + VISUAL_DIM : MEDIA_END] = audio_features(row[2])
+        X[i, MEDIA_END:] = prior_table[index[captions[i]]]
     return X
 
 
@@ -262,6 +285,7 @@ class BaselineConfig:
     seed: int = 0
     labels: tuple[str, ...] = LABELS
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    policy_prior: PolicyPriorConfig = field(default_factory=PolicyPriorConfig)  # the caption's prior features
 
     def __post_init__(self):
         if self.estimator not in ESTIMATORS:
@@ -273,6 +297,8 @@ class BaselineConfig:
         self.category_C_grid = tuple(self.category_C_grid)
         if isinstance(self.text_encoder, dict):
             self.text_encoder = TextEncoderConfig(**self.text_encoder)
+        if isinstance(self.policy_prior, dict):
+            self.policy_prior = PolicyPriorConfig.from_dict(self.policy_prior)
 
 class ViolationThenCategory(ClassifierMixin, BaseEstimator):
     """Two standardised logistic regressions: ok vs any violation, then which violation.
@@ -482,7 +508,7 @@ class BaselineClassifier:
         return self._encoder
 
     def featurize(self, caption: str, frames: Sequence[Frame], audio: np.ndarray | None) -> np.ndarray:
-        return cheap_features(caption, frames, audio, self.encoder)
+        return cheap_features(caption, frames, audio, self.encoder, self.config.policy_prior)
 
     def score(self, caption: str, frames: Sequence[Frame], audio: np.ndarray | None) -> BaselineOutput:
         """Score one video end to end: cheap features -> calibrated probabilities and entropy."""
@@ -559,12 +585,12 @@ def train_baseline(
     """
     config = config or BaselineConfig()
     encoder = TextEncoder(config.text_encoder)
-    X_train = featurize_rows(train_rows, encoder, progress=progress)
+    X_train = featurize_rows(train_rows, encoder, progress, config.policy_prior)
     y_train = [row[3] for row in train_rows]
     if not len(val_rows):
         return BaselineClassifier(config).fit(X_train, y_train)
 
-    X_val = featurize_rows(val_rows, encoder, progress=progress)
+    X_val = featurize_rows(val_rows, encoder, progress, config.policy_prior)
     y_val = [row[3] for row in val_rows]
     best = None
     for candidate in _regularisation_candidates(config):
@@ -590,7 +616,7 @@ def evaluate_baseline(
     model: BaselineClassifier, rows: Sequence[BaselineRow], kinds: Sequence[str] | None = None, progress: bool = False
 ) -> dict:
     """metrics.evaluation_report of the model on labelled rows (plus mean entropy, in nats)."""
-    X = featurize_rows(rows, model.encoder, progress=progress)
+    X = featurize_rows(rows, model.encoder, progress, model.config.policy_prior)
     probs = model.predict_proba(X)  # (N, K)
     report = evaluation_report([row[3] for row in rows], probs, kinds=kinds, label_names=model.config.labels)
     report["mean_entropy_nats"] = float(np.mean(entropy(probs))) if len(rows) else None

@@ -59,6 +59,9 @@ DEMO_FRAMING_PROTOTYPES: Prototypes = (
     ("disclaimer", ("for educational purposes only",)),
 )
 
+# (model folder, descriptions) -> (n_descriptions, 384) unit rows
+_PROTOTYPE_EMBEDDINGS: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+
 # A caption or transcript splits into pieces at sentence ends and line breaks.
 _PIECE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+|\s+\|\s+")
 
@@ -124,7 +127,11 @@ class PolicyPrior:
 
     def _prototype_matrix(self) -> np.ndarray:
         if self._prototypes is None:
-            self._prototypes = self.encoder.encode(self._descriptions)  # (n_descriptions, 384)
+            # Stage 1 builds a prior per scored video: embed each prototype set once per process.
+            key = (str(self.encoder.config.resolved_model_dir()), tuple(self._descriptions))
+            if key not in _PROTOTYPE_EMBEDDINGS:
+                _PROTOTYPE_EMBEDDINGS[key] = self.encoder.encode(self._descriptions)  # (n_descriptions, 384)
+            self._prototypes = _PROTOTYPE_EMBEDDINGS[key]
         return self._prototypes
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ from inference.baseline import (  # noqa: E402
     BAND_DENSITY_INDEX,
     EMBEDDING_DIM,
     FEATURE_DIM,
+    MEDIA_END,
+    PRIOR_DIM,
     VISUAL_DIM,
     BaselineClassifier,
     BaselineConfig,
@@ -124,7 +126,8 @@ def test_save_load_gives_identical_probabilities(trained, tmp_path):
     assert loaded.temperature_ == model.temperature_
     assert loaded.category_temperature_ == model.category_temperature_
     meta = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
-    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v2"
+    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v3-prior"
+    assert loaded.config.policy_prior == model.config.policy_prior  # the prototypes travel with the model
 
 
 def test_load_refuses_other_feature_versions(trained, tmp_path):
@@ -202,8 +205,21 @@ def test_cheap_features_layout_without_media(encoder):
     row = cheap_features("my cat", [], None, encoder)
     assert row.shape == (FEATURE_DIM,) and row.dtype == np.float32
     np.testing.assert_allclose(row[:EMBEDDING_DIM], encoder.encode(["my cat"])[0], atol=1e-6)
-    assert not row[EMBEDDING_DIM:].any()  # no frames, no audio: all zeros, has-flags included
-    assert VISUAL_DIM + AUDIO_DIM + EMBEDDING_DIM == FEATURE_DIM
+    assert not row[EMBEDDING_DIM:MEDIA_END].any()  # no frames, no audio: all zeros, has-flags included
+    assert VISUAL_DIM + AUDIO_DIM + EMBEDDING_DIM + PRIOR_DIM == FEATURE_DIM
+
+
+def test_caption_prior_columns_point_at_the_label_a_new_phrasing_means(encoder):
+    """The last columns score the caption against the policy's own label descriptions, so a
+    promotion in words no training caption used still lands on its label."""
+    scam, drugs, weapons = range(3)
+    rows = {
+        caption: cheap_features(caption, [], None, encoder)[MEDIA_END:]
+        for caption in ("selling xanax bars, no script needed", "double your bitcoin in a day", "ak for sale, 200 rounds")
+    }
+    assert [int(prior[:3].argmax()) for prior in rows.values()] == [drugs, scam, weapons]
+    benign = cheap_features("my cat sleeping on the sofa", [], None, encoder)[MEDIA_END:]
+    assert all(prior[:3].max() > benign[:3].max() + 0.2 for prior in rows.values())
 
 
 def test_visual_features_see_edges_and_motion():
