@@ -7,6 +7,7 @@ variable's name, rather than silently falling back to a default.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -74,3 +75,14 @@ def env_path(name: str, default: Path | object = _MISSING) -> Path:
     if value is None:
         return Path(default)
     return Path(value).expanduser()
+
+
+_RATE = re.compile(r"^(\d+)/([smhd])$")
+
+
+def env_rate(name: str, default: str | object = _MISSING) -> str:
+    """A request rate, "<count>/<s|m|h|d>" ("30/m"): the form both django-ratelimit and DRF read."""
+    value = env_str(name, default)
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 30/m (count per s, m, h or d).")
+    return value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_float, env_int, env_list, env_path, env_str
+from .env import env_bool, env_float, env_int, env_list, env_path, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("COEFVQ_VAR_DIR", BASE_DIR / "var")
@@ -51,18 +51,22 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "django_ratelimit",  # only its system check that the cache can count
     "moderation",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "moderation.errors.UploadSizeLimitMiddleware",  # before anything reads the body
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the ASGI server, no nginx needed
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "moderation.sessions.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",  # a tripped limit answers RATELIMIT_VIEW's 429
 ]
 
 ROOT_URLCONF = "coefvq_site.urls"
@@ -152,8 +156,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 FILE_UPLOAD_TEMP_DIR = None
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # bigger uploads stream to a temporary file
-DATA_UPLOAD_MAX_NUMBER_FILES = 20
+# Request bodies: a file bigger than this streams to a temporary file instead of memory; the
+# fields around the files (a caption, a review note) may total DATA_UPLOAD_MAX_MEMORY_SIZE. Past
+# the limits on size, fields and files the request is refused with 413 or 400 (moderation.errors).
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("COEFVQ_FILE_UPLOAD_MAX_MEMORY_BYTES", 2 * 1024 * 1024, minimum=0)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("COEFVQ_DATA_UPLOAD_MAX_MEMORY_BYTES", 2 * 1024 * 1024, minimum=64 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("COEFVQ_DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000, minimum=10)  # admin bulk actions
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("COEFVQ_DATA_UPLOAD_MAX_NUMBER_FILES", 5, minimum=1)  # one video per upload
 
 # --- Media limits (what a worker accepts before it decodes anything) --------------------------
 COEFVQ_MEDIA_MAX_BYTES = env_int("COEFVQ_MEDIA_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
@@ -163,8 +172,10 @@ COEFVQ_DECODE_TIMEOUT_S = env_float("COEFVQ_DECODE_TIMEOUT_S", 120.0, minimum=1.
 COEFVQ_DECODE_MEMORY_BYTES = env_int("COEFVQ_DECODE_MEMORY_BYTES", 4 * 1024**3, minimum=64 * 1024**2)
 COEFVQ_FRAMES_PER_VIDEO = env_int("COEFVQ_FRAMES_PER_VIDEO", 8, minimum=1)
 COEFVQ_FRAME_MAX_SIDE = env_int("COEFVQ_FRAME_MAX_SIDE", 320, minimum=32)
-# Uploads bigger than this are refused outright (the request never lands on disk); between
-# MEDIA_MAX_BYTES and this, the file is kept and the video ends failed with a reason.
+# Uploads bigger than this are refused with 413: at once when the request declares a bigger body
+# (moderation.errors.UploadSizeLimitMiddleware), else when the bytes read pass it. The ASGI server
+# buffers a body before Django sees it, so cap bodies in the TLS proxy too. Between MEDIA_MAX_BYTES
+# and this, the file is kept and the video ends failed with a reason.
 COEFVQ_UPLOAD_HARD_MAX_BYTES = env_int("COEFVQ_UPLOAD_HARD_MAX_BYTES", 2 * 1024**3, minimum=1)
 
 # --- Pipeline reliability -----------------------------------------------------------------------
@@ -210,11 +221,35 @@ COEFVQ_RETRAIN_CALIBRATION_VIDEOS = env_int("COEFVQ_RETRAIN_CALIBRATION_VIDEOS",
 # than its slowest step (the MLLM fine-tune) on the slowest worker.
 COEFVQ_TRAINING_STALE_S = env_int("COEFVQ_TRAINING_STALE_S", 2 * 3600, minimum=60)
 
+# --- Cache and rate limits -------------------------------------------------------------------
+# Rate-limit counters must be shared by every web process: Redis when there is one, otherwise
+# files under var/ with a lock around each count (coefvq_site.cache).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "coefvq"}}
+else:
+    CACHES = {"default": {"BACKEND": "coefvq_site.cache.LockingFileBasedCache", "LOCATION": str(VAR_DIR / "cache")}}
+# django-ratelimit lists only the django-redis package's cache as supported; Django's own RedisCache
+# counts with Redis INCR and the locking file cache under a file lock, both atomic.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+RATELIMIT_VIEW = "moderation.errors.rate_limited"
+# Behind a proxy every request comes from the proxy: name the header it puts the client's address
+# in (e.g. HTTP_X_REAL_IP), one the proxy overwrites, never one a client can forge.
+RATELIMIT_IP_META_KEY = env_str("COEFVQ_CLIENT_IP_HEADER", "REMOTE_ADDR")
+# Rates are "<count>/<s|m|h|d>". Sign-in attempts count per client address and per username,
+# uploads per user (the browser form and the API each), so one guessing or flooding client is
+# stopped without locking everyone else out.
+COEFVQ_LOGIN_RATE_PER_IP = env_rate("COEFVQ_LOGIN_RATE_PER_IP", "30/m")
+COEFVQ_LOGIN_RATE_PER_USERNAME = env_rate("COEFVQ_LOGIN_RATE_PER_USERNAME", "10/m")
+COEFVQ_UPLOAD_RATE = env_rate("COEFVQ_UPLOAD_RATE", "60/m")
+
 # --- Auth, API ----------------------------------------------------------------------------------
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
-SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_AGE_S", 8 * 3600, minimum=60)
+# An idle timeout: requests push the session's expiry this far ahead (moderation.sessions), so a
+# reviewer at work stays signed in and a terminal left alone signs itself out.
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_AGE_S", 2 * 3600, minimum=60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -238,6 +273,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"uploads": COEFVQ_UPLOAD_RATE},  # moderation.throttling.UploadThrottle
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "COEF-VQ moderation API",

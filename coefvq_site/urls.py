@@ -6,11 +6,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from rest_framework.routers import DefaultRouter
 
 from moderation import api, dashboard_views, views
+from moderation.throttling import login_rate_limited
 
 router = DefaultRouter()
 router.register("videos", api.VideoViewSet, basename="api-video")
 router.register("review-tasks", api.ReviewTaskViewSet, basename="api-review-task")
 router.register("reviews", api.ReviewViewSet, basename="api-review")
+
+# The admin's own sign-in form takes the same passwords: it counts against the same limits.
+admin.site.login = login_rate_limited(admin.site.login)
+handler400 = "moderation.errors.bad_request"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,7 +31,7 @@ urlpatterns = [
     path("review/<int:task_id>/skip/", views.review_skip, name="review-skip"),
     path("dashboard/", dashboard_views.dashboard_page, name="dashboard"),
     path("dashboard/export/<slug:name>.csv", dashboard_views.dashboard_export, name="dashboard-export"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", login_rate_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),

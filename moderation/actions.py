@@ -22,6 +22,7 @@ from typing import IO, Iterable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from . import live, roles
@@ -103,6 +104,10 @@ def safe_display_name(filename: str) -> str:
 # --- ingestion ---------------------------------------------------------------------------------
 
 
+def upload_too_large_message() -> str:
+    return f"The file is larger than {filesizeformat(settings.COEFVQ_UPLOAD_HARD_MAX_BYTES)} and was not accepted."
+
+
 def _spool(stream: IO[bytes]) -> tuple[Path, str, int]:
     """Copy an upload into the media folder's staging area, hashing it on the way."""
     staging = Path(settings.MEDIA_ROOT) / "staging"
@@ -115,11 +120,7 @@ def _spool(stream: IO[bytes]) -> tuple[Path, str, int]:
             while chunk := stream.read(_CHUNK):
                 size += len(chunk)
                 if size > settings.COEFVQ_UPLOAD_HARD_MAX_BYTES:
-                    raise ActionError(
-                        f"The file is larger than {settings.COEFVQ_UPLOAD_HARD_MAX_BYTES // 1024**2} MB and was not accepted.",
-                        code="upload_too_large",
-                        status=413,
-                    )
+                    raise ActionError(upload_too_large_message(), code="upload_too_large", status=413)
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:

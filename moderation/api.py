@@ -12,6 +12,7 @@ from . import actions, roles
 from .models import Review, ReviewTask, Video
 from .serializers import (ClaimSerializer, ReviewDecisionSerializer, ReviewSerializer, ReviewSkipSerializer,
                           ReviewTaskSerializer, VideoSerializer, VideoSummarySerializer, VideoUploadSerializer)
+from .throttling import UploadThrottle
 
 
 class IsReviewer(permissions.BasePermission):
@@ -27,6 +28,10 @@ def _error(error: actions.ActionError) -> Response:
 
 class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "uploads"
+
+    def get_throttles(self):
+        return [UploadThrottle()] if self.action == "create" else []
 
     def get_serializer_class(self):
         return VideoSummarySerializer if self.action == "list" else VideoSerializer

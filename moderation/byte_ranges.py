@@ -94,7 +94,7 @@ def ranged_file_response(request, path: Path, *, etag: str) -> HttpResponse:
         return response
     start, length = (byte_range.start, byte_range.length) if byte_range else (0, size)
     response = StreamingHttpResponse(_chunks(request, path, start, length), status=206 if byte_range else 200,
-                                     content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+                                     content_type=playable_media_type(path))
     if byte_range:
         response["Content-Range"] = byte_range.content_range(size)
     response["Content-Length"] = str(length)
@@ -102,7 +102,19 @@ def ranged_file_response(request, path: Path, *, etag: str) -> HttpResponse:
     response["ETag"] = etag
     response["Cache-Control"] = "private"  # served after a permission check: no shared cache keeps it
     response["Content-Disposition"] = "inline"
+    # Uploaded bytes are the uploader's: even a browser that renders them may run nothing of theirs.
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
+
+
+def playable_media_type(path: Path) -> str:
+    """The file's type when it is audio or video; anything else is served as opaque bytes.
+
+    The stored name keeps the uploader's extension, so an upload named `x.html` or `x.svg` would
+    otherwise come back as a page that runs its script on this site, in a reviewer's session.
+    """
+    guessed = mimetypes.guess_type(path.name)[0] or ""
+    return guessed if guessed.split("/")[0] in ("video", "audio") else "application/octet-stream"
 
 
 def _chunks(request, path: Path, start: int, length: int):

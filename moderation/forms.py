@@ -5,7 +5,8 @@ from .models import Policy
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="A video file (mp4, webm, mkv, mov, ...).")
+    # An empty file is kept and ends failed with a reason, as through the API and the command line.
+    file = forms.FileField(allow_empty_file=True, help_text="A video file (mp4, webm, mkv, mov, ...).")
     title = forms.CharField(max_length=MAX_TITLE_CHARS, required=False)
     caption = forms.CharField(max_length=MAX_CAPTION_CHARS, required=False, widget=forms.Textarea(attrs={"rows": 3}))
     policy = forms.ModelChoiceField(queryset=Policy.objects.order_by("name"), to_field_name="slug", required=False,

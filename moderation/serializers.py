@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 
+from .actions import upload_too_large_message
 from .models import MediaFacts, OcrLine, Prediction, Review, ReviewTask, TranscriptSegment, Video
 
 
@@ -60,6 +62,16 @@ class VideoSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UploadTooLarge(APIException):
+    """413 like the browser form's refusal, not a 400 field error: the request itself was too big."""
+
+    status_code = 413
+    default_code = "upload_too_large"
+
+    def __init__(self):
+        super().__init__(upload_too_large_message())
+
+
 class VideoUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, help_text="The video file.")
     caption = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
@@ -69,7 +81,7 @@ class VideoUploadSerializer(serializers.Serializer):
 
     def validate_file(self, upload):
         if upload.size > settings.COEFVQ_UPLOAD_HARD_MAX_BYTES:
-            raise serializers.ValidationError("The file is too large to accept.")
+            raise UploadTooLarge()
         return upload
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import actions, byte_ranges, roles, workspace
 from .forms import UploadForm
 from .models import ReviewTask, Video
+from .throttling import upload_rate_limited
 
 
 def _visible_videos(user):
@@ -29,9 +30,11 @@ def home(request):
 
 
 @login_required
+@upload_rate_limited
 @require_http_methods(["GET", "POST"])
 def upload(request):
     form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
+    status = 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -42,13 +45,13 @@ def upload(request):
             )
         except actions.ActionError as error:
             form.add_error("file", error.message)
+            status = error.status  # 413 for a file over the hard limit
         else:
             if result.created:
                 messages.success(request, f"Received {result.video.original_filename}; processing has started.")
             else:
                 messages.info(request, "This exact file was uploaded before; here is that video.")
             return redirect("video-detail", pk=result.video.pk)
-    status = 400 if request.method == "POST" else 200
     return render(request, "moderation/upload.html", {"form": form}, status=status)
 
 
