@@ -12,6 +12,12 @@ and the same `inputs_embeds` call (pooling at the last valid position). Audio co
 frozen Whisper encoder: as tokens in the sequence (fusion="early") or as a pooled vector
 concatenated to the pooled language output before the head (fusion="late").
 
+The head also reads the policy prior (inference.policy_prior) of the caption, the transcript
+and the on-screen text: each one's cosine similarity to the policy's own descriptions of the
+labels and framings, from the frozen pretrained MiniLM sentence encoder, through a small
+trained projection. Fine-tuned on template-generated videos the backbone learns the templates;
+the prior says what a text means in words the templates never used (bench/GENERALIZATION.md).
+
 `predict` also says why: how much p(violation) drops when each modality is removed, and which
 words / transcript segments / on-screen lines / frames the predicted class rests on, found by
 removing them one group at a time (occlusion, at most `max_occlusion_units` groups per video).
@@ -34,6 +40,8 @@ from torch import Tensor, nn
 
 from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
 from inference.policy import LABELS
+from inference.policy_prior import PolicyPrior, PolicyPriorConfig, split_pieces
+from inference.text_encoder import TextEncoder
 from inference.types import VideoFeatures
 from inference.vision import VisionConfig, VisionTransformer
 
@@ -70,6 +78,10 @@ class MLLMConfig:
     max_text_tokens: int = 128  # prefixes, separators and words of all three text segments
     head_hidden: int = 256
     head_dropout: float = 0.1
+    # Prototypes of the policy prior the head reads per text modality; None: no prior (models
+    # saved before it existed load this way).
+    policy_prior: PolicyPriorConfig | None = field(default_factory=PolicyPriorConfig)
+    prior_hidden: int = 32  # width of the prior's projection into the head
     labels: tuple[str, ...] = LABELS
     max_occlusion_units: int = 24  # word groups removed one at a time per video in `predict`
     n_evidence: int = 5  # spans and frames kept in a Rationale
@@ -82,6 +94,8 @@ class MLLMConfig:
             raise ValueError(f"pooling must be 'auto', 'mean' or 'last', not {self.pooling!r}")
         if "ok" not in self.labels:
             raise ValueError("labels must contain 'ok': p_violation is 1 - p(ok)")
+        if isinstance(self.policy_prior, dict):
+            object.__setattr__(self, "policy_prior", PolicyPriorConfig.from_dict(self.policy_prior))
 
     @property
     def vision(self) -> VisionConfig:
@@ -107,6 +121,7 @@ class MLLMConfig:
     def from_dict(cls, data: dict) -> "MLLMConfig":
         known = {f.name for f in fields(cls)}
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        values.setdefault("policy_prior", None)  # saved before the prior existed: trained without it
         return cls(**values)
 
 
@@ -173,6 +188,9 @@ class PreparedVideo:
     audio_tokens: Tensor  # (k, d_audio)
     audio_pooled: Tensor  # (d_audio,)
     audio_present: bool
+    # (n_text_modalities, P + 1): per text modality its prior similarities, then a has-text
+    # flag; a zero row when that text is absent (or removed). P = 0 without a policy prior.
+    policy_prior: Tensor
 
 
 @dataclass
@@ -184,6 +202,7 @@ class MLLMInputs:
     audio_tokens: Tensor  # (B, k, d_audio)
     audio_pooled: Tensor  # (B, d_audio)
     audio_present: Tensor  # (B,) bool
+    policy_prior: Tensor  # (B, n_text_modalities, P + 1)
 
     def to(self, device: torch.device | str) -> "MLLMInputs":
         return MLLMInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -308,6 +327,13 @@ class MultimodalClassifier(nn.Module):
         else:
             self.audio_norm = nn.LayerNorm(d_audio)
             head_in = d_model + d_audio + 1  # + a "has audio" flag
+        # The policy prior: frozen MiniLM similarities (the TextEncoder shares the weights any
+        # other encoder in the process loaded) through a trained projection into the head.
+        self.policy_prior = PolicyPrior(config.policy_prior, TextEncoder()) if config.policy_prior else None
+        if self.policy_prior is not None:
+            prior_in = len(TEXT_MODALITIES) * (self.policy_prior.n_features + 1)
+            self.prior_projector = nn.Sequential(nn.Linear(prior_in, config.prior_hidden), nn.GELU())
+            head_in += config.prior_hidden
         self.head = nn.Sequential(
             nn.Dropout(config.head_dropout),
             nn.Linear(head_in, config.head_hidden),
@@ -340,6 +366,8 @@ class MultimodalClassifier(nn.Module):
         """Non-LoRA modules trained here; `save` writes them next to the adapter."""
         names = ["vision", "visual_projector", "head"]
         names.append("audio_projector" if self.config.fusion == "early" else "audio_norm")
+        if self.policy_prior is not None:
+            names.append("prior_projector")
         return tuple(names)
 
     def parameter_counts(self) -> dict[str, int]:
@@ -417,9 +445,34 @@ class MultimodalClassifier(nn.Module):
 
     # -- features -> tensors ----------------------------------------------------------
 
+    def prior_pieces(self, features: VideoFeatures) -> list[list[str]]:
+        """Text pieces per text modality, in TEXT_MODALITIES order: the caption's sentences, the
+        transcript segments and the on-screen lines (each with their whole text when several:
+        a claim can run across pieces)."""
+        segments = [s.text.strip() for s in features.transcript if s.text.strip()]
+        lines = list(dict.fromkeys(line.text.strip() for line in sorted(features.ocr, key=lambda l: l.t_s)))
+        lines = [line for line in lines if line]
+        return [
+            split_pieces(features.caption),
+            segments + [" ".join(segments)] if len(segments) > 1 else segments,
+            lines + [" ".join(lines)] if len(lines) > 1 else lines,
+        ]
+
+    def prior_rows(self, features: list[VideoFeatures]) -> Tensor:
+        """-> (B, n_text_modalities, P + 1): similarities and a has-text flag per modality."""
+        n_modalities = len(TEXT_MODALITIES)
+        if self.policy_prior is None:
+            return torch.zeros(len(features), n_modalities, 0)
+        pieces = [p for feature in features for p in self.prior_pieces(feature)]  # B * n_modalities lists
+        sims = torch.from_numpy(self.policy_prior.features_batch(pieces))  # (B * n_modalities, P)
+        present = torch.tensor([[1.0] if p else [0.0] for p in pieces])  # (B * n_modalities, 1)
+        return torch.cat([sims, present], dim=1).reshape(len(features), n_modalities, -1)
+
     def prepare(self, features: list[VideoFeatures]) -> list[PreparedVideo]:
-        """Tokenise, sample frames and run the frozen Whisper encoder (cache this when training)."""
+        """Tokenise, sample frames, run the frozen Whisper encoder and the policy prior (cache
+        this when training)."""
         audio = self.audio_encoder([f.audio for f in features])
+        priors = self.prior_rows(features)  # (B, n_text_modalities, P + 1)
         prepared = []
         for i, feature in enumerate(features):
             frames, frame_mask, times = sample_frames(feature.frames, self.config.n_frames, self.config.image_size)
@@ -432,6 +485,7 @@ class MultimodalClassifier(nn.Module):
                     audio_tokens=audio.tokens[i],
                     audio_pooled=audio.pooled[i],
                     audio_present=bool(audio.present[i]),
+                    policy_prior=priors[i],
                 )
             )
         return prepared
@@ -458,6 +512,7 @@ class MultimodalClassifier(nn.Module):
             audio_tokens=torch.stack([p.audio_tokens for p in prepared]),  # (B, k, d_audio)
             audio_pooled=torch.stack([p.audio_pooled for p in prepared]),  # (B, d_audio)
             audio_present=torch.tensor([p.audio_present for p in prepared], dtype=torch.bool),  # (B,)
+            policy_prior=torch.stack([p.policy_prior for p in prepared]),  # (B, n_text_modalities, P + 1)
         )
 
     def features_to_inputs(self, features: list[VideoFeatures]) -> MLLMInputs:
@@ -506,6 +561,9 @@ class MultimodalClassifier(nn.Module):
             present = inputs.audio_present.to(pooled.dtype)[:, None]  # (B, 1)
             audio = self.audio_norm(inputs.audio_pooled.to(pooled.dtype)) * present  # (B, d_audio), 0 without audio
             pooled = torch.cat([pooled, audio, present], dim=-1)  # (B, d_model + d_audio + 1)
+        if self.policy_prior is not None:
+            prior = inputs.policy_prior.flatten(1).to(self.prior_projector[0].weight.dtype)  # (B, 3 * (P + 1))
+            pooled = torch.cat([pooled, self.prior_projector(prior).to(pooled.dtype)], dim=-1)  # (+ prior_hidden)
         return self.head(pooled)  # (B, n_labels)
 
     @torch.no_grad()
@@ -540,8 +598,11 @@ class MultimodalClassifier(nn.Module):
     def _variants(self, video: PreparedVideo, groups: list[list[int]]) -> list[PreparedVideo]:
         """The video itself, then without each modality, then without each word group, each frame."""
         variants = [video]
-        for modality in TEXT_MODALITIES:
-            variants.append(replace(video, units=[u for u in video.units if u.modality != modality]))
+        for j, modality in enumerate(TEXT_MODALITIES):
+            # removing a text removes its words and its prior row
+            prior = video.policy_prior.clone()
+            prior[j] = 0.0
+            variants.append(replace(video, units=[u for u in video.units if u.modality != modality], policy_prior=prior))
         variants.append(replace(video, frame_mask=torch.zeros_like(video.frame_mask)))
         variants.append(replace(video, audio_present=False))
         for group in groups:

@@ -1,5 +1,6 @@
 """The stage-2 multimodal classifier: shapes, loaders, LoRA, save/reload, fusion, rationale."""
 
+import json
 import os
 from dataclasses import replace
 
@@ -225,8 +226,43 @@ def test_features_to_inputs_shapes(minilm_model):
     assert inputs.audio_tokens.shape == (2, 4, 32) and inputs.audio_pooled.shape == (2, 32)
     assert inputs.audio_present.tolist() == [True, False]
     assert inputs.text_ids.shape == inputs.text_mask.shape and inputs.text_ids.shape[0] == 2
+    n_prior = minilm_model.policy_prior.n_features
+    assert inputs.policy_prior.shape == (2, 3, n_prior + 1)  # caption, speech, on-screen text
+    assert inputs.policy_prior[:, :, -1].tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]  # has-text flags
+    assert not inputs.policy_prior[1, 2].any()  # no on-screen text: a zero row
     logits = minilm_model(inputs)
     assert logits.shape == (2, len(LABELS))
+
+
+def test_policy_prior_reaches_the_head_and_leaves_with_its_modality(whisper_checkpoint, tiny_bert_dir):
+    torch.manual_seed(0)
+    model = MultimodalClassifier(small_config(whisper_checkpoint, backbone_path=tiny_bert_dir))
+    _perturb_trainable(model)
+    model.eval()
+    promo = video(caption="my day at the park", speech=("hello friends", "got oxy and percs for sale, delivery tonight"))
+    prepared = model.prepare([promo])[0]
+    drugs = model.policy_prior.feature_names.index("drugs")
+    speech_row = prepared.policy_prior[1]
+    assert speech_row[drugs] > prepared.policy_prior[0, drugs] + 0.1  # the speech, not the caption, reads as drugs
+    with torch.no_grad():
+        with_prior = model(model.collate([prepared]))
+        without = model(model.collate([replace(prepared, policy_prior=torch.zeros_like(prepared.policy_prior))]))
+    assert not torch.allclose(with_prior, without, atol=1e-5)
+    # removing the speech (a modality contribution) removes its prior row too, and only that one
+    no_speech = model._variants(prepared, [])[1 + MODALITIES.index("speech")]
+    assert not no_speech.policy_prior[1].any()
+    assert torch.equal(no_speech.policy_prior[[0, 2]], prepared.policy_prior[[0, 2]])
+
+
+def test_a_model_saved_before_the_policy_prior_loads_without_it(whisper_checkpoint, tiny_bert_dir):
+    saved = small_config(whisper_checkpoint, backbone_path=tiny_bert_dir).to_dict()
+    del saved["policy_prior"], saved["prior_hidden"]
+    config = MLLMConfig.from_dict(saved)
+    assert config.policy_prior is None
+    model = MultimodalClassifier(config).eval()
+    assert "prior_projector" not in model.trained_module_names()
+    assert model.features_to_inputs([video()]).policy_prior.shape == (1, 3, 0)
+    assert model(model.features_to_inputs([video()])).shape == (1, len(LABELS))
 
 
 def test_tiny_random_decoder_goes_through_the_same_loader(tiny_decoder_dir, whisper_checkpoint):
@@ -280,6 +316,7 @@ def test_save_and_reload_give_identical_probabilities(whisper_checkpoint, tiny_b
     before = model.predict(videos)
     model.save(tmp_path / "m")
     assert {p.name for p in (tmp_path / "m").iterdir()} == {"config.json", "adapter", "modules.safetensors"}
+    assert MLLMConfig.from_dict(json.loads((tmp_path / "m" / "config.json").read_text())) == model.config
 
     torch.manual_seed(123)  # a different random init for everything the folder must restore
     reloaded = MultimodalClassifier.load(tmp_path / "m")
