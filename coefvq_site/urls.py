@@ -16,6 +16,7 @@ router.register("reviews", api.ReviewViewSet, basename="api-review")
 # The admin's own sign-in form takes the same passwords: it counts against the same limits.
 admin.site.login = login_rate_limited(admin.site.login)
 handler400 = "moderation.errors.bad_request"
+handler404 = "moderation.errors.not_found"
 
 urlpatterns = [
     path("", views.home, name="home"),

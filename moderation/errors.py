@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.views.defaults import page_not_found
 
 from .actions import upload_too_large_message
 
@@ -67,6 +68,13 @@ def bad_request(request, exception=None):
                        message=f"A request may carry at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields.")
     return refusal(request, status=400, code="bad_request", title="Bad request",
                    message="The request could not be read. Check what you sent and try again.")
+
+
+def not_found(request, exception=None):
+    """handler404: a URL no route matches. The API says so in JSON like its other answers."""
+    if _wants_json(request):
+        return JsonResponse({"detail": "There is nothing at this address.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
 
 
 # Room for the multipart framing and the small fields around the file.
