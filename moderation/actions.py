@@ -428,9 +428,12 @@ def do_open_review(video: Video, *, reason: str, model_label: str, probabilities
     priority = review_priority(video.policy, probabilities, p_violation, reason)
     now = timezone.now()
     headstart = timedelta(hours=settings.COEFVQ_REVIEW_PRIORITY_HEADSTART_H * priority)
-    with transaction.atomic():
-        task = ReviewTask.objects.create(video=video, policy_id=video.policy_id, reason=reason, priority=priority,
-                                         due_at=now - headstart, model_label=model_label, p_violation=p_violation)
+    try:
+        with transaction.atomic():
+            task = ReviewTask.objects.create(video=video, policy_id=video.policy_id, reason=reason, priority=priority,
+                                             due_at=now - headstart, model_label=model_label, p_violation=p_violation)
+    except IntegrityError:  # a racing caller opened it first
+        return ReviewTask.objects.get(video=video, status=ReviewTask.Status.OPEN)
     transaction.on_commit(lambda: live.queue_changed("added", task.pk))
     return task
 

@@ -85,7 +85,7 @@ class ReviewTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                    description="Claim the most urgent free task (or get back the one you hold). 204 when the "
                                "queue is empty.")
     @action(detail=False, methods=["post"])
-    def claim(self, request):
+    def claim(self, request, format=None):
         try:
             task = actions.do_claim_next(request.user)
         except actions.ActionError as error:
@@ -97,7 +97,7 @@ class ReviewTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=ReviewDecisionSerializer, responses={201: ReviewSerializer},
                    description="Decide a claimed task. 409 when your claim ran out: nothing is saved.")
     @action(detail=True, methods=["post"])
-    def decision(self, request, pk=None):
+    def decision(self, request, pk=None, format=None):
         form = ReviewDecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
@@ -109,7 +109,7 @@ class ReviewTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=ReviewSkipSerializer, responses={204: None},
                    description="Give a claimed task back, with a reason; you are not given it again.")
     @action(detail=True, methods=["post"])
-    def skip(self, request, pk=None):
+    def skip(self, request, pk=None, format=None):
         form = ReviewSkipSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:

@@ -162,19 +162,11 @@ def test_every_route_has_an_expectation():
     assert ADMIN_ROUTES, "the admin is mounted"
 
 
-# api.py's extra actions take no `format` argument, so `/api/review-tasks/claim.json` and the like
-# fail with a TypeError (500) once the request gets past the permission checks.
-FORMAT_SUFFIX_BUG = {"api-review-task-claim", "api-review-task-decision", "api-review-task-skip"}
-
-
 def site_cases():
     for route in SITE_ROUTES:
         suffix = ".format" if "format" in route.params else ""
         for role in ROLES:
-            broken = route.name in FORMAT_SUFFIX_BUG and suffix and role in ("reviewer", "lead", "admin")
-            marks = [pytest.mark.xfail(strict=True, raises=TypeError, reason="extra API actions ignore format")] \
-                if broken else []
-            yield pytest.param(route, role, id=f"{route.name}{suffix}-{role}", marks=marks)
+            yield pytest.param(route, role, id=f"{route.name}{suffix}-{role}")
 
 
 @pytest.mark.parametrize("route, role", list(site_cases()))
