@@ -118,7 +118,7 @@ def _require_reviewer(user) -> None:
 def review_queue(request):
     _require_reviewer(request.user)
     reason = request.GET.get("reason", "")
-    page = Paginator(workspace.open_tasks(reason), workspace.QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = workspace.queue_page(reason, request.GET.get("page"))
     context = {"page": page, "reason": reason, "reasons": ReviewTask.Reason.choices, "now": timezone.now()}
     # The live queue page swaps in just the table when the queue changes.
     template = "moderation/_queue_table.html" if request.GET.get("fragment") else "moderation/queue.html"

@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -22,10 +23,21 @@ _WORD = re.compile(r"\S+")
 
 
 def open_tasks(reason: str = "") -> QuerySet[ReviewTask]:
-    """Open tasks in the order "claim next" serves them, with what a queue row shows."""
-    tasks = (ReviewTask.objects.filter(status=ReviewTask.Status.OPEN)
-             .select_related("video", "claimed_by").order_by("due_at", "id"))
+    """Open tasks in the order "claim next" serves them."""
+    tasks = ReviewTask.objects.filter(status=ReviewTask.Status.OPEN).order_by("due_at", "id")
     return tasks.filter(reason=reason) if reason in ReviewTask.Reason.values else tasks
+
+
+def queue_page(reason: str, number) -> Page:
+    """One page of the queue, with what a row shows.
+
+    Paged over task ids alone, which the queue-order index answers, and only then joined to the
+    page's videos: an OFFSET deep into the joined rows made PostgreSQL join every video first.
+    """
+    page = Paginator(open_tasks(reason).values_list("id", flat=True), QUEUE_PAGE_SIZE).get_page(number)
+    rows = ReviewTask.objects.select_related("video", "claimed_by").in_bulk(list(page.object_list))
+    page.object_list = [rows[task_id] for task_id in page.object_list if task_id in rows]
+    return page
 
 
 def holds_claim(task: ReviewTask, user, now=None) -> bool:
