@@ -71,10 +71,29 @@ def test_reconciler_re_enqueues_stuck_videos_on_the_real_broker(silent_clip):
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.delete("cpu")
     stuck = ingest_path(silent_clip)
-    Video.objects.filter(pk=stuck.pk).update(state_changed_at=timezone.now() - timedelta(hours=1))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Video.objects.filter(pk=stuck.pk).update(state_changed_at=an_hour_ago, updated_at=an_hour_ago)
     fresh = actions.do_ingest(open(__file__, "rb"), filename="fresh.mp4", source="cli", enqueue=False).video
     assert tasks.reconcile_stuck_videos() == 1
     assert broker.llen("cpu") == 1
     assert str(stuck.pk) in broker.lindex("cpu", 0).decode()
     assert str(fresh.pk) not in broker.lindex("cpu", 0).decode().split('"argsrepr": ')[1][:20]
+    broker.delete("cpu")
+
+
+def test_reconciler_sends_a_stuck_video_once_per_stuck_period(silent_clip):
+    """Behind a long backlog a re-sent message may just not have come up yet: sending the whole
+    backlog again on every run would grow the queue faster than workers empty it."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("cpu")
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    waiting = ingest_path(silent_clip)
+    Video.objects.filter(pk=waiting.pk).update(state_changed_at=an_hour_ago, updated_at=an_hour_ago)
+    orphaned = actions.do_ingest(open(__file__, "rb"), filename="orphan.mp4", source="cli", enqueue=False).video
+    Video.objects.filter(pk=orphaned.pk).update(state=Video.State.EXTRACTING, lease_expires_at=an_hour_ago)
+
+    assert tasks.reconcile_stuck_videos() == 2
+    assert tasks.reconcile_stuck_videos() == 0
+    assert broker.llen("cpu") == 2
+    assert Video.objects.get(pk=orphaned.pk).lease_expires_at is None
     broker.delete("cpu")
