@@ -79,6 +79,7 @@ def test_baseline_learns_pills_vs_cats(trained):
     report = evaluate_baseline(model, test)
     assert report["accuracy"] > 0.9
     assert model.config.C in BaselineConfig().C_grid  # picked on validation NLL
+    assert model.config.prior_weight in BaselineConfig().prior_weight_grid
     probs = model.predict_proba(featurize_rows(test, model.encoder))
     assert probs.shape == (len(test), 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
@@ -262,3 +263,12 @@ def test_audio_features_tell_speechlike_bursts_from_silence():
     assert 0.3 < a[speech] < 0.7 and q[speech] == 0.0
     assert a[centroid] * SAMPLE_RATE / 2 == pytest.approx(1000, rel=0.05)
     assert a[band] > 0.9
+
+
+def test_prior_weight_scales_only_the_policy_prior_columns():
+    from inference.baseline import PriorWeight
+
+    X = np.ones((2, 10))
+    out = PriorWeight(n_columns=3, weight=4.0).fit(X).transform(X)
+    assert out[:, :7].tolist() == np.ones((2, 7)).tolist() and out[:, 7:].tolist() == np.full((2, 3), 4.0).tolist()
+    assert X.tolist() == np.ones((2, 10)).tolist()  # the input is left alone
