@@ -81,11 +81,17 @@ def machine_description() -> str:
 
 
 def git_commit() -> str:
+    """HEAD's short hash, with " (+ uncommitted changes)" when inference/ or bench/ differ from it.
+
+    Taken when the run starts: the code is imported then, and others may commit while it runs."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "inference", "bench"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head} (+ uncommitted changes)" if dirty else head
 
 
 def prepare_data(cfg: RunConfig, args: argparse.Namespace):
@@ -228,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = CONFIGS["small" if args.small else "full"]
     command = "python bench/run_cascade.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     started = time.perf_counter()
+    commit = git_commit()
     items, manifest, cache_dir, version = prepare_data(cfg, args)
     if args.stop_after == "features":
         print(f"features cached in {cache_dir / version} ({time.perf_counter() - started:.0f} s)")
@@ -264,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "machine": machine_description(),
         "torch_threads": args.threads,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "config": vars(cfg),
         "feature_extractor": version,
         "asr_beam_size": args.asr_beam,
