@@ -91,7 +91,11 @@ TEMPLATES = [
 # --- Database: PostgreSQL in production, SQLite for the embedded default ---------------------
 DATABASE_URL = env_str("DATABASE_URL", None)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Connections are closed after each request by default: under ASGI every request runs its
+    # database work in a thread of its own, so a kept connection is never reused and they pile up
+    # until PostgreSQL refuses new clients (bench/load_run.py hit "too many clients" at 50 users).
+    DATABASES = {"default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("COEFVQ_DB_CONN_MAX_AGE_S", 0, minimum=0), conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {

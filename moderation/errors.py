@@ -1,5 +1,5 @@
 """Refused requests, answered in words: a tripped rate limit (429), a body too big (413), a
-malformed or oversized form (400). The API gets JSON `{"detail", "code"}`, pages get a page."""
+malformed or oversized form (400), an API address with nothing at it (404). The API gets JSON `{"detail", "code"}`, pages get a page."""
 
 from __future__ import annotations
 
