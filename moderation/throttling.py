@@ -7,10 +7,18 @@ COEFVQ_UPLOAD_RATE) and are read on every request. A request over a limit gets
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django_ratelimit.decorators import ratelimit
 from rest_framework.settings import api_settings
+from redis.exceptions import RedisError
 from rest_framework.throttling import ScopedRateThrottle
+
+log = logging.getLogger(__name__)
+
+# The cache answering with an error: Redis down or restarting, the file cache's disk failing.
+CACHE_UNREACHABLE = (RedisError, OSError)
 
 
 def _setting(name: str):
@@ -45,3 +53,13 @@ class UploadThrottle(ScopedRateThrottle):
 
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+    def allow_request(self, request, view):
+        """With the cache unreachable the upload goes through uncounted: uploads are kept while
+        Redis (also the broker) is down and the reconciler sends them on once it is back, so a
+        limit that cannot be counted must not turn every upload into a server error."""
+        try:
+            return super().allow_request(request, view)
+        except CACHE_UNREACHABLE:
+            log.warning("Upload rate limit not counted: the cache is unreachable", exc_info=True)
+            return True

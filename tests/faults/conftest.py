@@ -147,13 +147,14 @@ class Postgres:
         self._run("createdb", "-h", str(self.sockets), "-p", str(self.port), "coefvq")
 
     def start(self) -> None:
+        # -l: a server writing to pg_ctl's own output would hold subprocess.run's pipe open.
         options = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c full_page_writes=off -c max_connections=100")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "postgres.log"), "-o", options, "-w", "start")
 
     def restart(self) -> None:
         """Fast shutdown (open sessions are cut, their transactions rolled back), then start."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "postgres.log"), "-m", "fast", "-w", "restart")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -192,8 +193,11 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2)
 
-    def queued(self) -> int:
-        return sum(self.client().llen(queue) for queue in ("cpu", "gpu"))
+    def queued_tasks(self, task: str) -> int:
+        """Messages for `task` waiting in the cpu and gpu queues."""
+        client = self.client()
+        messages = [message for queue in ("cpu", "gpu") for message in client.lrange(queue, 0, -1)]
+        return sum(json.loads(message)["headers"]["task"] == task for message in messages)
 
 
 @dataclass
@@ -250,6 +254,11 @@ class Stack:
             if not self.services.get(name) or not self.services[name].running:
                 start()
 
+    def reenqueued(self) -> int:
+        """Videos the reconciler re-enqueued, as the running workers logged it."""
+        return sum(int(line.split("Re-enqueued ")[1].split()[0]) for worker in self.workers()
+                   for line in worker.log_path.read_text(errors="replace").splitlines() if "Re-enqueued " in line)
+
     def logs(self) -> str:
         return "\n".join(service.log_tail() for service in self.services.values())
 
@@ -272,7 +281,7 @@ class Stack:
         with clip.open("rb") as stream:
             response = self.api("POST", "/api/videos/", files={"file": (clip.name, stream, "video/mp4")},
                                 data={"caption": caption})
-        assert response.status_code == 201, (response.status_code, response.text[:500])
+        assert response.status_code == 201, (response.status_code, response.text[:300], self.services["web"].log_tail())
         return response.json()["id"]
 
     def ingest_command(self, clips: list[Path], *, caption: str, route: str) -> list[int]:
@@ -385,13 +394,14 @@ class Reviewer:
     def review_all(self, *, timeout: float = 60) -> None:
         wait_until(lambda: not self.review_one(), timeout=timeout, what="the review queue to empty", every=0)
 
-    def assert_nothing_lost(self) -> None:
+    def assert_nothing_lost(self, video_ids: list[int]) -> None:
+        """Every acknowledged decision is stored, and each of these videos has its one review."""
         kept = self.stack.rows("SELECT count(*) FROM moderation_review WHERE id = ANY(%s)", self.acknowledged)[0][0]
         assert kept == len(self.acknowledged)
-        assert self.stack.rows("SELECT count(*) FROM moderation_reviewtask WHERE status = 'open'")[0][0] == 0
         # A task is done exactly when it has its one review (Review.task is one-to-one).
         assert self.stack.rows("""SELECT t.id FROM moderation_reviewtask t LEFT JOIN moderation_review r
-                                  ON r.task_id = t.id WHERE (t.status = 'done') <> (r.id IS NOT NULL)""") == []
+                                  ON r.task_id = t.id WHERE t.video_id = ANY(%s)
+                                  AND (t.status <> 'done' OR r.id IS NULL)""", list(video_ids)) == []
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -491,16 +501,23 @@ class FaultRecorder:
     def write(self) -> None:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         command = "bash scripts/test.sh tests/faults -q"
-        report = {"command": command, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip()
+        report = {"command": command, "commit": commit, "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average "
+                             f"{os.getloadavg()[0]:.1f} at the end (a shared machine)",
                   "settings": FAULT_SETTINGS, "scenarios": self.rows}
         (RESULTS_DIR / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-        keys = sorted({key for row in self.rows for key in row} - {"scenario", "fault_to_terminal_s"})
+        common = ("videos", "decided", "predictions", "step_attempts")
         lines = [f"Measured with `{command}` on {report['machine']}; settings: "
                  + ", ".join(f"{k}={v}" for k, v in FAULT_SETTINGS.items()) + ".", "",
-                 "| scenario | fault to all terminal (s) | " + " | ".join(keys) + " |",
-                 "| --- | --- | " + " | ".join("---" for _ in keys) + " |"]
-        lines += [f"| {row['scenario']} | {row['fault_to_terminal_s']} | "
-                  + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in self.rows]
+                 "| scenario | fault to all terminal (s) | " + " | ".join(common) + " | other |",
+                 "| --- | --- | " + " | ".join("---" for _ in common) + " | --- |"]
+        for row in self.rows:
+            other = ", ".join(f"{k} {v}" for k, v in row.items()
+                              if k not in common and k not in ("scenario", "fault_to_terminal_s"))
+            lines.append(f"| {row['scenario']} | {row['fault_to_terminal_s']} | "
+                         + " | ".join(str(row.get(k, "")) for k in common) + f" | {other} |")
         (RESULTS_DIR / "results.md").write_text("\n".join(lines) + "\n")
 
 
