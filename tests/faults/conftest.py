@@ -206,7 +206,7 @@ class Stack:
     pg: Postgres
     redis: RedisServer
     env: dict
-    token: str = ""
+    tokens: list = field(default_factory=list)  # API tokens of two reviewers
     labels: list = field(default_factory=list)
     web_port: int = field(default_factory=free_port)
     services: dict = field(default_factory=dict)
@@ -273,9 +273,9 @@ class Stack:
         except requests.ConnectionError:
             return None
 
-    def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, self.url(path), headers={"Authorization": f"Token {self.token}"},
-                                timeout=60, **kwargs)
+    def api(self, method: str, path: str, *, as_reviewer: int = 0, **kwargs) -> requests.Response:
+        return requests.request(method, self.url(path), timeout=60,
+                                headers={"Authorization": f"Token {self.tokens[as_reviewer]}"}, **kwargs)
 
     def upload(self, clip: Path, caption: str) -> int:
         with clip.open("rb") as stream:
@@ -364,26 +364,32 @@ class Reviewer:
     """A reviewer on the REST API: claims the next item and decides it. Remembers every decision
     the server acknowledged, so a test can check none of them was lost."""
 
-    def __init__(self, stack: Stack):
-        self.stack = stack
+    def __init__(self, stack: Stack, which: int = 0):
+        self.stack, self.which = stack, which
         self.acknowledged: list[int] = []  # review ids answered 201
         self.errors: list[int] = []  # status codes of requests that failed while something was down
 
-    def review_one(self) -> bool:
-        """Claim and decide one item; False when the queue is empty."""
-        claim = self._post("/api/review-tasks/claim/")
-        if claim is None or claim.status_code != 200:
-            return claim is not None and claim.status_code != 204
-        task = claim.json()
+    def claim(self) -> requests.Response | None:
+        return self._post("/api/review-tasks/claim/")
+
+    def decide(self, task: dict) -> requests.Response | None:
         decision = self._post(f"/api/review-tasks/{task['id']}/decision/",
                               json={"claim_token": task["claim_token"], "label": self.stack.labels[0]})
         if decision is not None and decision.status_code == 201:
             self.acknowledged.append(decision.json()["id"])
+        return decision
+
+    def review_one(self) -> bool:
+        """Claim and decide one item; False when the queue is empty."""
+        claim = self.claim()
+        if claim is None or claim.status_code != 200:
+            return claim is not None and claim.status_code != 204
+        self.decide(claim.json())
         return True
 
     def _post(self, path: str, **kwargs) -> requests.Response | None:
         try:
-            response = self.stack.api("POST", path, **kwargs)
+            response = self.stack.api("POST", path, as_reviewer=self.which, **kwargs)
         except requests.ConnectionError:
             self.errors.append(0)
             return None
@@ -437,7 +443,7 @@ def private_stack():
                                      cwd=REPO, capture_output=True, text=True, timeout=300)
         assert provisioned.returncode == 0, provisioned.stderr[-3000:]
         facts = json.loads(provisioned.stdout.strip().splitlines()[-1])
-        stack.token, stack.labels = facts["token"], facts["labels"]
+        stack.tokens, stack.labels = facts["tokens"], facts["labels"]
         stack.start_web()
         stack.start_beat()
         yield stack
@@ -495,8 +501,9 @@ class FaultRecorder:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def record(self, scenario: str, *, fault_to_terminal_s: float, **numbers) -> None:
-        self.rows.append({"scenario": scenario, "fault_to_terminal_s": round(fault_to_terminal_s, 1), **numbers})
+    def record(self, scenario: str, *, fault_to_terminal_s: float | None, **numbers) -> None:
+        seconds = None if fault_to_terminal_s is None else round(fault_to_terminal_s, 1)
+        self.rows.append({"scenario": scenario, "fault_to_terminal_s": seconds, **numbers})
 
     def write(self) -> None:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -516,7 +523,8 @@ class FaultRecorder:
         for row in self.rows:
             other = ", ".join(f"{k} {v}" for k, v in row.items()
                               if k not in common and k not in ("scenario", "fault_to_terminal_s"))
-            lines.append(f"| {row['scenario']} | {row['fault_to_terminal_s']} | "
+            seconds = "n/a" if row["fault_to_terminal_s"] is None else row["fault_to_terminal_s"]
+            lines.append(f"| {row['scenario']} | {seconds} | "
                          + " | ".join(str(row.get(k, "")) for k in common) + f" | {other} |")
         (RESULTS_DIR / "results.md").write_text("\n".join(lines) + "\n")
 

@@ -2,7 +2,7 @@
 environment (DATABASE_URL, COEFVQ_MODEL_DIR, ...): migrate, a reviewer with an API token, and
 small real models saved where the workers load them, activated through the product's actions.
 
-Prints one JSON object: {"token": ..., "reviewer": ...}.
+Prints one JSON object: {"tokens": [two reviewers' API tokens], "labels": [...]}.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    print(json.dumps({"token": reviewer_token(), **activate_models()}))
+    tokens = [reviewer_token(name) for name in ("fault-reviewer", "fault-reviewer-2")]
+    print(json.dumps({"tokens": tokens, **activate_models()}))
 
 
-def reviewer_token() -> str:
+def reviewer_token(username: str) -> str:
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
 
     from moderation import roles
 
-    user, _ = User.objects.get_or_create(username="fault-reviewer")
-    user.set_password("fault-reviewer-pw")
+    user, _ = User.objects.get_or_create(username=username)
+    user.set_password(f"{username}-pw")
     user.save()
     user.groups.set(Group.objects.filter(name=roles.REVIEWER))
     return Token.objects.get_or_create(user=user)[0].key

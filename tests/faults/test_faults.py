@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pytest
 
@@ -140,3 +142,38 @@ def test_upload_while_the_broker_is_down(stack, clips, fault_results):
     counts = assert_recovered(stack, [video_id])
     fault_results.record("upload while Redis is down", fault_to_terminal_s=done_at - started,
                          redis_back_to_terminal_s=round(done_at - back_at, 1), upload_s=round(upload_s, 2), **counts)
+
+
+def test_review_decision_racing_its_claim_expiry(stack, clips, fault_results):
+    """The holder's decision and a second reviewer's claim arrive together just before and just
+    after the claim runs out. Whichever the server lets through, the video gets exactly one
+    review, by the reviewer who was answered 201; the other is told the claim was lost."""
+    first, second = Reviewer(stack, 0), Reviewer(stack, 1)
+    first.review_all()  # only this test's item in the queue
+    stack.start_worker()
+    outcomes = {}
+    for offset_s in (-0.2, 0.2):
+        (video_id,) = upload_all(stack, clips(1))
+        stack.wait_terminal([video_id], timeout=120)
+        task = first.claim().json()
+        expires_at = datetime.fromisoformat(task["claim_expires_at"]).timestamp()
+        time.sleep(max(0.0, expires_at + offset_s - time.time()))
+        with ThreadPoolExecutor(2) as pool:
+            decision, rival_claim = pool.map(lambda call: call(), (lambda: first.decide(task), second.claim))
+        assert decision.status_code in (201, 409), decision.text
+        if decision.status_code == 409:
+            assert decision.json()["code"] == "claim_lost"
+            rival_task = rival_claim.json() if rival_claim.status_code == 200 else second.claim().json()
+            assert rival_task["id"] == task["id"]
+            assert second.decide(rival_task).status_code == 201
+        else:
+            assert rival_claim.status_code == 204  # the item was reviewed; nothing else is open
+        reviewers = stack.rows("""SELECT u.username FROM moderation_review r JOIN auth_user u ON u.id = r.reviewer_id
+                                  WHERE r.task_id = %s""", task["id"])
+        assert len(reviewers) == 1
+        outcomes[f"decision_{'before' if offset_s < 0 else 'after'}_expiry"] = (
+            f"{decision.status_code}, reviewed by {'holder' if decision.status_code == 201 else 'second reviewer'}")
+    first.assert_nothing_lost([])
+    second.assert_nothing_lost([])
+    fault_results.record("review decision racing its claim expiry (HTTP)", fault_to_terminal_s=None, videos=2,
+                         **outcomes)
