@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inference.policy import LABELS
+from inference.training_set import NO_VIDEO, load_training_set
 from moderation import scoring
 from moderation.models import CascadeConfig, ModelVersion, Policy
 
@@ -59,6 +60,9 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     scored = scoring.load_baseline(baseline.pk).score("selling pistols cheap, no papers", [], None)
     assert set(scored.probs) == set(LABELS) and sum(scored.probs.values()) == pytest.approx(1.0)
     assert scoring.load_mllm(mllm.pk).config.labels == LABELS
+    # The baseline keeps the rows it learned from (train and val: all but the 4 test videos).
+    kept = load_training_set(baseline.artifact_path)
+    assert len(kept) == 12 - 4 and (kept.video_ids == NO_VIDEO).all() and set(kept.y) <= set(LABELS)
 
     # The held-out test videos become the demo manifest that scripts/run.sh queues.
     demo = [json.loads(line) for line in (bench_dir / "demo.jsonl").read_text().splitlines()]

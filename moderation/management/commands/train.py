@@ -16,7 +16,7 @@ import torch
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.baseline import BaselineConfig, evaluate_baseline, train_baseline
+from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline
 from inference.benchmark import (GeneratorConfig, build_feature_cache, generate_specs, load_cached, load_manifest,
                                  render_dataset)
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
@@ -24,6 +24,7 @@ from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
 from inference.policy import LABELS
 from inference.train_mllm import TrainConfig, train_mllm
+from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
 from moderation import actions
 from moderation.models import CascadeConfig, ModelVersion
 
@@ -138,6 +139,11 @@ class Command(BaseCommand):
         version = version_name("baseline")
         folder = Path(settings.COEFVQ_MODEL_DIR) / "baseline" / version
         model.save(folder)
+        # Kept beside the model, so retraining from reviewer labels still learns from the benchmark too.
+        learned = rows("train") + rows("val")
+        X = featurize_rows(learned, model.encoder, prior_config=model.config.policy_prior)  # (N, D)
+        save_training_set(folder, TrainingSet(X, np.array([row[3] for row in learned], dtype=str),
+                                              np.full(len(learned), NO_VIDEO, dtype=np.int64)))
         return actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
                                          config={"temperature": float(model.temperature_)}, metrics=metrics)
 
