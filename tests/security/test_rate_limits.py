@@ -9,7 +9,7 @@ import time
 
 import django_ratelimit.core
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from coefvq_site.cache import LockingFileBasedCache
 from moderation.models import Video
@@ -129,3 +129,16 @@ def test_the_embedded_cache_counts_every_hit_from_processes_at_once(tmp_path):
     for worker in workers:
         worker.join(timeout=60)
     assert LockingFileBasedCache(str(tmp_path), {}).get("hits") == 400
+
+
+def test_signing_in_and_uploading_keep_working_when_the_cache_is_down(reviewer, uploader_api):
+    """Redis is also the broker: while it is down uploads are kept for later, and people can sign in."""
+    browser = Client()
+    browser.force_login(reviewer)
+    unreachable = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                               "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+    with override_settings(CACHES=unreachable):
+        assert sign_in(Client(), "rita", password="pw-rita").status_code == 302
+        assert upload_form(browser, b"kept while redis is down").status_code == 302
+        assert upload_api(uploader_api, b"also kept").status_code == 201
+    assert Video.objects.count() == 2
