@@ -14,6 +14,15 @@
   document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
     select.addEventListener("change", () => select.form.submit());
   });
+
+  // "n" claims the next item, as on the review page, so a shift can start without the mouse.
+  const claimForm = document.querySelector("form.claim-next");
+  document.addEventListener("keydown", (event) => {
+    const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
+    if (event.key !== "n" || typing || event.ctrlKey || event.metaKey || event.altKey || !claimForm) return;
+    event.preventDefault();
+    claimForm.requestSubmit();
+  });
   if (!table || !("WebSocket" in window)) return;
 
   function showState(state, text) {
