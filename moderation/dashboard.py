@@ -23,7 +23,7 @@ from django.utils import timezone
 from inference.evaluate import cascade_curves
 from inference.metrics import RECALL_AT_PRECISION_TARGETS, binary_report
 
-from .models import CascadeConfig, Policy, Prediction, Review, ReviewTask, RoutingDecision, Video
+from .models import CascadeConfig, Policy, Prediction, Review, ReviewTask, RoutingDecision, TrainingRun, Video
 
 TRUNC = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek}
 STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
@@ -577,6 +577,56 @@ def entropy_histogram(policy: Policy, window: Window, config: CascadeConfig | No
     return EntropyHistogram(bins, len(entropies), threshold, above, max_entropy)
 
 
+# --- retraining ----------------------------------------------------------------------------------
+
+RECENT_RUNS = 10
+
+
+@dataclass
+class GateResult:
+    """One model kind in one training run: the gold-set scores the promotion gate compared."""
+
+    run: int
+    finished_at: datetime | None
+    status: str
+    kind: str
+    version: str
+    outcome: str  # the candidate's status: active/retired (promoted once) or rejected
+    active_f1: float | None
+    candidate_f1: float | None
+    active_recall_at_p80: float | None
+    candidate_recall_at_p80: float | None
+    gold_videos: int
+    new_labels: int
+
+
+def _binary(report: dict, name: str) -> float | None:
+    value = (report or {}).get("binary", {}).get(name)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def gate_results(policy: Policy, window: Window | None = None, limit: int = RECENT_RUNS) -> list[GateResult]:
+    """The latest finished training runs' gates, newest first, each model kind a row."""
+    runs = (TrainingRun.objects.filter(policy=policy, status__in=TrainingRun.FINISHED)
+            .select_related("baseline_candidate", "mllm_candidate").order_by("-finished_at", "-id"))
+    if window is not None:
+        runs = runs.filter(window.filter("finished_at"))
+    rows = []
+    for run in runs[:limit]:
+        for kind in ("baseline", "mllm"):
+            candidate = getattr(run, f"{kind}_candidate")
+            if candidate is None:
+                continue
+            gold, active = candidate.metrics.get("gold", {}), candidate.metrics.get("active_on_gold", {})
+            rows.append(GateResult(
+                run=run.pk, finished_at=run.finished_at, status=run.status, kind=kind, version=candidate.version,
+                outcome=candidate.status, active_f1=_binary(active, "f1"), candidate_f1=_binary(gold, "f1"),
+                active_recall_at_p80=_binary(active, "R@P80"), candidate_recall_at_p80=_binary(gold, "R@P80"),
+                gold_videos=run.gold_examples, new_labels=run.new_labels,
+            ))
+    return rows
+
+
 # --- everything on the page ---------------------------------------------------------------------
 
 
@@ -595,6 +645,7 @@ class Dashboard:
     tradeoff: Tradeoff
     confusion: Confusion
     audit: list[AuditEstimate]
+    retraining: list[GateResult]
 
     @property
     def uploaded(self) -> int:
@@ -628,7 +679,7 @@ def build(policy: Policy, window: Window) -> Dashboard:
         reviewers=reviewer_throughput(policy, window), agreement=agreement_by_stage(policy, window),
         quality=quality_over_time(policy, window, labeled), entropy=entropy_histogram(policy, window, config),
         tradeoff=budget_tradeoff(policy, labeled), confusion=confusion(policy, window),
-        audit=audit_estimates(policy, window),
+        audit=audit_estimates(policy, window), retraining=gate_results(policy),
     )
 
 
@@ -649,4 +700,5 @@ TABLES = {
     "tradeoff": _tradeoff_rows,
     "confusion": lambda policy, window: confusion(policy, window).cells,
     "audit": audit_estimates,
+    "retraining": gate_results,
 }

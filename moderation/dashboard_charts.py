@@ -20,7 +20,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from .dashboard import (STEP, AuditEstimate, Dashboard, EntropyHistogram, QualityBucket, QueueBucket,
+from .dashboard import (STEP, AuditEstimate, Dashboard, EntropyHistogram, GateResult, QualityBucket, QueueBucket,
                         ReviewerThroughput, Tradeoff, VolumeBucket, Window)
 
 # The page's palette (static/css/app.css).
@@ -235,6 +235,26 @@ def audit_chart(estimates: list[AuditEstimate]) -> str:
                  bottom=0.2)
 
 
+def retraining_chart(gates: list[GateResult]) -> str:
+    def paint(ax):
+        if not gates:
+            return _empty(ax, "No finished training run yet")
+        shown = gates[:12][::-1]  # oldest left
+        names = [f"#{g.run} {g.kind}" for g in shown]
+        x = range(len(shown))
+        ax.bar([i - 0.2 for i in x], [g.active_f1 or 0 for g in shown], width=0.4, color=LINE, edgecolor=MUTED,
+               label="active model")
+        ax.bar([i + 0.2 for i in x], [g.candidate_f1 or 0 for g in shown], width=0.4,
+               color=[OK if g.outcome != "rejected" else BAD for g in shown], label="candidate (green: promoted)")
+        ax.set_xticks(list(x), names, rotation=0)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("gold-set F1")
+        ax.grid(axis="x", visible=False)
+        _legend(ax, ncols=2)
+
+    return _draw("retraining", "Gold-set F1 of the active and the candidate model in each training run", paint)
+
+
 def render_all(data: Dashboard) -> dict[str, str]:
     budget = data.config.mllm_budget if data.config else None
     return {
@@ -246,4 +266,5 @@ def render_all(data: Dashboard) -> dict[str, str]:
         "entropy": entropy_chart(data.entropy),
         "tradeoff": tradeoff_chart(data.tradeoff, budget),
         "audit": audit_chart(data.audit),
+        "retraining": retraining_chart(data.retraining),
     }

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from moderation import dashboard, roles
 from moderation.models import (CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, RoutingDecision,
-                               Video)
+                               TrainingRun, Video)
 
 pytestmark = pytest.mark.django_db
 
@@ -270,8 +270,9 @@ def test_page_shows_every_chart_to_a_lead_with_bounded_queries(client, world, le
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count('class="chart-svg"') == 8
-    for section in ("volume", "queue", "reviewers", "quality", "entropy", "tradeoff", "confusion", "audit"):
+    assert html.count('class="chart-svg"') == 9
+    for section in ("volume", "queue", "reviewers", "quality", "entropy", "tradeoff", "confusion", "audit",
+                    "retraining"):
         assert f'id="{section}"' in html
     assert 'href="/dashboard/"' in html  # the nav link
     assert "No data in this window" not in html
@@ -315,6 +316,32 @@ def test_csv_exports_parse_and_carry_the_numbers(client, world, lead):
         ("ok", "ok", 2), ("scam", "ok", 1), ("scam", "scam", 2), ("drugs", "ok", 1)}
     audit = {row["band"]: row for row in _csv(client.get("/dashboard/export/audit.csv?days=1&policy=icd"))}
     assert (audit["auto_allow"]["audited"], audit["auto_allow"]["errors"]) == ("3", "1")
-    for name in dashboard.TABLES:
+    for name in set(dashboard.TABLES) - {"retraining"}:  # no training run in this world: see below
         assert _csv(client.get(f"/dashboard/export/{name}.csv?days=7")), name
     assert client.get("/dashboard/export/nothing.csv").status_code == 404
+
+
+def _finished_run(policy, status, active_f1, candidate_f1, outcome, finished_at):
+    candidate = ModelVersion.objects.create(
+        policy=policy, kind="baseline", version=f"retrained-{status}", artifact_path="x", status=outcome,
+        metrics={"gold": {"binary": {"f1": candidate_f1, "R@P80": 0.5}},
+                 "active_on_gold": {"binary": {"f1": active_f1, "R@P80": 0.4}}})
+    return TrainingRun.objects.create(policy=policy, trigger="button", status=status, progress=1.0,
+                                      baseline_candidate=candidate, gold_examples=12, new_labels=60,
+                                      finished_at=finished_at)
+
+
+def test_retraining_shows_each_gate_with_the_gold_scores(client, policy, world, lead):
+    promoted = _finished_run(policy, "promoted", 0.70, 0.78, "retired", world - 2 * H)  # since replaced
+    refused = _finished_run(policy, "refused", 0.78, 0.77, "rejected", world - H)
+    TrainingRun.objects.create(policy=policy, trigger="schedule", status="running")  # not finished: not shown
+
+    gates = dashboard.gate_results(policy)
+    assert [(g.run, g.outcome, g.active_f1, g.candidate_f1) for g in gates] == [
+        (refused.pk, "rejected", 0.78, 0.77), (promoted.pk, "retired", 0.70, 0.78)]
+    client.force_login(lead)
+    html = client.get("/dashboard/?days=1").content.decode()
+    section = html[html.index('id="retraining"'):]
+    assert "refused" in section and "promoted" in section and "0.700 → 0.780" in section
+    rows = _csv(client.get("/dashboard/export/retraining.csv?days=1"))
+    assert [row["outcome"] for row in rows] == ["rejected", "retired"]
