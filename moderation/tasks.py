@@ -33,6 +33,10 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutEr
 )
 def extract_video(video_id: int) -> None:
     pipeline.extract(video_id)
+    # Stage 1 is cheap, so it runs right here: a video is scored as soon as its evidence is in,
+    # not after every upload queued behind it has been extracted. The scoring message that
+    # `extract` also sends finds the video scored and does nothing.
+    scoring.score_baseline(video_id)
 
 
 @shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=120, max_retries=5, acks_late=True)
