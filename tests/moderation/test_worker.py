@@ -14,7 +14,9 @@ from django.db import connection
 from moderation import actions
 from moderation.models import Video
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+# Serialized rollback: the seeded policy and roles are put back before the test, and the flush after
+# it leaves the database as the other serialized tests expect it (no content types recreated).
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
 
 
 @pytest.fixture
