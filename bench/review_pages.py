@@ -23,7 +23,6 @@ import shlex
 import statistics
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path

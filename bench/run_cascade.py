@@ -27,6 +27,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the models are imported inside main(): see the module docstring
+    from inference.types import VideoFeatures
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:

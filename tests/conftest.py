@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
+from accounts import make_user
 
 from inference.synth import SynthSpec, render_video
 from moderation import roles
@@ -55,17 +55,24 @@ def garbage_file(tmp_path) -> Path:
     return path
 
 
-def _user(django_user_model, username: str, *groups: str):
-    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
-    user.groups.set(Group.objects.filter(name__in=groups))
-    return user
-
-
 @pytest.fixture
 def uploader(django_user_model):
-    return _user(django_user_model, "uploader")
+    return make_user(django_user_model, "uploader")
 
 
 @pytest.fixture
 def reviewer(django_user_model):
-    return _user(django_user_model, "rita", roles.REVIEWER)
+    return make_user(django_user_model, "rita", roles.REVIEWER)
+
+
+@pytest.fixture
+def lead(django_user_model):
+    return make_user(django_user_model, "lena", roles.LEAD)
+
+
+@pytest.fixture
+def policy():
+    """The demo policy the migrations seed."""
+    from moderation.models import Policy
+
+    return Policy.objects.get(slug="icd")

@@ -14,11 +14,6 @@ WHATIF_URL = "/admin/moderation/cascadeconfig/what-if/"
 
 
 @pytest.fixture
-def policy():
-    return Policy.objects.get(slug="icd")
-
-
-@pytest.fixture
 def models(policy):
     baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", artifact_path="b1",
                                            metrics={"f1": 0.8})

@@ -5,14 +5,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from moderation import actions
-from moderation.models import AuditEntry, ModelVersion, Policy, Video
+from moderation.models import AuditEntry, ModelVersion, Video
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def policy():
-    return Policy.objects.get(slug="icd")
 
 
 def test_config_changes_and_activations_are_logged_with_who_and_what(policy, admin_user):

@@ -25,11 +25,10 @@ import math
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db.models import Q
 from django.utils import timezone
 
-from moderation import dashboard, roles
+from moderation import dashboard
 from moderation.models import (CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, RoutingDecision,
                                TrainingRun, Video)
 
@@ -62,22 +61,6 @@ REVIEWS = {
     "v6": ("audit", "lena", "ok", "ok", 7),
 }
 OPEN_TASK_AGE = {"v7": 3 * H, "v8": 1 * H}
-
-
-def _user(django_user_model, username: str, *groups: str):
-    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
-    user.groups.set(Group.objects.filter(name__in=groups))
-    return user
-
-
-@pytest.fixture
-def lead(django_user_model):
-    return _user(django_user_model, "lena", roles.LEAD)
-
-
-@pytest.fixture
-def policy():
-    return Policy.objects.get(slug="icd")
 
 
 def _video(policy: Policy, name: str, created_at) -> Video:

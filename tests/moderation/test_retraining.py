@@ -18,9 +18,9 @@ from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from small_models import CAPTION_ROWS, CAPTIONS, save_small_models
 
-from inference.baseline import featurize_rows, train_baseline
-from inference.mllm import MLLMConfig, MultimodalClassifier
+from inference.baseline import featurize_rows
 from inference.training_set import NO_VIDEO, TrainingSet, load_training_set, save_training_set
 from moderation import actions, retraining, scoring
 from moderation.actions import ActionError
@@ -28,12 +28,6 @@ from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, T
 
 pytestmark = pytest.mark.django_db
 
-CAPTIONS = {
-    "ok": ["my cat sleeping in the sun", "cooking pasta with garlic", "walk along the river at dawn"],
-    "scam": ["send one bitcoin get two back", "double your crypto today dm me", "free money giveaway pay the fee"],
-    "drugs": ["cheap pills without prescription", "buy weed delivered tonight", "coke for sale hit me up"],
-    "weapons": ["selling pistols and ammo cheap", "how to build a gun at home", "rifles for sale no papers"],
-}
 GOLD_VIDEOS, TRAINING_VIDEOS = 4, 8
 
 
@@ -50,12 +44,10 @@ def model_dir(tmp_path_factory):
     from django.conf import settings
 
     root = tmp_path_factory.mktemp("active-models")
-    rows = [(caption, [], None, label) for label, captions in CAPTIONS.items() for caption in captions]
-    baseline = train_baseline(rows, rows, progress=False)
-    baseline.save(root / "baseline")
-    X = featurize_rows(rows, baseline.encoder)
-    save_training_set(root / "baseline", TrainingSet(X, np.array([r[3] for r in rows]), np.full(len(rows), NO_VIDEO)))
-    MultimodalClassifier(MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))).save(root / "mllm")
+    baseline = save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT))
+    X = featurize_rows(CAPTION_ROWS, baseline.encoder)  # (N, D)
+    save_training_set(root / "baseline", TrainingSet(X, np.array([r[3] for r in CAPTION_ROWS]),
+                                                     np.full(len(CAPTION_ROWS), NO_VIDEO)))
     return root
 
 

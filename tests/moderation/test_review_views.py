@@ -5,10 +5,10 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from accounts import make_user
 from review_setup import decided_video, open_review, review_task_for
 
 from moderation import actions, roles
@@ -18,20 +18,9 @@ from moderation.models import Review, ReviewSkip, ReviewTask, Video, VideoEvent
 pytestmark = pytest.mark.django_db
 
 
-def _user(django_user_model, username, *groups):
-    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
-    user.groups.set(Group.objects.filter(name__in=groups))
-    return user
-
-
 @pytest.fixture
 def other_reviewer(django_user_model):
-    return _user(django_user_model, "otto", roles.REVIEWER)
-
-
-@pytest.fixture
-def lead(django_user_model):
-    return _user(django_user_model, "lena", roles.LEAD)
+    return make_user(django_user_model, "otto", roles.REVIEWER)
 
 
 @pytest.fixture

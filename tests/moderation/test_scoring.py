@@ -9,30 +9,19 @@ import shutil
 
 import pytest
 from django.core.management import call_command
+from small_models import save_small_models
 
-from inference.baseline import train_baseline
-from inference.mllm import MLLMConfig, MultimodalClassifier
 from moderation import actions, pipeline, scoring
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, ReviewTask, RoutingDecision, Video
 
 pytestmark = pytest.mark.django_db
-
-CAPTIONS = {
-    "ok": ["my cat sleeping in the sun", "cooking pasta with garlic", "walk along the river at dawn"],
-    "scam": ["send one bitcoin get two back", "double your crypto today dm me", "free money giveaway pay the fee"],
-    "drugs": ["cheap pills without prescription", "buy weed delivered tonight", "coke for sale hit me up"],
-    "weapons": ["selling pistols and ammo cheap", "how to build a gun at home", "rifles for sale no papers"],
-}
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     from django.conf import settings
 
     root = tmp_path_factory.mktemp("models")
-    rows = [(caption, [], None, label) for label, captions in CAPTIONS.items() for caption in captions]
-    train_baseline(rows, rows, progress=False).save(root / "baseline")
-    MultimodalClassifier(MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))).save(root / "mllm")
+    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT))
     return root
 
 

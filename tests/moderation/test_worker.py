@@ -8,7 +8,6 @@ import time
 
 import pytest
 import redis
-from django.conf import settings
 from django.db import connection
 
 from moderation import actions
