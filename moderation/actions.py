@@ -196,17 +196,22 @@ def _create_video(spooled: Path, policy, sha256, size, filename, source, caption
         if not destination.exists():
             shutil.copyfile(spooled, destination)
         if enqueue:
-            transaction.on_commit(lambda: enqueue_processing(video.pk))
+            transaction.on_commit(lambda: send_task("extract_video", video.pk, retried_by="the reconciler"))
     return video
 
 
-def enqueue_processing(video_id: int) -> None:
-    from . import tasks  # tasks import actions; import here to keep the module graph one-way
+def send_task(task_name: str, object_id: int, *, retried_by: str) -> None:
+    """Nudge a worker to run `moderation.tasks.<task_name>(object_id)`.
+
+    The database row is the work; the message only nudges. With the broker down the failure is
+    logged, not raised: `retried_by` finds the row where it rests and sends it again.
+    """
+    from . import tasks  # tasks import this module; import here to keep the module graph one-way
 
     try:
-        tasks.extract_video.delay(video_id)
-    except Exception:  # noqa: BLE001 - the broker is down: the reconciler picks the video up later
-        log.exception("Could not enqueue video %s; the reconciler will retry", video_id)
+        getattr(tasks, task_name).delay(object_id)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("Could not enqueue %s(%s); %s will send it again", task_name, object_id, retried_by)
 
 
 # --- state machine -------------------------------------------------------------------------------

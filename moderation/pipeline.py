@@ -150,14 +150,9 @@ def enqueue_allowed() -> bool:
 
 
 def enqueue_scoring(video_id: int) -> None:
-    from . import tasks
-
     if not enqueue_allowed() or not has_cascade(Video.objects.values_list("policy_id", flat=True).get(pk=video_id)):
         return  # nothing to score with yet: the video rests extracted
-    try:
-        tasks.score_baseline.delay(video_id)
-    except Exception:  # noqa: BLE001 - the reconciler retries
-        log.exception("Could not enqueue scoring for video %s", video_id)
+    actions.send_task("score_baseline", video_id, retried_by="the reconciler")
 
 
 def has_cascade(policy_id: int) -> bool:

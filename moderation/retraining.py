@@ -132,12 +132,7 @@ def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, 
 
 
 def enqueue_training(run_id: int) -> None:
-    from . import tasks  # tasks import this module
-
-    try:
-        tasks.run_training.delay(run_id)
-    except Exception:  # noqa: BLE001 - the broker is down: the schedule enqueues the run again
-        log.exception("Could not enqueue training run %s; maybe_retrain retries", run_id)
+    actions.send_task("run_training", run_id, retried_by="maybe_retrain")
 
 
 def maybe_retrain() -> list[TrainingRun]:

@@ -137,14 +137,8 @@ def score_baseline(video_id: int) -> None:
 
 
 def enqueue_mllm(video_id: int) -> None:
-    from . import tasks
-
-    if not pipeline.enqueue_allowed():
-        return
-    try:
-        tasks.score_mllm.delay(video_id)
-    except Exception:  # noqa: BLE001 - the reconciler retries
-        log.exception("Could not enqueue stage 2 for video %s", video_id)
+    if pipeline.enqueue_allowed():
+        actions.send_task("score_mllm", video_id, retried_by="the reconciler")
 
 
 def stored_features(video: Video, decoded) -> VideoFeatures:
