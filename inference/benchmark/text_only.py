@@ -1,0 +1,124 @@
+"""Text-only training examples: benchmark items whose words are drawn but never rendered.
+
+Rendering and extracting one video (espeak-ng, FFmpeg, Whisper, OCR) costs seconds on a CPU;
+drawing its words costs microseconds. What has to learn the policy in many phrasings is the
+text side of both models, and a first run that renders 120 videos shows each of them only
+72 training texts: too few to learn more than the templates (bench/GENERALIZATION.md). So
+training adds items drawn by the same generator under another seed, with the rendered items'
+label mix, as the features extraction would give them:
+
+- the caption as written;
+- the speech as a transcript, one segment per sentence with the times espeak-ng would give,
+  roughened the way Whisper tiny.en roughens synthetic speech (lost punctuation and case,
+  dropped short words, misheard letters);
+- the on-screen lines as OCR lines at the frame times they would be read from;
+- no frames and no audio. The MLLM sees such inputs anyway when it measures a modality's
+  contribution (it removes the frames or the audio), and the baseline gets the frame and
+  waveform statistics of a rendered item with the same label (`donor_media`), so neither
+  model can tell a text-only example by a missing modality.
+
+No item repeats the caption + speech + on-screen text of a rendered item, so nothing leaks
+into validation or test; held-out (out-of-distribution) phrasings are never drawn.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from dataclasses import replace
+from typing import Sequence
+
+from inference.benchmark.expand import typo
+from inference.benchmark.generate import BenchmarkItem, GeneratorConfig, generate_specs
+from inference.types import Frame, MediaInfo, OcrLine, TranscriptSegment, VideoFeatures
+
+# Far from any seed a person would pick for the rendered benchmark.
+SEED_OFFSET = 7_919
+# Whisper tiny.en on espeak-ng voices (measured on the benchmark's own transcripts): most
+# sentences come back intact, some lose punctuation, a few words are misheard or dropped.
+P_DROP_PUNCTUATION = 0.3
+P_LOWERCASE = 0.2
+P_MISHEAR_WORD = 0.04
+P_DROP_SHORT_WORD = 0.03
+TEXT_ONLY_CONTAINER = "text-only"
+
+
+def draw_text_only_items(
+    config: GeneratorConfig, n: int, exclude: set[tuple[str, str, str]] = frozenset()
+) -> list[BenchmarkItem]:
+    """n training items from `config`'s train mix under a seed of their own, none of whose
+    caption + speech + on-screen triples is in `exclude` (the rendered items' triples)."""
+    if n <= 0:
+        return []
+    draw = replace(config, seed=config.seed + SEED_OFFSET, n_train=n + len(exclude) // 10 + 8, n_val=0, n_test=0)
+    items = [item for item in generate_specs(draw) if item.triple() not in exclude]
+    return [replace(item, id=f"text_{i:05d}") for i, item in enumerate(items[:n])]
+
+
+def _asr_words(sentence: str, rng: random.Random) -> str:
+    if rng.random() < P_DROP_PUNCTUATION:
+        sentence = re.sub(r"[,.!?;:]", "", sentence)
+    if rng.random() < P_LOWERCASE:
+        sentence = sentence.lower()
+    words = []
+    for word in sentence.split():
+        if len(word) <= 3 and rng.random() < P_DROP_SHORT_WORD:
+            continue
+        words.append(typo(word, rng) if rng.random() < P_MISHEAR_WORD else word)
+    return " ".join(words)
+
+
+def transcript_of(item: BenchmarkItem, rng: random.Random) -> list[TranscriptSegment]:
+    """One segment per sentence, timed at the item's speaking rate."""
+    if not item.speech_text:
+        return []
+    seconds_per_word = 60.0 / max(1, item.speed)
+    segments, t = [], 0.2
+    for sentence in re.split(r"(?<=[.!?])\s+", item.speech_text.strip()):
+        text = _asr_words(sentence, rng)
+        if not text:
+            continue
+        length = len(sentence.split()) * seconds_per_word
+        segments.append(TranscriptSegment(start_s=round(t, 2), end_s=round(t + length, 2), text=text))
+        t += length
+    return segments
+
+
+def ocr_of(item: BenchmarkItem) -> list[OcrLine]:
+    """Each on-screen line as OCR reads it from the first sampled frame that shows it."""
+    return [OcrLine(t_s=float(start), text=text, score=0.9, box=(0.0, 0.0, 0.0, 0.0))
+            for start, _, text in item.onscreen_text]
+
+
+def text_only_features(item: BenchmarkItem, rng: random.Random) -> VideoFeatures:
+    transcript = transcript_of(item, rng)
+    end = max([s.end_s for s in transcript] + [e for _, e, _ in item.onscreen_text] + [item.duration_s or 0.0])
+    info = MediaInfo(container=TEXT_ONLY_CONTAINER, duration_s=round(end + 0.3, 2), size_bytes=0,
+                     has_video=False, has_audio=False)
+    return VideoFeatures(info=info, caption=item.caption, frames=[], audio=None, transcript=transcript,
+                         ocr=ocr_of(item))
+
+
+def text_only_examples(
+    config: GeneratorConfig, n: int, exclude: set[tuple[str, str, str]] = frozenset()
+) -> list[tuple[BenchmarkItem, VideoFeatures]]:
+    """(item, features) pairs; deterministic by config.seed."""
+    rng = random.Random(f"{config.seed}:text-only")
+    return [(item, text_only_features(item, rng)) for item in draw_text_only_items(config, n, exclude)]
+
+
+def donor_media(
+    labels: Sequence[str], rendered: Sequence[tuple[str, Sequence[Frame], object]], seed: int = 0
+) -> list[tuple[Sequence[Frame], object]]:
+    """For each label, the (frames, audio) of a rendered item with the same label, drawn at
+    random: the baseline's frame and waveform statistics then keep their link to the label.
+    rendered: (label, frames, audio) of the rendered training items."""
+    by_label: dict[str, list[tuple[Sequence[Frame], object]]] = defaultdict(list)
+    for label, frames, audio in rendered:
+        by_label[label].append((frames, audio))
+    everything = [media for pool in by_label.values() for media in pool]
+    if not everything:
+        raise ValueError("donor_media needs at least one rendered item")
+    rng = random.Random(f"{seed}:donors")
+    return [rng.choice(by_label.get(label) or everything) for label in labels]

@@ -1,0 +1,82 @@
+"""Text-only training examples: drawn like the benchmark, shaped like extracted features, and
+never a copy of a rendered item."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+
+from inference.benchmark import GeneratorConfig, generate_specs
+from inference.benchmark.text_only import (TEXT_ONLY_CONTAINER, donor_media, draw_text_only_items, text_only_examples,
+                                           transcript_of)
+from inference.policy import LABELS
+from inference.types import Frame
+
+RENDERED = GeneratorConfig(seed=3, n_train=60, n_val=20, n_test=20)
+
+
+def test_same_seed_same_examples_other_seed_other_examples():
+    first = text_only_examples(RENDERED, 50)
+    again = text_only_examples(RENDERED, 50)
+    assert [(i, f.caption, f.transcript_text, f.ocr_text) for i, f in first] == \
+        [(i, f.caption, f.transcript_text, f.ocr_text) for i, f in again]
+    other = text_only_examples(GeneratorConfig(seed=4), 50)
+    assert [f.caption for _, f in other] != [f.caption for _, f in first]
+
+
+def test_no_example_repeats_a_rendered_item_or_uses_held_out_phrasings():
+    rendered = generate_specs(RENDERED)
+    exclude = {item.triple() for item in rendered}
+    drawn = draw_text_only_items(RENDERED, 400, exclude)
+    assert len(drawn) == 400
+    assert not exclude & {item.triple() for item in drawn}
+    # The out-of-distribution half of the test split stays unseen: no held-out template.
+    assert not any(".h" in template for item in drawn for template in item.template_ids)
+    assert len({item.id for item in drawn}) == 400
+
+
+def test_examples_follow_the_training_mix_with_every_label():
+    drawn = draw_text_only_items(RENDERED, 400)
+    kinds = Counter(item.kind for item in drawn)
+    for kind, share in RENDERED.mix_train.items():
+        assert abs(kinds[kind] / 400 - share) < 0.02
+    assert set(item.label for item in drawn) == set(LABELS)
+
+
+def test_features_carry_the_three_texts_and_no_media():
+    for item, features in text_only_examples(RENDERED, 80):
+        assert features.frames == [] and features.audio is None
+        assert features.info.container == TEXT_ONLY_CONTAINER and not features.info.has_audio
+        assert features.caption == item.caption
+        assert [line.text for line in features.ocr] == [text for _, _, text in item.onscreen_text]
+        assert [line.t_s for line in features.ocr] == [start for start, _, _ in item.onscreen_text]
+        if item.speech_text:
+            starts = [s.start_s for s in features.transcript]
+            assert starts == sorted(starts) and all(s.end_s > s.start_s for s in features.transcript)
+            assert features.info.duration_s >= features.transcript[-1].end_s
+        else:
+            assert features.transcript == []
+
+
+def test_transcripts_are_roughened_like_asr_but_keep_most_words():
+    items = [item for item in draw_text_only_items(RENDERED, 300) if item.speech_text]
+    rng = random.Random(0)
+    kept, total, changed = 0, 0, 0
+    for item in items:
+        spoken = item.speech_text.split()
+        heard = " ".join(s.text for s in transcript_of(item, rng)).split()
+        total += len(spoken)
+        kept += len(set(w.lower().strip(",.!?") for w in heard) & set(w.lower().strip(",.!?") for w in spoken))
+        changed += heard != spoken
+    assert changed > len(items) * 0.2  # some lose punctuation, case or letters
+    assert kept > 0.7 * total  # but the words are still there to learn from
+
+
+def test_donors_have_the_same_label_when_one_exists():
+    frames = {label: [Frame(t_s=0.0, image=np.zeros((4, 4, 3), np.uint8))] for label in ("ok", "drugs")}
+    rendered = [(label, frames[label], None) for label in frames]
+    donors = donor_media(["drugs", "ok", "drugs", "weapons"], rendered)
+    assert donors[0][0] is frames["drugs"] and donors[1][0] is frames["ok"] and donors[2][0] is frames["drugs"]
+    assert any(donors[3][0] is f for f in frames.values())  # no weapons video rendered: any donor
