@@ -250,10 +250,15 @@ def featurize_rows(
     index = {caption: i for i, caption in enumerate(unique)}
 
     X = np.zeros((len(rows), MEDIA_END + prior.n_features), dtype=np.float32)  # (N, D)
+    # Rows may share one media object (text-only training rows borrow a rendered video's frames
+    # and audio): its statistics are computed once.
+    media_stats: dict[tuple[int, int], np.ndarray] = {}
     for i, row in enumerate(tqdm(rows, desc="media stats", disable=not progress, unit="video")):
+        key = (id(row[1]), id(row[2]))
+        if key not in media_stats:
+            media_stats[key] = np.concatenate([visual_features(row[1]), audio_features(row[2])])  # (70 + 7,)
         X[i, :EMBEDDING_DIM] = table[index[captions[i]]]
-        X[i, EMBEDDING_DIM : EMBEDDING_DIM + VISUAL_DIM] = visual_features(row[1])
-        X[i, EMBEDDING_DIM + VISUAL_DIM : MEDIA_END] = audio_features(row[2])
+        X[i, EMBEDDING_DIM:MEDIA_END] = media_stats[key]
         X[i, MEDIA_END:] = prior_table[index[captions[i]]]
     return X
 
@@ -633,28 +638,53 @@ def train_baseline(
 
     X_val = featurize_rows(val_rows, encoder, progress, config.policy_prior)
     y_val = [row[3] for row in val_rows]
-    best = None
-    for candidate in _regularisation_candidates(config):
-        model = BaselineClassifier(candidate).fit(X_train, y_train).calibrate(X_val, y_val)
-        if best is None or model.calibration_["nll_after"] < best.calibration_["nll_after"]:
-            best = model
+
+    def fitted(candidate: BaselineConfig) -> BaselineClassifier:
+        return BaselineClassifier(candidate).fit(X_train, y_train).calibrate(X_val, y_val)
+
+    if config.estimator == "two_head":
+        best = _search_two_head(config, fitted)
+    else:
+        best = min(map(fitted, _regularisation_candidates(config)), key=_validation_nll)
     best._encoder = encoder
     return best
 
 
+def _validation_nll(model: BaselineClassifier) -> float:
+    return model.calibration_["nll_after"]
+
+
 def _regularisation_candidates(config: BaselineConfig) -> list[BaselineConfig]:
-    """The configs train_baseline compares on validation NLL: one per C (and category_C) and
-    prior weight on the grids."""
+    """The single-head configs train_baseline compares on validation NLL: one per C and prior
+    weight on the grids."""
     weights = config.prior_weight_grid or (config.prior_weight,)
     if config.estimator == "mlp":
         return [replace(config, prior_weight=w) for w in weights]
-    Cs = config.C_grid or (config.C,)
-    if config.estimator == "logreg":
-        return [replace(config, C=C, prior_weight=w) for C, w in itertools.product(Cs, weights)]
-    category_Cs = config.category_C_grid or (config.category_C,)
-    return [
-        replace(config, C=C, category_C=cC, prior_weight=w) for C, cC, w in itertools.product(Cs, category_Cs, weights)
-    ]
+    return [replace(config, C=C, prior_weight=w) for C, w in itertools.product(config.C_grid or (config.C,), weights)]
+
+
+def _search_two_head(
+    config: BaselineConfig, fitted: Callable[[BaselineConfig], BaselineClassifier]
+) -> BaselineClassifier:
+    """The (C, category_C, prior weight) with the lowest calibrated validation NLL.
+
+    two_head's validation NLL is the violation head's part, which depends on C only, plus the
+    category head's part, which depends on category_C only (each head has its own temperature).
+    So for each prior weight a cross of fits finds the best pair: len(C_grid) +
+    len(category_C_grid) - 1 fits instead of their product (36 fits instead of 80 by default).
+    """
+    best = None
+    for weight in config.prior_weight_grid or (config.prior_weight,):
+        base = replace(config, prior_weight=weight)
+        Cs, category_Cs = base.C_grid or (base.C,), base.category_C_grid or (base.category_C,)
+        by_C = [fitted(replace(base, C=C, category_C=category_Cs[0])) for C in Cs]
+        by_category_C = by_C[:1] + [fitted(replace(base, C=Cs[0], category_C=cC)) for cC in category_Cs[1:]]
+        pair = (min(by_C, key=_validation_nll).config.C, min(by_category_C, key=_validation_nll).config.category_C)
+        done = [m for m in by_C + by_category_C if (m.config.C, m.config.category_C) == pair]
+        model = done[0] if done else fitted(replace(base, C=pair[0], category_C=pair[1]))
+        if best is None or _validation_nll(model) < _validation_nll(best):
+            best = model
+    return best
 
 
 def evaluate_baseline(

@@ -357,7 +357,8 @@ def _retrain_baseline(config: CascadeConfig, fit: list[Example], validation: lis
 
 
 def _reviewed_rows(baseline: BaselineClassifier, examples: list[Example]) -> TrainingSet:
-    X = featurize_rows([e.baseline_row() for e in examples], baseline.encoder)  # (N, D)
+    X = featurize_rows([e.baseline_row() for e in examples], baseline.encoder,
+                       prior_config=baseline.config.policy_prior)  # (N, D)
     return TrainingSet(X, np.array([e.label for e in examples], dtype=str),
                        np.array([e.video_id for e in examples], dtype=np.int64))
 
@@ -378,7 +379,9 @@ def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Exampl
     labels = [e.label for e in gold]
     attempt.step(0.75, f"Evaluating on {len(gold)} gold videos")
     active_baseline = scoring.load_baseline(config.baseline_version_id)
-    X = featurize_rows([e.baseline_row() for e in gold], active_baseline.encoder)  # (N, D)
+    # Both models were trained with the active model's prior prototypes (a retrain inherits them).
+    X = featurize_rows([e.baseline_row() for e in gold], active_baseline.encoder,
+                       prior_config=active_baseline.config.policy_prior)  # (N, D)
     label_names = active_baseline.config.labels
     reports = {"baseline": {
         "active": evaluation_report(labels, active_baseline.predict_proba(X), label_names=label_names),

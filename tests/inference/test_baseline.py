@@ -1,6 +1,8 @@
+import itertools
 import json
 import math
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -176,6 +178,24 @@ def test_two_head_keeps_category_doubt_out_of_the_ok_probability(encoder):
     assert probs[:, 2:].min() > 0.15  # but unsure which violation
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     assert probs[:, 1].max() < 1e-6  # scam never seen in training: a floor, not a guess
+
+
+def test_two_head_search_finds_the_same_best_as_trying_every_combination(encoder):
+    """train_baseline searches C and category_C separately (the validation NLL splits into one
+    part per head); that must land where trying the whole product lands."""
+    train, val = _three_label_rows(90, 11, category_noise=0.2), _three_label_rows(60, 12, category_noise=0.3)
+    X_train, X_val = featurize_rows(train, encoder), featurize_rows(val, encoder)
+    config = BaselineConfig(text_encoder=ENCODER_CONFIG, C_grid=(0.001, 0.03, 1.0), category_C_grid=(0.001, 0.1, 10.0),
+                            prior_weight_grid=(1.0, 10.0))
+    searched = train_baseline(train, val, config, progress=False)
+
+    nll = {}
+    for C, category_C, weight in itertools.product(config.C_grid, config.category_C_grid, config.prior_weight_grid):
+        model = BaselineClassifier(replace(config, C=C, category_C=category_C, prior_weight=weight))
+        nll[C, category_C, weight] = model.fit(X_train, _labels(train)).calibrate(X_val, _labels(val)).calibration_["nll_after"]
+    best = min(nll, key=nll.get)
+    assert (searched.config.C, searched.config.category_C, searched.config.prior_weight) == best
+    assert searched.calibration_["nll_after"] == pytest.approx(nll[best])
 
 
 def test_two_head_needs_ok_and_violating_rows():
