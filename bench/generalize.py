@@ -9,7 +9,7 @@ policy gives. The script then does what a new install does, in a private embedde
 (COEFVQ_VAR_DIR=<work>/var, no DATABASE_URL, so SQLite and no broker):
 
 1. `migrate`, `import_whisper`, and the first-run training line of scripts/run.sh
-   (`train all --videos 120 --epochs 2 --activate --if-none-active`), timed;
+   (`train all --videos 120 --epochs 1 --activate --if-none-active`), timed;
 2. `ingest --manifest ... --inline --json` over all videos, once with `--route auto` (the entropy
    router, starting with no history as a new install does) and once with `--route mllm`.
 
@@ -52,7 +52,7 @@ from inference.policy import KINDS, LABELS, VIOLATING  # noqa: E402
 from inference.synth import SynthSpec, render_video  # noqa: E402
 
 # The first-run defaults of scripts/run.sh (COEFVQ_DEMO_VIDEOS unset).
-FIRST_RUN_TRAIN = ["train", "all", "--videos", "120", "--epochs", "2", "--activate", "--if-none-active"]
+FIRST_RUN_TRAIN = ["train", "all", "--videos", "120", "--epochs", "1", "--activate", "--if-none-active"]
 ROUTES = ("auto", "mllm")
 
 

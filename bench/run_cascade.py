@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 measured best on the shared 2-core box)")
     parser.add_argument("--asr-beam", type=int, default=1,
                         help="Whisper beam size; 1 (greedy) halves the ASR time on CPU, production uses 5")  # fmt: skip
+    parser.add_argument("--text-items", type=int, default=None,
+                        help="text-only training examples on top of the rendered train split "
+                             "(inference/benchmark/text_only.py; default: as manage.py train)")
     parser.add_argument("--stop-after", choices=("features", "all"), default="all",
                         help="'features': only render and fill the feature cache")  # fmt: skip
     return parser.parse_args(argv)
@@ -120,17 +123,33 @@ def load_split(manifest: Path, cache_dir: Path, version: str, split: str) -> lis
     return [(row, features_from_cache_dict(entry)) for row, entry in load_cached(manifest, cache_dir, version, split)]
 
 
+def text_only_split(items: list, n: int, seed: int) -> list[tuple[dict, "VideoFeatures"]]:
+    """n text-only training examples, as (row, features) pairs like load_split's."""
+    from inference.benchmark import GeneratorConfig
+    from inference.benchmark.text_only import text_only_examples
+
+    rendered = {item.triple() for item in items}
+    return [({"label": item.label, "kind": item.kind}, features)
+            for item, features in text_only_examples(GeneratorConfig(seed=seed), n, exclude=rendered)]
+
+
 def run_baseline(splits: dict) -> dict:
-    """Train + calibrate on train/val; score test one video at a time, timing the cheap features + baseline."""
+    """Train + calibrate on train (+ text-only rows, with a same-label training video's frames and
+    audio) and val; score test one video at a time, timing the cheap features + baseline."""
     import numpy as np
 
     from inference.baseline import cheap_features, train_baseline
+    from inference.benchmark.text_only import donor_media
 
     def rows(pairs):
         return [(f.caption, f.frames, f.audio, row["label"]) for row, f in pairs]
 
+    train = rows(splits["train"])
+    text = rows(splits["text_only"])
+    donors = donor_media([label for *_, label in text], [(label, frames, audio) for _, frames, audio, label in train])
+    train += [(caption, frames, audio, label) for (caption, *_, label), (frames, audio) in zip(text, donors)]
     t0 = time.perf_counter()
-    model = train_baseline(rows(splits["train"]), rows(splits["val"]), progress=True)
+    model = train_baseline(train, rows(splits["val"]), progress=True)
     train_s = time.perf_counter() - t0
     model.encoder.encode(["warm up"])  # load MiniLM before timing
     probs, seconds = [], []
@@ -173,7 +192,8 @@ def run_mllm(name: str, fusion: str, r: int, alpha: int, epochs: int, splits: di
     model_config = MLLMConfig(audio_checkpoint=str(args.whisper), fusion=fusion, lora_r=r, lora_alpha=alpha)
     train_config = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, class_weighting=class_weighting)
     t0 = time.perf_counter()
-    result = train_mllm(items(splits["train"]), items(splits["val"]), model_config, train_config,
+    result = train_mllm(items(splits["train"]) + items(splits["text_only"]), items(splits["val"]), model_config,
+                        train_config,
                         out_dir=root / "models" / name, progress=True)  # fmt: skip
     train_s = time.perf_counter() - t0
     probs, seconds = mllm_test_probs(result.model, [f for _, f in splits["test"]], timed)
@@ -230,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from inference.benchmark import hard_fraction, mix_report
+    from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS
     from inference.evaluate import BUDGETS as EVAL_BUDGETS
     from inference.evaluate import evaluate_split, model_report
 
@@ -248,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
     splits = {split: load_split(manifest, cache_dir, version, split) for split in ("train", "val", "test")}
     splits["test_timings"] = [entry["timings"] for _, entry in load_cached(manifest, cache_dir, version, "test")]
+    n_text = DEFAULT_TEXT_ITEMS if args.text_items is None else args.text_items
+    splits["text_only"] = text_only_split(items, n_text, cfg.seed)
     labels = [row["label"] for row, _ in splits["test"]]
     kinds = [row["kind"] for row, _ in splits["test"]]
     root = args.work / cfg.name
@@ -277,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": args.threads,
         "git_commit": commit,
         "config": vars(cfg),
+        "text_only_items": len(splits["text_only"]),
         "feature_extractor": version,
         "asr_beam_size": args.asr_beam,
         "mix": mix_report(items),

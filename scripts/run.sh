@@ -21,7 +21,7 @@ $PY manage.py create_accounts
 # First run: train the default models on the synthetic policy benchmark (a few minutes on two
 # cores, with progress bars); later runs find them active and skip this.
 DEMO_VIDEOS="${COEFVQ_DEMO_VIDEOS:-120}"
-$PY manage.py train all --videos "$DEMO_VIDEOS" --epochs 2 --activate --if-none-active
+$PY manage.py train all --videos "$DEMO_VIDEOS" --epochs 1 --activate --if-none-active
 
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }

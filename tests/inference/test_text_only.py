@@ -50,7 +50,9 @@ def test_features_carry_the_three_texts_and_no_media():
         assert features.frames == [] and features.audio is None
         assert features.info.container == TEXT_ONLY_CONTAINER and not features.info.has_audio
         assert features.caption == item.caption
-        assert [line.text for line in features.ocr] == [text for _, _, text in item.onscreen_text]
+        # OCR may lose spaces, never letters
+        assert [line.text.replace(" ", "") for line in features.ocr] == \
+            [text.replace(" ", "") for _, _, text in item.onscreen_text]
         assert [line.t_s for line in features.ocr] == [start for start, _, _ in item.onscreen_text]
         if item.speech_text:
             starts = [s.start_s for s in features.transcript]
@@ -70,8 +72,8 @@ def test_transcripts_are_roughened_like_asr_but_keep_most_words():
         total += len(spoken)
         kept += len(set(w.lower().strip(",.!?") for w in heard) & set(w.lower().strip(",.!?") for w in spoken))
         changed += heard != spoken
-    assert changed > len(items) * 0.2  # some lose punctuation, case or letters
-    assert kept > 0.7 * total  # but the words are still there to learn from
+    assert changed > len(items) * 0.5  # most lose some words, letters, punctuation or case
+    assert kept > 0.6 * total  # but most words are still there to learn from
 
 
 def test_donors_have_the_same_label_when_one_exists():

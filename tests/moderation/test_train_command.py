@@ -17,7 +17,8 @@ from moderation.models import CascadeConfig, ModelVersion, Policy
 
 pytestmark = pytest.mark.django_db
 
-SMALLEST = ["--videos", "12", "--epochs", "1"]
+TEXT_ITEMS = 24
+SMALLEST = ["--videos", "12", "--epochs", "1", "--text-items", str(TEXT_ITEMS)]
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,11 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     scored = scoring.load_baseline(baseline.pk).score("selling pistols cheap, no papers", [], None)
     assert set(scored.probs) == set(LABELS) and sum(scored.probs.values()) == pytest.approx(1.0)
     assert scoring.load_mllm(mllm.pk).config.labels == LABELS
-    # The baseline keeps the rows it learned from (train and val: all but the 4 test videos).
+    # The baseline keeps the rows it learned from (train and val: all but the 4 test videos, and
+    # the text-only examples); both models say how many text-only examples they learned from.
     kept = load_training_set(baseline.artifact_path)
-    assert len(kept) == 12 - 4 and (kept.video_ids == NO_VIDEO).all() and set(kept.y) <= set(LABELS)
+    assert len(kept) == 12 - 4 + TEXT_ITEMS and (kept.video_ids == NO_VIDEO).all() and set(kept.y) <= set(LABELS)
+    assert baseline.metrics["text_only_rows"] == mllm.metrics["text_only_items"] == TEXT_ITEMS
 
     # The held-out test videos become the demo manifest that scripts/run.sh queues.
     demo = [json.loads(line) for line in (bench_dir / "demo.jsonl").read_text().splitlines()]
@@ -90,6 +93,7 @@ def test_training_without_activate_registers_a_candidate_and_leaves_service_alon
     (["all", "--videos", "5"], "--videos 5 is too few"),
     (["mllm", "--epochs", "0"], "--epochs must be at least 1"),
     (["mllm", "--lora-r", "0"], "--lora-r must be at least 1"),
+    (["all", "--text-items", "-1"], "--text-items must be 0 or more"),
 ])
 def test_bad_arguments_are_clear_errors_before_any_work(args, message, settings, tmp_path):
     settings.VAR_DIR = tmp_path / "var"

@@ -17,8 +17,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline
-from inference.benchmark import (GeneratorConfig, build_feature_cache, generate_specs, load_cached, load_manifest,
-                                 render_dataset)
+from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
+                                 load_manifest, render_dataset)
+from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, donor_media, text_only_examples
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
@@ -45,6 +46,8 @@ def check_training_options(options) -> None:
     for name in ("epochs", "lora_r", "lora_alpha"):
         if options[name] < 1:
             raise CommandError(f"--{name.replace('_', '-')} must be at least 1, not {options[name]}.")
+    if options["text_items"] < 0:
+        raise CommandError(f"--text-items must be 0 or more, not {options['text_items']}.")
 
 
 def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
@@ -71,6 +74,14 @@ def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[t
     }
 
 
+def text_only_splits(manifest: Path, n: int, seed: int) -> list[tuple[dict, object]]:
+    """n text-only training examples as (row, features) pairs like load_splits' (the row has the
+    item's label and kind); none repeats a rendered item's text."""
+    rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
+    return [({"label": item.label, "kind": item.kind, "text_only": True}, features)
+            for item, features in text_only_examples(GeneratorConfig(seed=seed), n, exclude=rendered)]
+
+
 def extractor_for_training() -> FeatureExtractor:
     # Greedy Whisper decoding for benchmark data: several times faster than beam 5 on a CPU for
     # a few points of word accuracy (bench/run_cascade.py uses the same setting).
@@ -93,6 +104,8 @@ class Command(BaseCommand):
         parser.add_argument("--data", type=Path, default=None,
                             help="Benchmark folder (default var/bench/train-VIDEOS-seedSEED).")
         parser.add_argument("--epochs", type=int, default=3)
+        parser.add_argument("--text-items", type=int, default=DEFAULT_TEXT_ITEMS,
+                            help="Text-only training examples drawn on top of the rendered videos (0: none).")
         parser.add_argument("--fusion", choices=["late", "early"], default="late")
         parser.add_argument("--lora-r", type=int, default=32)
         parser.add_argument("--lora-alpha", type=int, default=64)
@@ -114,7 +127,9 @@ class Command(BaseCommand):
         data_dir = options["data"] or settings.VAR_DIR / "bench" / f"train-{options['videos']}-seed{options['seed']}"
         manifest = prepare_dataset(data_dir, options["videos"], options["seed"])
         splits = load_splits(manifest, extractor_for_training())
-        self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} videos in {data_dir}")
+        splits["text_only"] = text_only_splits(manifest, options["text_items"], options["seed"])
+        self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items() if k != 'text_only')}"
+                          f" videos in {data_dir}, and {len(splits['text_only'])} text-only training examples")
 
         trained = {}
         if options["kind"] in ("baseline", "all"):
@@ -133,14 +148,19 @@ class Command(BaseCommand):
         def rows(split):
             return [(f.caption, f.frames, f.audio, row["label"]) for row, f in splits[split]]
 
-        model = train_baseline(rows("train"), rows("val"), BaselineConfig(), progress=True)
+        # Text-only examples get the frames and waveform of a rendered training video with their label.
+        labels = [row["label"] for row, _ in splits["text_only"]]
+        donors = donor_media(labels, [(label, frames, audio) for _, frames, audio, label in rows("train")])
+        text_rows = [(f.caption, frames, audio, label)
+                     for (_, f), (frames, audio), label in zip(splits["text_only"], donors, labels)]
+        model = train_baseline(rows("train") + text_rows, rows("val"), BaselineConfig(), progress=True)
         kinds = [row["kind"] for row, _ in splits["test"]]
-        metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds)}
+        metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds), "text_only_rows": len(text_rows)}
         version = version_name("baseline")
         folder = Path(settings.COEFVQ_MODEL_DIR) / "baseline" / version
         model.save(folder)
         # Kept beside the model, so retraining from reviewer labels still learns from the benchmark too.
-        learned = rows("train") + rows("val")
+        learned = rows("train") + text_rows + rows("val")
         X = featurize_rows(learned, model.encoder, prior_config=model.config.policy_prior)  # (N, D)
         save_training_set(folder, TrainingSet(X, np.array([row[3] for row in learned], dtype=str),
                                               np.full(len(learned), NO_VIDEO, dtype=np.int64)))
@@ -155,13 +175,14 @@ class Command(BaseCommand):
         folder = Path(settings.COEFVQ_MODEL_DIR) / "mllm" / version
         model_config = MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT), fusion=options["fusion"],
                                   lora_r=options["lora_r"], lora_alpha=options["lora_alpha"])
-        result = train_mllm(items("train"), items("val"), model_config, TrainConfig(epochs=options["epochs"]),
-                            out_dir=folder, progress=True)
+        result = train_mllm(items("train") + items("text_only"), items("val"), model_config,
+                            TrainConfig(epochs=options["epochs"]), out_dir=folder, progress=True)
         test = splits["test"]
         outputs = result.model.predict([f for _, f in test])
         probs = np.array([[o.probabilities[label] for label in LABELS] for o in outputs])  # (N, K)
         metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
                                              kinds=[row["kind"] for row, _ in test]),
-                   "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch}
+                   "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
+                   "text_only_items": len(splits["text_only"])}
         return actions.do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
                                          config=model_config.to_dict(), metrics=metrics)
