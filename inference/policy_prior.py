@@ -19,6 +19,7 @@ benign text cannot dilute it.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -59,8 +60,12 @@ DEMO_FRAMING_PROTOTYPES: Prototypes = (
     ("disclaimer", ("for educational purposes only",)),
 )
 
-# (model folder, descriptions) -> (n_descriptions, 384) unit rows
-_PROTOTYPE_EMBEDDINGS: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+# PolicyPrior._key (encoder folder and truncation, descriptions) -> (n_descriptions, 384) unit rows
+_PROTOTYPE_EMBEDDINGS: dict[tuple, np.ndarray] = {}
+# Similarity rows of pieces already seen, per prototype set, oldest dropped first: the first run
+# and the benchmark prepare the same texts for several models (baseline, MLLMs, a LoRA sweep).
+_PIECE_ROWS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+MAX_REMEMBERED_PIECES = 200_000  # 7 floats each
 
 # A caption or transcript splits into pieces at sentence ends and line breaks.
 _PIECE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+|\s+\|\s+")
@@ -125,10 +130,16 @@ class PolicyPrior:
     def n_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def _key(self) -> tuple:
+        """What an embedding depends on: the encoder's weights and truncation, the prototypes."""
+        encoder = self.encoder.config
+        return (str(encoder.resolved_model_dir()), encoder.max_length, tuple(self._descriptions))
+
     def _prototype_matrix(self) -> np.ndarray:
         if self._prototypes is None:
             # Stage 1 builds a prior per scored video: embed each prototype set once per process.
-            key = (str(self.encoder.config.resolved_model_dir()), tuple(self._descriptions))
+            key = self._key
             if key not in _PROTOTYPE_EMBEDDINGS:
                 _PROTOTYPE_EMBEDDINGS[key] = self.encoder.encode(self._descriptions)  # (n_descriptions, 384)
             self._prototypes = _PROTOTYPE_EMBEDDINGS[key]
@@ -149,14 +160,24 @@ class PolicyPrior:
         with no pieces. Every piece of every text goes through MiniLM in one batched pass.
         """
         piece_lists = [split_pieces(t) if isinstance(t, str) else [p for p in t if p and p.strip()] for t in texts]
-        unique = list(dict.fromkeys(p for pieces in piece_lists for p in pieces))
-        table = self.similarities(self.encoder.encode(unique)) if unique else np.zeros((0, self.n_features))
-        row_of = {piece: i for i, piece in enumerate(unique)}
+        rows = self._piece_rows(list(dict.fromkeys(p for pieces in piece_lists for p in pieces)))
         out = np.zeros((len(piece_lists), self.n_features), dtype=np.float32)  # (N, F)
         for i, pieces in enumerate(piece_lists):
             if pieces:
-                out[i] = table[[row_of[p] for p in pieces]].max(axis=0)
+                out[i] = np.max([rows[p] for p in pieces], axis=0)
         return out
+
+    def _piece_rows(self, pieces: list[str]) -> dict[str, np.ndarray]:
+        """piece -> (n_features,) similarities; pieces not seen before go through MiniLM in one pass."""
+        key = self._key
+        rows = {p: _PIECE_ROWS[key, p] for p in pieces if (key, p) in _PIECE_ROWS}
+        missing = [p for p in pieces if p not in rows]
+        if missing:
+            for piece, row in zip(missing, self.similarities(self.encoder.encode(missing))):
+                rows[piece] = _PIECE_ROWS[key, piece] = row
+            while len(_PIECE_ROWS) > MAX_REMEMBERED_PIECES:
+                _PIECE_ROWS.popitem(last=False)
+        return rows
 
     def features(self, text: str | Sequence[str]) -> np.ndarray:
         """(n_features,) for one text or list of pieces."""

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -77,3 +78,19 @@ def test_config_round_trips_through_json_and_changes_the_features(prior):
 def test_a_label_without_prototypes_is_refused():
     with pytest.raises(ValueError, match="at least one prototype"):
         PolicyPriorConfig(label_prototypes=(("scam", ()),))
+
+
+def test_pieces_seen_before_are_not_embedded_again(prior, monkeypatch):
+    texts = ["cheap glocks, no background check. dm me", "knitting a scarf for my sister"]
+    first = prior.features_batch(texts)
+    calls = []
+    encode = prior.encoder.encode
+    monkeypatch.setattr(prior.encoder, "encode", lambda pieces: calls.append(list(pieces)) or encode(pieces))
+    np.testing.assert_array_equal(prior.features_batch(texts), first)
+    assert calls == []
+    prior.features_batch([texts[0], "a brand new sentence"])
+    assert calls == [["a brand new sentence"]]
+    # Other prototypes mean other similarities: nothing is shared between prototype sets.
+    other = PolicyPrior(PolicyPriorConfig(label_prototypes=(("scam", ("send me crypto",)),)), prior.encoder)
+    assert other.features_batch([texts[1]]).shape == (1, other.n_features)
+    assert [texts[1]] in calls[1:]
