@@ -124,31 +124,19 @@ def load_split(manifest: Path, cache_dir: Path, version: str, split: str) -> lis
     return [(row, features_from_cache_dict(entry)) for row, entry in load_cached(manifest, cache_dir, version, split)]
 
 
-def text_only_split(items: list, n: int, seed: int) -> list[tuple[dict, "VideoFeatures"]]:
-    """n text-only training examples, as (row, features) pairs like load_split's."""
-    from inference.benchmark import GeneratorConfig
-    from inference.benchmark.text_only import text_only_examples
-
-    rendered = {item.triple() for item in items}
-    return [({"label": item.label, "kind": item.kind}, features)
-            for item, features in text_only_examples(GeneratorConfig(seed=seed), n, exclude=rendered)]
-
-
 def run_baseline(splits: dict) -> dict:
     """Train + calibrate on train (+ text-only rows, with a same-label training video's frames and
     audio) and val; score test one video at a time, timing the cheap features + baseline."""
     import numpy as np
 
     from inference.baseline import cheap_features, train_baseline
-    from inference.benchmark.text_only import donor_media
+    from inference.benchmark.text_only import baseline_rows
 
     def rows(pairs):
         return [(f.caption, f.frames, f.audio, row["label"]) for row, f in pairs]
 
     train = rows(splits["train"])
-    text = rows(splits["text_only"])
-    donors = donor_media([label for *_, label in text], [(label, frames, audio) for _, frames, audio, label in train])
-    train += [(caption, frames, audio, label) for (caption, *_, label), (frames, audio) in zip(text, donors)]
+    train += baseline_rows(splits["text_only"], train)
     t0 = time.perf_counter()
     model = train_baseline(train, rows(splits["val"]), progress=True)
     train_s = time.perf_counter() - t0
@@ -251,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from inference.benchmark import hard_fraction, mix_report
-    from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS
+    from inference.benchmark import GeneratorConfig
+    from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, text_only_split
     from inference.evaluate import BUDGETS as EVAL_BUDGETS
     from inference.evaluate import evaluate_split, model_report
 
@@ -271,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = {split: load_split(manifest, cache_dir, version, split) for split in ("train", "val", "test")}
     splits["test_timings"] = [entry["timings"] for _, entry in load_cached(manifest, cache_dir, version, "test")]
     n_text = DEFAULT_TEXT_ITEMS if args.text_items is None else args.text_items
-    splits["text_only"] = text_only_split(items, n_text, cfg.seed)
+    splits["text_only"] = text_only_split(GeneratorConfig(seed=cfg.seed), n_text, {item.triple() for item in items})
     labels = [row["label"] for row, _ in splits["test"]]
     kinds = [row["kind"] for row, _ in splits["test"]]
     root = args.work / cfg.name

@@ -15,7 +15,7 @@ label mix, as the features extraction would give them:
   spaces RapidOCR tends to lose;
 - no frames and no audio. The MLLM sees such inputs anyway when it measures a modality's
   contribution (it removes the frames or the audio), and the baseline gets the frame and
-  waveform statistics of a rendered item with the same label (`donor_media`), so neither
+  waveform statistics of a rendered item with the same label (`baseline_rows`), so neither
   model can tell a text-only example by a missing modality.
 
 No item repeats the caption + speech + on-screen text of a rendered item, so nothing leaks
@@ -131,17 +131,30 @@ def text_only_examples(
     return [(item, text_only_features(item, rng)) for item in draw_text_only_items(config, n, exclude)]
 
 
-def donor_media(
-    labels: Sequence[str], rendered: Sequence[tuple[str, Sequence[Frame], object]], seed: int = 0
-) -> list[tuple[Sequence[Frame], object]]:
-    """For each label, the (frames, audio) of a rendered item with the same label, drawn at
-    random: the baseline's frame and waveform statistics then keep their link to the label.
-    rendered: (label, frames, audio) of the rendered training items."""
-    by_label: dict[str, list[tuple[Sequence[Frame], object]]] = defaultdict(list)
-    for label, frames, audio in rendered:
-        by_label[label].append((frames, audio))
-    everything = [media for pool in by_label.values() for media in pool]
-    if not everything:
-        raise ValueError("donor_media needs at least one rendered item")
+def text_only_split(config: GeneratorConfig, n: int, exclude: set[tuple[str, str, str]] = frozenset()
+                    ) -> list[tuple[dict, VideoFeatures]]:
+    """Like a cached split of the rendered benchmark: (row, features) pairs, the row with the
+    item's label and kind."""
+    return [({"label": item.label, "kind": item.kind, "text_only": True}, features)
+            for item, features in text_only_examples(config, n, exclude)]
+
+
+BaselineRow = tuple[str, Sequence[Frame], object, str]  # caption, frames, audio, label
+
+
+def baseline_rows(text_only: Sequence[tuple[dict, VideoFeatures]], rendered: Sequence[BaselineRow],
+                  seed: int = 0) -> list[BaselineRow]:
+    """Baseline training rows for text-only examples: each borrows the frames and audio of a
+    rendered training row with the same label (any row when none has it), drawn at random, so
+    the frame and waveform statistics keep their link to the label."""
+    by_label: dict[str, list[BaselineRow]] = defaultdict(list)
+    for row in rendered:
+        by_label[row[3]].append(row)
+    if not rendered:
+        raise ValueError("text-only baseline rows need at least one rendered row to borrow media from")
     rng = random.Random(f"{seed}:donors")
-    return [rng.choice(by_label.get(label) or everything) for label in labels]
+    rows = []
+    for meta, features in text_only:
+        _, frames, audio, _ = rng.choice(by_label.get(meta["label"]) or list(rendered))
+        rows.append((features.caption, frames, audio, meta["label"]))
+    return rows

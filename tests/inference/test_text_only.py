@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
 from inference.benchmark import GeneratorConfig, generate_specs
-from inference.benchmark.text_only import (TEXT_ONLY_CONTAINER, donor_media, draw_text_only_items, text_only_examples,
-                                           transcript_of)
+from inference.benchmark.text_only import (TEXT_ONLY_CONTAINER, baseline_rows, draw_text_only_items,
+                                           text_only_examples, text_only_split, transcript_of)
 from inference.policy import LABELS
 from inference.types import Frame
 
@@ -76,9 +77,21 @@ def test_transcripts_are_roughened_like_asr_but_keep_most_words():
     assert kept > 0.6 * total  # but most words are still there to learn from
 
 
-def test_donors_have_the_same_label_when_one_exists():
-    frames = {label: [Frame(t_s=0.0, image=np.zeros((4, 4, 3), np.uint8))] for label in ("ok", "drugs")}
-    rendered = [(label, frames[label], None) for label in frames]
-    donors = donor_media(["drugs", "ok", "drugs", "weapons"], rendered)
-    assert donors[0][0] is frames["drugs"] and donors[1][0] is frames["ok"] and donors[2][0] is frames["drugs"]
-    assert any(donors[3][0] is f for f in frames.values())  # no weapons video rendered: any donor
+def test_split_rows_look_like_cached_benchmark_rows():
+    split = text_only_split(RENDERED, 30)
+    assert len(split) == 30
+    assert all(row["label"] in LABELS and row["kind"] and row["text_only"] for row, _ in split)
+
+
+def test_baseline_rows_borrow_media_from_a_rendered_row_with_the_same_label():
+    image = np.zeros((4, 4, 3), np.uint8)
+    rendered = [("a cat", [Frame(0.0, image)], None, "ok"), ("pills", [Frame(0.0, image)], None, "drugs")]
+    labels = ["drugs", "ok", "drugs", "weapons"]
+    drawn = text_only_split(RENDERED, 4)
+    split = [({"label": label}, replace(features, caption=f"caption {i}"))
+             for i, (label, (_, features)) in enumerate(zip(labels, drawn))]
+    rows = baseline_rows(split, rendered)
+    assert [row[0] for row in rows] == ["caption 0", "caption 1", "caption 2", "caption 3"]
+    assert [row[3] for row in rows] == labels
+    assert rows[0][1] is rendered[1][1] and rows[1][1] is rendered[0][1] and rows[2][1] is rendered[1][1]
+    assert any(rows[3][1] is row[1] for row in rendered)  # no weapons video rendered: any donor

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
                                  load_manifest, render_dataset)
-from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, donor_media, text_only_examples
+from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, baseline_rows, text_only_split
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
@@ -74,14 +74,6 @@ def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[t
     }
 
 
-def text_only_splits(manifest: Path, n: int, seed: int) -> list[tuple[dict, object]]:
-    """n text-only training examples as (row, features) pairs like load_splits' (the row has the
-    item's label and kind); none repeats a rendered item's text."""
-    rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
-    return [({"label": item.label, "kind": item.kind, "text_only": True}, features)
-            for item, features in text_only_examples(GeneratorConfig(seed=seed), n, exclude=rendered)]
-
-
 def extractor_for_training() -> FeatureExtractor:
     # Greedy Whisper decoding for benchmark data: several times faster than beam 5 on a CPU for
     # a few points of word accuracy (bench/run_cascade.py uses the same setting).
@@ -127,7 +119,8 @@ class Command(BaseCommand):
         data_dir = options["data"] or settings.VAR_DIR / "bench" / f"train-{options['videos']}-seed{options['seed']}"
         manifest = prepare_dataset(data_dir, options["videos"], options["seed"])
         splits = load_splits(manifest, extractor_for_training())
-        splits["text_only"] = text_only_splits(manifest, options["text_items"], options["seed"])
+        rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
+        splits["text_only"] = text_only_split(GeneratorConfig(seed=options["seed"]), options["text_items"], rendered)
         self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items() if k != 'text_only')}"
                           f" videos in {data_dir}, and {len(splits['text_only'])} text-only training examples")
 
@@ -148,11 +141,7 @@ class Command(BaseCommand):
         def rows(split):
             return [(f.caption, f.frames, f.audio, row["label"]) for row, f in splits[split]]
 
-        # Text-only examples get the frames and waveform of a rendered training video with their label.
-        labels = [row["label"] for row, _ in splits["text_only"]]
-        donors = donor_media(labels, [(label, frames, audio) for _, frames, audio, label in rows("train")])
-        text_rows = [(f.caption, frames, audio, label)
-                     for (_, f), (frames, audio), label in zip(splits["text_only"], donors, labels)]
+        text_rows = baseline_rows(splits["text_only"], rows("train"))
         model = train_baseline(rows("train") + text_rows, rows("val"), BaselineConfig(), progress=True)
         kinds = [row["kind"] for row, _ in splits["test"]]
         metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds), "text_only_rows": len(text_rows)}
