@@ -18,10 +18,12 @@ $PY manage.py import_whisper
 echo "Accounts (kept in $VAR/credentials.json):"
 $PY manage.py create_accounts
 
-# First run: train the default models on the synthetic policy benchmark (a few minutes on two
-# cores, with progress bars); later runs find them active and skip this.
+# First run: train the default models on the synthetic policy benchmark (minutes on two cores,
+# with progress bars; fewer text-only examples are faster and generalise worse); later runs
+# find them active and skip this.
 DEMO_VIDEOS="${COEFVQ_DEMO_VIDEOS:-120}"
-$PY manage.py train all --videos "$DEMO_VIDEOS" --epochs 1 --activate --if-none-active
+DEMO_TEXT_ITEMS="${COEFVQ_DEMO_TEXT_ITEMS:-1500}"
+$PY manage.py train all --videos "$DEMO_VIDEOS" --text-items "$DEMO_TEXT_ITEMS" --epochs 1 --activate --if-none-active
 
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
