@@ -118,9 +118,12 @@ class TextEncoder:
             return self._encode_batches(texts)
 
     def _encode_batches(self, texts: list[str]) -> np.ndarray:
+        # Batches of similar length: a batch is padded to its longest text, and one long
+        # transcript among short captions would make the whole batch pay for it.
+        order = sorted(range(len(texts)), key=lambda i: len(str(texts[i])))
         chunks = []
-        for start in range(0, len(texts), self.config.batch_size):
-            batch = [str(t) for t in texts[start : start + self.config.batch_size]]
+        for start in range(0, len(order), self.config.batch_size):
+            batch = [str(texts[i]) for i in order[start : start + self.config.batch_size]]
             tokens = self._tokenizer(
                 batch,
                 padding=True,
@@ -132,4 +135,6 @@ class TextEncoder:
             pooled = mean_pool(hidden, tokens["attention_mask"])  # (B, 384)
             normed = torch.nn.functional.normalize(pooled, p=2, dim=1)  # (B, 384)
             chunks.append(normed.float().cpu().numpy())
-        return np.concatenate(chunks, axis=0)
+        embeddings = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)  # (N, 384)
+        embeddings[order] = np.concatenate(chunks, axis=0)
+        return embeddings
