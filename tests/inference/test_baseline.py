@@ -120,6 +120,30 @@ def _labels(rows):
     return [row[3] for row in rows]
 
 
+def _pet_rows(n, seed, hidden_share):
+    """Pet captions whose label is "drugs" for `hidden_share` of them: evidence the caption does
+    not show (the benchmark's speech-only and on-screen-only kinds)."""
+    rows = _synthetic_rows(2 * n, seed)[::2]  # the pet half
+    return [(c, f, a, "drugs" if i < round(hidden_share * n) else "ok") for i, (c, f, a, _) in enumerate(rows)]
+
+
+def test_calibration_moves_the_training_mix_prior_to_the_traffics(encoder):
+    # Training over-represents hidden violations (half the pet videos), traffic has few (10%):
+    # a temperature alone would keep p(violation) near 0.5 on every pet video.
+    train = _synthetic_rows(60, 3) + _pet_rows(60, 5, hidden_share=0.5)
+    val = _synthetic_rows(40, 4) + _pet_rows(80, 6, hidden_share=0.1)
+    model = BaselineClassifier(BaselineConfig(C=0.01)).fit(featurize_rows(train, encoder), _labels(train))
+    pets = featurize_rows(_pet_rows(40, 7, hidden_share=0.0), encoder)
+    drugs = featurize_rows([r for r in _synthetic_rows(20, 8) if r[3] == "drugs"], encoder)
+    assert 1 - model.predict_proba(pets)[:, 0].mean() > 0.3
+
+    model.calibrate(featurize_rows(val, encoder), _labels(val))
+    assert model.violation_bias_ < 0
+    assert 1 - model.predict_proba(pets)[:, 0].mean() < 0.2  # near the traffic's 10 %
+    assert model.predict_proba(drugs)[:, 0].max() < 0.5  # what the caption shows is still called a violation
+    assert model.calibration_["violation_bias"] == model.violation_bias_
+
+
 def test_save_load_gives_identical_probabilities(trained, tmp_path):
     model, test = trained
     X = featurize_rows(test[:10], model.encoder)
@@ -127,6 +151,7 @@ def test_save_load_gives_identical_probabilities(trained, tmp_path):
     loaded = BaselineClassifier.load(tmp_path / "baseline")
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.temperature_ == model.temperature_
+    assert loaded.violation_bias_ == model.violation_bias_
     assert loaded.category_temperature_ == model.category_temperature_
     meta = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
     assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v3-prior"
