@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from . import actions, byte_ranges, roles, workspace
 from .forms import UploadForm
@@ -94,7 +94,7 @@ def video_frame(request, pk: int, index: int):
 
 
 @login_required
-@require_GET
+@require_safe
 def video_media(request, pk: int):
     """The uploaded file itself, with byte ranges so the player can seek."""
     video = _viewable_video(request.user, pk)

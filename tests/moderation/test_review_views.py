@@ -267,6 +267,15 @@ def test_the_whole_file_says_it_accepts_ranges(client, own_video):
         "bytes", "video/mp4", str(len(data)))
 
 
+def test_head_gives_the_size_without_the_bytes(client, own_video):
+    # Players and download managers ask HEAD first; 405 made some of them give up.
+    video, data = own_video
+    response = client.head(f"/videos/{video.pk}/media")
+    assert response.status_code == 200
+    assert (response["Accept-Ranges"], response["Content-Length"]) == ("bytes", str(len(data)))
+    assert body(response) == b""
+
+
 @pytest.mark.parametrize("header, start, end", [
     ("bytes=100-199", 100, 199),
     ("bytes=0-", 0, None),
