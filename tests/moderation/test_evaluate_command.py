@@ -12,10 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inference.benchmark import GeneratorConfig, generate_specs, render_dataset
-from moderation import scoring
 from moderation.models import CascadeConfig
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_model_dir")]
 
 TEST_KINDS = ("easy_ok", "caption", "speech_only", "context_ok")
 
@@ -26,14 +25,6 @@ def bench_dir(tmp_path_factory) -> Path:
     config = GeneratorConfig(seed=3, n_train=8, n_val=4, n_test=4, mix_test={kind: 1.0 for kind in TEST_KINDS})
     render_dataset(generate_specs(config), folder, progress=False)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def model_dir(settings, tmp_path) -> Path:
-    settings.COEFVQ_MODEL_DIR = tmp_path / "models"
-    scoring.load_baseline.cache_clear()
-    scoring.load_mllm.cache_clear()
-    return settings.COEFVQ_MODEL_DIR
 
 
 def run(command: str, *args: str) -> str:

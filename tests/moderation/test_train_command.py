@@ -15,7 +15,7 @@ from inference.training_set import NO_VIDEO, load_training_set
 from moderation import scoring
 from moderation.models import CascadeConfig, ModelVersion, Policy
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_model_dir")]
 
 TEXT_ITEMS = 24
 SMALLEST = ["--videos", "12", "--epochs", "1", "--text-items", str(TEXT_ITEMS)]
@@ -26,14 +26,6 @@ def bench_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bench") / "train-12"
 
 
-@pytest.fixture(autouse=True)
-def model_dir(settings, tmp_path) -> Path:
-    settings.COEFVQ_MODEL_DIR = tmp_path / "models"
-    scoring.load_baseline.cache_clear()
-    scoring.load_mllm.cache_clear()
-    return settings.COEFVQ_MODEL_DIR
-
-
 def train(*args: str) -> str:
     out = StringIO()
     call_command("train", *args, stdout=out, stderr=StringIO())
@@ -41,7 +33,7 @@ def train(*args: str) -> str:
 
 
 @pytest.mark.slow
-def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_dir, model_dir):
+def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_dir, fresh_model_dir):
     first_run = ["all", *SMALLEST, "--data", str(bench_dir), "--activate", "--if-none-active"]
     out = train(*first_run)
 
@@ -49,7 +41,7 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     baseline, mllm = (ModelVersion.objects.get(policy=icd, kind=kind) for kind in ("baseline", "mllm"))
     for version in (baseline, mllm):
         assert version.status == "active"
-        assert Path(version.artifact_path).is_relative_to(model_dir) and Path(version.artifact_path).is_dir()
+        assert Path(version.artifact_path).is_relative_to(fresh_model_dir) and Path(version.artifact_path).is_dir()
         test = version.metrics["test"]
         assert test["n"] == 4 and 0.0 <= test["accuracy"] <= 1.0 and 0.0 <= test["binary"]["f1"] <= 1.0
         assert f"{version}: test accuracy" in out
