@@ -659,32 +659,45 @@ def train_baseline(
     config: BaselineConfig | None = None,
     progress: bool = True,
 ) -> BaselineClassifier:
-    """Fit on (caption, frames, audio, label) rows, then calibrate the temperature on val_rows.
-
-    With validation rows and a logistic regression, each C in config.C_grid is tried and the
-    one with the lowest calibrated validation NLL is kept (its C is written into the
-    returned model's config); two_head tries every (C, category_C) pair of the two grids.
-    With no validation rows the temperatures stay 1 (uncalibrated).
-    """
+    """Fit on (caption, frames, audio, label) rows, then calibrate on val_rows: featurize_rows,
+    then train_baseline_on_features."""
     config = config or BaselineConfig()
     encoder = TextEncoder(config.text_encoder)
     X_train = featurize_rows(train_rows, encoder, progress, config.policy_prior)
-    y_train = [row[3] for row in train_rows]
-    if not len(val_rows):
-        return BaselineClassifier(config).fit(X_train, y_train)
+    X_val = featurize_rows(val_rows, encoder, progress, config.policy_prior) if len(val_rows) else None
+    y_train, y_val = [row[3] for row in train_rows], [row[3] for row in val_rows]
+    return train_baseline_on_features(X_train, y_train, X_val, y_val, config, encoder)
 
-    X_val = featurize_rows(val_rows, encoder, progress, config.policy_prior)
-    y_val = [row[3] for row in val_rows]
 
-    def fitted(candidate: BaselineConfig) -> BaselineClassifier:
-        return BaselineClassifier(candidate).fit(X_train, y_train).calibrate(X_val, y_val)
+def train_baseline_on_features(
+    X_train: np.ndarray,
+    y_train: Sequence[str],
+    X_val: np.ndarray | None,
+    y_val: Sequence[str],
+    config: BaselineConfig | None = None,
+    encoder: TextEncoder | None = None,
+) -> BaselineClassifier:
+    """Fit on feature rows (featurize_rows with config.policy_prior), then calibrate on the
+    validation rows. encoder: the TextEncoder that made the rows; the model reuses it.
 
-    if config.estimator == "two_head":
-        best = _search_two_head(config, fitted)
+    With validation rows and a logistic regression, each C in config.C_grid is tried and the
+    one with the lowest calibrated validation NLL is kept (its C is written into the
+    returned model's config); two_head searches (C, category_C) as _search_two_head says.
+    With no validation rows the model stays uncalibrated.
+    """
+    config = config or BaselineConfig()
+    if X_val is None or not len(X_val):
+        model = BaselineClassifier(config).fit(X_train, y_train)
     else:
-        best = min(map(fitted, _regularisation_candidates(config)), key=_validation_nll)
-    best._encoder = encoder
-    return best
+        def fitted(candidate: BaselineConfig) -> BaselineClassifier:
+            return BaselineClassifier(candidate).fit(X_train, y_train).calibrate(X_val, y_val)
+
+        if config.estimator == "two_head":
+            model = _search_two_head(config, fitted)
+        else:
+            model = min(map(fitted, _regularisation_candidates(config)), key=_validation_nll)
+    model._encoder = encoder
+    return model
 
 
 def _validation_nll(model: BaselineClassifier) -> float:

@@ -16,7 +16,7 @@ import torch
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline
+from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline_on_features
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
                                  load_manifest, render_dataset)
 from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, baseline_rows, text_only_split
@@ -24,6 +24,7 @@ from inference.features import FeatureExtractor, FeatureExtractorConfig, feature
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
 from inference.policy import LABELS
+from inference.text_encoder import TextEncoder
 from inference.train_mllm import TrainConfig, train_mllm
 from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
 from moderation import actions
@@ -141,18 +142,22 @@ class Command(BaseCommand):
         def rows(split):
             return [(f.caption, f.frames, f.audio, row["label"]) for row, f in splits[split]]
 
-        text_rows = baseline_rows(splits["text_only"], rows("train"))
-        model = train_baseline(rows("train") + text_rows, rows("val"), BaselineConfig(), progress=True)
+        config = BaselineConfig()
+        encoder = TextEncoder(config.text_encoder)
+        fit_rows = rows("train") + baseline_rows(splits["text_only"], rows("train"))
+        X_fit = featurize_rows(fit_rows, encoder, progress=True, prior_config=config.policy_prior)  # (N, D)
+        X_val = featurize_rows(rows("val"), encoder, prior_config=config.policy_prior)  # (V, D)
+        y_fit, y_val = [row[3] for row in fit_rows], [row[3] for row in rows("val")]
+        model = train_baseline_on_features(X_fit, y_fit, X_val, y_val, config, encoder)
         kinds = [row["kind"] for row, _ in splits["test"]]
-        metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds), "text_only_rows": len(text_rows)}
+        metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds),
+                   "text_only_rows": len(fit_rows) - len(splits["train"])}
         version = version_name("baseline")
         folder = Path(settings.COEFVQ_MODEL_DIR) / "baseline" / version
         model.save(folder)
         # Kept beside the model, so retraining from reviewer labels still learns from the benchmark too.
-        learned = rows("train") + text_rows + rows("val")
-        X = featurize_rows(learned, model.encoder, prior_config=model.config.policy_prior)  # (N, D)
-        save_training_set(folder, TrainingSet(X, np.array([row[3] for row in learned], dtype=str),
-                                              np.full(len(learned), NO_VIDEO, dtype=np.int64)))
+        save_training_set(folder, TrainingSet(np.concatenate([X_fit, X_val]), np.array(y_fit + y_val, dtype=str),
+                                              np.full(len(y_fit) + len(y_val), NO_VIDEO, dtype=np.int64)))
         return actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
                                          config={"temperature": float(model.temperature_)}, metrics=metrics)
 
