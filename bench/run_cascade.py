@@ -7,7 +7,7 @@ generate the policy-labeled specs -> render the videos -> decode + ASR + OCR eac
 (inference.features, with a progress bar) -> train the stage-1 baseline -> train the MLLM with
 late and with early audio fusion -> a LoRA rank/alpha sweep -> evaluate every model on the test
 split -> replay the cascade at several budgets with the entropy, random and oracle routers ->
-measure the compute per video of each stage -> write results.json, results.md and
+the same with a stage 1 given oracle evidence columns (a ceiling for the router) -> measure the compute per video of each stage -> write results.json, results.md and
 f1_vs_budget.png to <out>/<config>/.
 
 Heavy imports (torch, the models) happen inside main(): the decode sandbox's fork server
@@ -150,6 +150,50 @@ def run_baseline(splits: dict) -> dict:
             "C": model.config.C, "category_C": model.config.category_C, "calibration": model.calibration_}  # fmt: skip
 
 
+# Where the hard kinds hide their evidence, for the stage-1 ceiling below.
+HIDDEN_MODALITIES: dict[str, tuple[str, ...]] = {"speech": ("speech",), "speech_and_onscreen": ("speech", "onscreen")}
+
+
+def stage1_ceiling(splits: dict, mllm_probs, labels: list[str], kinds: list[str]) -> dict:
+    """The entropy cascade if stage 1 could perceive what it is built not to: the baseline
+    retrained with one more column, 1 when the video promotes a violation in those modalities.
+
+    The column is read from the generator's evidence tags, which no deployed model has: this is
+    an upper bound on what a cheap speech or on-screen cue could give the router, not a model.
+    Text-only rows get their own item's tag (their frames and audio are a donor's)."""
+    import numpy as np
+
+    from inference.baseline import BaselineConfig, featurize_rows, train_baseline_on_features
+    from inference.benchmark.text_only import baseline_rows
+    from inference.evaluate import evaluate_split
+    from inference.text_encoder import TextEncoder
+
+    def rows(pairs):
+        return [(f.caption, f.frames, f.audio, row["label"]) for row, f in pairs]
+
+    config = BaselineConfig()
+    encoder = TextEncoder(config.text_encoder)
+    fit_pairs = splits["train"] + splits["text_only"]
+    fit_rows = rows(splits["train"]) + baseline_rows(splits["text_only"], rows(splits["train"]))
+    X = {name: featurize_rows(r, encoder, prior_config=config.policy_prior)
+         for name, r in (("fit", fit_rows), ("val", rows(splits["val"])), ("test", rows(splits["test"])))}  # fmt: skip
+    y_fit, y_val = [r[3] for r in fit_rows], [r[3] for r in rows(splits["val"])]
+    out = {}
+    for name, modalities in HIDDEN_MODALITIES.items():
+        def column(pairs):
+            return np.array([[any(m in modalities and role == "promotion" for m, role, _ in row["evidence"])]
+                             for row, _ in pairs], dtype=np.float32)  # (N, 1)
+
+        with_tag = {split: np.hstack([X[split], column(pairs)]) for split, pairs in
+                    (("fit", fit_pairs), ("val", splits["val"]), ("test", splits["test"]))}  # fmt: skip
+        model = train_baseline_on_features(with_tag["fit"], y_fit, with_tag["val"], y_val, config)
+        report = evaluate_split(model.predict_proba(with_tag["test"]), mllm_probs, labels, kinds)
+        out[name] = {"baseline_f1": report["baseline"]["binary"]["f1"],
+                     "entropy": [{"budget": p["budget"], "f1": p["f1"]} for p in report["cascade"]["entropy"]],
+                     "budget_to_match_mllm": report["budget_to_match_mllm"]["budget"]}  # fmt: skip
+    return out
+
+
 def mllm_test_probs(model, features: list, timed: bool, batch_size: int = 16):
     """(N, K) probabilities on test; timed: one video at a time (prepare incl. Whisper encoder + forward)."""
     import numpy as np
@@ -284,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = max(runs.values(), key=lambda run: run["best_val_macro_f1"])
     report = evaluate_split(baseline["probs"], chosen["probs"], labels, kinds)
     compute = compute_report(splits, baseline, chosen, report["cascade"])
+    print("== stage-1 ceiling", flush=True)
+    ceiling = stage1_ceiling(splits, chosen["probs"], labels, kinds)
     results = {
         "command": command,
         "machine": machine_description(),
@@ -301,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "cascade_mllm": chosen["name"],
         "evaluation": report,
         "compute": compute,
+        "stage1_ceiling": ceiling,
         "wall_s": time.perf_counter() - started,
     }
     out = args.out / cfg.name
@@ -414,6 +461,16 @@ def render_markdown(results: dict, chart_line: str) -> str:
     lines += ["", f"Baseline alone F1 {_f(m['baseline_f1'])}, MLLM on everything F1 {_f(m['mllm_f1'])}. "
               f"Smallest budget (1% grid) where the entropy cascade is within {m['tolerance']} F1 of the MLLM: "
               f"**{_f(m['budget'], 2)}** (routed {_f(m['routed_fraction'], 3)}, F1 {_f(m['f1'])}).", "", chart_line]  # fmt: skip
+
+    lines += ["", "Stage-1 ceiling: the baseline retrained with one oracle column, \"this video promotes a "
+              "violation in these modalities\" (the generator's evidence tags; no deployed model has them), "
+              "routed by its entropy to the same MLLM. What a cheap cue for what stage 1 cannot perceive "
+              "could give the router at best:", "",
+              "| stage 1 also knows | baseline F1 | " + " | ".join(f"{b:.0%}" for b in BUDGETS)
+              + " | budget within 0.01 of MLLM |", "| --- | --- |" + " --- |" * len(BUDGETS) + " --- |"]  # fmt: skip
+    for name, c in results["stage1_ceiling"].items():
+        lines.append(f"| promotion in {name.replace('_', ' ')} | {_f(c['baseline_f1'])} | "
+                     + " | ".join(_f(p["f1"]) for p in c["entropy"]) + f" | {_f(c['budget_to_match_mllm'], 2)} |")
 
     c = results["compute"]
     lines += ["", "## Compute per video (test split, wall seconds, 1 process)", "",

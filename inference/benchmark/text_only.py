@@ -135,7 +135,7 @@ def text_only_split(config: GeneratorConfig, n: int, exclude: set[tuple[str, str
                     ) -> list[tuple[dict, VideoFeatures]]:
     """Like a cached split of the rendered benchmark: (row, features) pairs, the row with the
     item's label and kind."""
-    return [({"label": item.label, "kind": item.kind, "text_only": True}, features)
+    return [({"label": item.label, "kind": item.kind, "evidence": item.evidence, "text_only": True}, features)
             for item, features in text_only_examples(config, n, exclude)]
 
 
