@@ -522,18 +522,19 @@ class BaselineClassifier:
     def _targets(self, y) -> np.ndarray:
         return np.array([self.config.labels.index(label) for label in self._check_labels(y)])  # (N,)
 
-    def calibrate(self, X_val, y_val) -> "BaselineClassifier":
+    def calibrate(self, X_val, y_val, shift_prior: bool = True) -> "BaselineClassifier":
         """Fit the calibration that minimises the validation NLL of predict_proba.
 
         One softmax(log p / T) for a single-head estimator. For two_head, the two parts of the
         final distribution's NLL: Platt scaling (a temperature and a bias) of the violation
         head's log-odds on every row, and a temperature of log p(category | violation) on the
-        violating rows.
+        violating rows. shift_prior=False fits no bias: for validation rows that are not a
+        sample of the traffic (reviewed videos), whose share of violations is not the traffic's.
         """
         X, target = self._rows(X_val), self._targets(y_val)
         before = self.nll(X, target)
         if self.two_head:
-            self._calibrate_heads(X, target)
+            self._calibrate_heads(X, target, shift_prior)
         else:
             log_p = self._log_probs(X)  # (N, K)
             self.temperature_ = _fit_temperature(
@@ -549,10 +550,16 @@ class BaselineClassifier:
         }
         return self
 
-    def _calibrate_heads(self, X: np.ndarray, target: np.ndarray) -> None:
+    def _calibrate_heads(self, X: np.ndarray, target: np.ndarray, shift_prior: bool) -> None:
         ok = self.config.labels.index("ok")
         violating = target != ok  # (N,)
-        self.temperature_, self.violation_bias_ = _fit_platt(self.estimator_.violation_logit(X), violating)
+        logit = self.estimator_.violation_logit(X)  # (N,)
+        if shift_prior:
+            self.temperature_, self.violation_bias_ = _fit_platt(logit, violating)
+        else:
+            sign = np.where(violating, 1.0, -1.0)  # log p(y) = log sigmoid(+-logit)
+            self.temperature_ = _fit_temperature(lambda t: float(-log_expit(sign * logit / t).mean()))
+            self.violation_bias_ = 0.0
 
         categories = self.estimator_.categories_
         known = violating & np.isin(np.asarray(self.config.labels)[target], categories)

@@ -340,7 +340,9 @@ def _version_name(run: TrainingRun, attempt: Attempt, kind: str) -> str:
 def _retrain_baseline(config: CascadeConfig, fit: list[Example], validation: list[Example],
                       folder: Path) -> tuple[BaselineClassifier, dict]:
     """Refit with the active baseline's settings on its inherited rows plus the reviewed videos;
-    the temperature comes from the held-out reviewed videos (the fitted ones when there are none)."""
+    the temperatures come from the held-out reviewed videos (the fitted ones when there are none).
+    No prior shift: reviewed videos are the ones the machines could not settle, not a sample of
+    the traffic, so their share of violations would move the prior the wrong way."""
     active = scoring.load_baseline(config.baseline_version_id)
     fit_rows = _reviewed_rows(active, fit)
     validation_rows = _reviewed_rows(active, validation)
@@ -348,8 +350,8 @@ def _retrain_baseline(config: CascadeConfig, fit: list[Example], validation: lis
     inherited = stored.inherited() if stored is not None else TrainingSet.empty(fit_rows.X.shape[1])
     learned_from = inherited + fit_rows
     calibration = validation_rows if len(validation_rows) else learned_from
-    model = BaselineClassifier(active.config).fit(learned_from.X, learned_from.y).calibrate(calibration.X,
-                                                                                            calibration.y)
+    model = BaselineClassifier(active.config).fit(learned_from.X, learned_from.y)
+    model.calibrate(calibration.X, calibration.y, shift_prior=False)
     model.save(folder)
     save_training_set(folder, inherited + fit_rows + validation_rows)
     return model, {"inherited_rows": len(inherited), "fit_videos": len(fit), "validation_videos": len(validation),
