@@ -127,12 +127,12 @@ def _pet_rows(n, seed, hidden_share):
     return [(c, f, a, "drugs" if i < round(hidden_share * n) else "ok") for i, (c, f, a, _) in enumerate(rows)]
 
 
-def test_calibration_moves_the_training_mix_prior_to_the_traffics(encoder):
+def test_shift_prior_moves_the_training_mix_prior_to_the_traffics(encoder):
     # Training over-represents hidden violations (half the pet videos), traffic has few (10%).
     train = _synthetic_rows(60, 3) + _pet_rows(60, 5, hidden_share=0.5)
     val = _synthetic_rows(40, 4) + _pet_rows(80, 6, hidden_share=0.1)
-    X_val, y_val = featurize_rows(val, encoder), _labels(val)
-    model = BaselineClassifier(BaselineConfig(C=0.01)).fit(featurize_rows(train, encoder), _labels(train))
+    X_train, X_val, y_val = featurize_rows(train, encoder), featurize_rows(val, encoder), _labels(val)
+    model = BaselineClassifier(BaselineConfig(C=0.01)).fit(X_train, _labels(train))
     pets = featurize_rows(_pet_rows(40, 7, hidden_share=0.0), encoder)
     drugs = featurize_rows([r for r in _synthetic_rows(20, 8) if r[3] == "drugs"], encoder)
 
@@ -140,17 +140,19 @@ def test_calibration_moves_the_training_mix_prior_to_the_traffics(encoder):
         return float(1 - model.predict_proba(pets)[:, 0].mean())
 
     assert p_violation_on_pets() > 0.3
-    # Reviewed videos are not a sample of the traffic: retraining calibrates without the shift,
-    # and a temperature alone does not get to the traffic's rate.
-    model.calibrate(X_val, y_val, shift_prior=False)
+    # The default: temperatures only, which do not get to the traffic's rate.
+    model.calibrate(X_val, y_val)
     assert model.violation_bias_ == 0.0 and p_violation_on_pets() > 0.15
     temperature_only_nll = model.calibration_["nll_after"]
 
-    model.calibrate(X_val, y_val)
+    model.calibrate(X_val, y_val, shift_prior=True)
     assert model.violation_bias_ < 0 and model.calibration_["violation_bias"] == model.violation_bias_
     assert p_violation_on_pets() < 0.15  # near the traffic's 10 %
     assert model.calibration_["nll_after"] < temperature_only_nll - 0.05
     assert model.predict_proba(drugs)[:, 0].max() < 0.5  # what the caption shows is still called a violation
+
+    configured = BaselineClassifier(BaselineConfig(C=0.01, shift_prior=True)).fit(X_train, _labels(train))
+    assert configured.calibrate(X_val, y_val).violation_bias_ == pytest.approx(model.violation_bias_)
 
 
 def test_save_load_gives_identical_probabilities(trained, tmp_path):
