@@ -22,8 +22,8 @@ cannot change (measured on the committed small benchmark: 5 % budget, entropy of
 temperature (Guo et al., 2017), so the entropy the router reads means what it says; the
 violation head can also take a Platt bias (BaselineConfig.shift_prior, off by default). Both
 minimise the validation NLL of the final distribution, which splits into the violation head's
-NLL plus the category head's NLL on violating rows. A single logistic regression ("logreg") or a small MLP ("mlp")
-with one temperature is still there.
+NLL plus the category head's NLL on violating rows. A single logistic regression ("logreg")
+or a small MLP ("mlp") with one temperature is still there.
 
 Feature row layout (FEATURE_VERSION "cheap-v3-prior", FEATURE_DIM = 468 with the demo policy):
     [0:384)   caption embedding (MiniLM, unit norm)
@@ -116,11 +116,10 @@ def _fit_platt(logit: np.ndarray, violating: np.ndarray) -> tuple[float, float]:
     """(temperature, bias) with p_v = sigmoid(logit / temperature + bias), minimising the
     log loss on Platt's smoothed targets (Platt, 1999).
 
-    The bias is there because training over-represents the hard kinds (45 % of the benchmark's
-    training mix, a few % of real traffic) and reviewer labels over-represent what was routed:
-    a temperature alone keeps the training prior. Validation data from real traffic moves it.
-    The smoothed targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2) keep a small validation set from
-    pushing either answer to certainty.
+    The bias moves the training mix's share of violations (the benchmark trains on 45 % hard
+    kinds, its traffic has 15 %) to the validation data's; a temperature alone keeps the
+    training prior. The smoothed targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2) keep a small
+    validation set from pushing either answer to certainty.
     """
     n_pos = int(violating.sum())
     n_neg = len(violating) - n_pos
@@ -532,11 +531,11 @@ class BaselineClassifier:
         """Fit the calibration that minimises the validation NLL of predict_proba.
 
         One softmax(log p / T) for a single-head estimator. For two_head, the two parts of the
-        final distribution's NLL: Platt scaling (a temperature and a bias) of the violation
-        head's log-odds on every row (the bias only with shift_prior; None: config.shift_prior),
-        and a temperature of log p(category | violation) on the violating rows. Validation rows
-        that are not a sample of the traffic (reviewed videos) must not shift the prior: their
-        share of violations is not the traffic's.
+        final distribution's NLL: a temperature of the violation head's log-odds on every row
+        (plus a Platt bias with shift_prior; None: config.shift_prior), and a temperature of
+        log p(category | violation) on the violating rows. Validation rows that are not a
+        sample of the traffic (reviewed videos) must not shift the prior: their share of
+        violations is not the traffic's.
         """
         X, target = self._rows(X_val), self._targets(y_val)
         before = self.nll(X, target)
