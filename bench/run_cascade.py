@@ -125,21 +125,33 @@ def load_split(manifest: Path, cache_dir: Path, version: str, split: str) -> lis
     return [(row, features_from_cache_dict(entry)) for row, entry in load_cached(manifest, cache_dir, version, split)]
 
 
-def run_baseline(splits: dict) -> dict:
-    """Train + calibrate on train (+ text-only rows, with a same-label training video's frames and
-    audio) and val; score test one video at a time, timing the cheap features + baseline."""
+def baseline_features(splits: dict) -> dict:
+    """The baseline's feature rows for fit (train + text-only rows, with a same-label training
+    video's frames and audio), val and test, made once for the shipped baseline and its variants."""
+    from inference.baseline import BaselineConfig, featurize_rows
+    from inference.benchmark.text_only import as_baseline_rows, baseline_fit_rows
+    from inference.text_encoder import TextEncoder
+
+    config = BaselineConfig()
+    encoder = TextEncoder(config.text_encoder)
+    rows = {"fit": baseline_fit_rows(splits["train"], splits["text_only"]),
+            "val": as_baseline_rows(splits["val"]), "test": as_baseline_rows(splits["test"])}  # fmt: skip
+    t0 = time.perf_counter()
+    X = {split: featurize_rows(r, encoder, progress=True, prior_config=config.policy_prior) for split, r in rows.items()}
+    return {"X": X, "y": {split: [row[3] for row in r] for split, r in rows.items()}, "config": config,
+            "encoder": encoder, "featurize_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def run_baseline(splits: dict, features: dict) -> dict:
+    """Train + calibrate on the fit and val rows of baseline_features; score test one video at a
+    time, timing the cheap features + baseline."""
     import numpy as np
 
-    from inference.baseline import cheap_features, train_baseline
-    from inference.benchmark.text_only import baseline_rows
+    from inference.baseline import cheap_features, train_baseline_on_features
 
-    def rows(pairs):
-        return [(f.caption, f.frames, f.audio, row["label"]) for row, f in pairs]
-
-    train = rows(splits["train"])
-    train += baseline_rows(splits["text_only"], train)
+    X, y = features["X"], features["y"]
     t0 = time.perf_counter()
-    model = train_baseline(train, rows(splits["val"]), progress=True)
+    model = train_baseline_on_features(X["fit"], y["fit"], X["val"], y["val"], features["config"], features["encoder"])
     train_s = time.perf_counter() - t0
     model.encoder.encode(["warm up"])  # load MiniLM before timing
     probs, seconds = [], []
@@ -147,16 +159,18 @@ def run_baseline(splits: dict) -> dict:
         t = time.perf_counter()
         probs.append(model.predict_proba(cheap_features(f.caption, f.frames, f.audio, model.encoder))[0])  # (K,)
         seconds.append(time.perf_counter() - t)
-    return {"probs": np.array(probs), "seconds": seconds, "train_s": train_s, "estimator": model.config.estimator,
-            "C": model.config.C, "category_C": model.config.category_C, "calibration": model.calibration_}  # fmt: skip
+    return {"probs": np.array(probs), "seconds": seconds, "featurize_s": features["featurize_s"], "train_s": train_s,
+            "estimator": model.config.estimator, "C": model.config.C, "category_C": model.config.category_C,
+            "calibration": model.calibration_}  # fmt: skip
 
 
 # Where the hard kinds hide their evidence, for the stage-1 ceiling below.
 HIDDEN_MODALITIES: dict[str, tuple[str, ...]] = {"speech": ("speech",), "speech_and_onscreen": ("speech", "onscreen")}
 
 
-def stage1_variants(splits: dict, mllm_probs, labels: list[str], kinds: list[str]) -> dict:
-    """The entropy cascade with other stage-1 baselines in front of the same MLLM.
+def stage1_variants(splits: dict, features: dict, mllm_probs, labels: list[str], kinds: list[str]) -> dict:
+    """The entropy cascade with other stage-1 baselines in front of the same MLLM, trained on
+    the rows of baseline_features.
 
     - prior_shift: the shipped baseline with BaselineConfig.shift_prior (a Platt bias fitted on
       val), which is off by default;
@@ -168,25 +182,15 @@ def stage1_variants(splits: dict, mllm_probs, labels: list[str], kinds: list[str
     """
     import numpy as np
 
-    from inference.baseline import BaselineConfig, featurize_rows, train_baseline_on_features
-    from inference.benchmark.text_only import baseline_rows
+    from inference.baseline import BaselineConfig, train_baseline_on_features
     from inference.evaluate import evaluate_split
-    from inference.text_encoder import TextEncoder
 
-    def rows(pairs):
-        return [(f.caption, f.frames, f.audio, row["label"]) for row, f in pairs]
-
-    config = BaselineConfig()
-    encoder = TextEncoder(config.text_encoder)
+    X, y, config = features["X"], features["y"], features["config"]
     pairs = {"fit": splits["train"] + splits["text_only"], "val": splits["val"], "test": splits["test"]}
-    fit_rows = rows(splits["train"]) + baseline_rows(splits["text_only"], rows(splits["train"]))
-    X = {name: featurize_rows(r, encoder, prior_config=config.policy_prior)
-         for name, r in (("fit", fit_rows), ("val", rows(splits["val"])), ("test", rows(splits["test"])))}  # fmt: skip
-    y_fit, y_val = [r[3] for r in fit_rows], [r[3] for r in rows(splits["val"])]
 
-    def evaluated(features: dict, variant: BaselineConfig) -> dict:
-        model = train_baseline_on_features(features["fit"], y_fit, features["val"], y_val, variant)
-        report = evaluate_split(model.predict_proba(features["test"]), mllm_probs, labels, kinds)
+    def evaluated(X_variant: dict, variant: BaselineConfig) -> dict:
+        model = train_baseline_on_features(X_variant["fit"], y["fit"], X_variant["val"], y["val"], variant)
+        report = evaluate_split(model.predict_proba(X_variant["test"]), mllm_probs, labels, kinds)
         return {"baseline_f1": report["baseline"]["binary"]["f1"],
                 "entropy": [{"budget": p["budget"], "f1": p["f1"]} for p in report["cascade"]["entropy"]],
                 "budget_to_match_mllm": report["budget_to_match_mllm"]["budget"]}  # fmt: skip
@@ -317,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.work / cfg.name
 
     print("== baseline", flush=True)
-    baseline = run_baseline(splits)
+    features = baseline_features(splits)
+    baseline = run_baseline(splits, features)
     runs = {
         "late_r32": run_mllm("late_r32", "late", 32, 64, cfg.epochs, splits, cfg, args, root, timed=True),
         "early_r32": run_mllm("early_r32", "early", 32, 64, cfg.epochs, splits, cfg, args, root, timed=True),
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate_split(baseline["probs"], chosen["probs"], labels, kinds)
     compute = compute_report(splits, baseline, chosen, report["cascade"])
     print("== stage-1 variants", flush=True)
-    variants = stage1_variants(splits, chosen["probs"], labels, kinds)
+    variants = stage1_variants(splits, features, chosen["probs"], labels, kinds)
     results = {
         "command": command,
         "machine": machine_description(),

@@ -142,6 +142,19 @@ def text_only_split(config: GeneratorConfig, n: int, exclude: set[tuple[str, str
 BaselineRow = tuple[str, Sequence[Frame], object, str]  # caption, frames, audio, label
 
 
+def as_baseline_rows(pairs: Sequence[tuple[dict, VideoFeatures]]) -> list[BaselineRow]:
+    """(caption, frames, audio, label) rows of (row, features) pairs, cached or text-only."""
+    return [(features.caption, features.frames, features.audio, row["label"]) for row, features in pairs]
+
+
+def baseline_fit_rows(train: Sequence[tuple[dict, VideoFeatures]],
+                      text_only: Sequence[tuple[dict, VideoFeatures]]) -> list[BaselineRow]:
+    """The baseline's training rows: the rendered training videos, then the text-only examples
+    with media borrowed from them (baseline_rows)."""
+    rendered = as_baseline_rows(train)
+    return rendered + baseline_rows(text_only, rendered)
+
+
 def baseline_rows(text_only: Sequence[tuple[dict, VideoFeatures]], rendered: Sequence[BaselineRow],
                   seed: int = 0) -> list[BaselineRow]:
     """Baseline training rows for text-only examples: each borrows the frames and audio of a

@@ -10,8 +10,8 @@ from dataclasses import replace
 import numpy as np
 
 from inference.benchmark import GeneratorConfig, generate_specs
-from inference.benchmark.text_only import (TEXT_ONLY_CONTAINER, baseline_rows, draw_text_only_items,
-                                           text_only_examples, text_only_split, transcript_of)
+from inference.benchmark.text_only import (TEXT_ONLY_CONTAINER, baseline_fit_rows, baseline_rows,
+                                           draw_text_only_items, text_only_examples, text_only_split, transcript_of)
 from inference.policy import LABELS
 from inference.types import Frame
 
@@ -95,3 +95,14 @@ def test_baseline_rows_borrow_media_from_a_rendered_row_with_the_same_label():
     assert [row[3] for row in rows] == labels
     assert rows[0][1] is rendered[1][1] and rows[1][1] is rendered[0][1] and rows[2][1] is rendered[1][1]
     assert any(rows[3][1] is row[1] for row in rendered)  # no weapons video rendered: any donor
+
+
+def test_fit_rows_are_the_rendered_videos_then_the_text_only_examples():
+    image = np.zeros((4, 4, 3), np.uint8)
+    drawn = text_only_split(RENDERED, 3)
+    rendered = [({"label": label}, replace(features, caption=f"rendered {i}", frames=[Frame(0.0, image)]))
+                for i, (label, (_, features)) in enumerate(zip(["ok", "drugs"], drawn))]
+    split = [({"label": "drugs"}, replace(drawn[2][1], caption="text only"))]
+    rows = baseline_fit_rows(rendered, split)
+    assert [(row[0], row[3]) for row in rows] == [("rendered 0", "ok"), ("rendered 1", "drugs"), ("text only", "drugs")]
+    assert rows[2][1] is rendered[1][1].frames  # borrowed from the rendered drugs video

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline_on_features
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
                                  load_manifest, render_dataset)
-from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, baseline_rows, text_only_split
+from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, as_baseline_rows, baseline_fit_rows, text_only_split
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
@@ -139,18 +139,15 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
 
     def train_baseline(self, policy, splits) -> ModelVersion:
-        def rows(split):
-            return [(f.caption, f.frames, f.audio, row["label"]) for row, f in splits[split]]
-
         config = BaselineConfig()
         encoder = TextEncoder(config.text_encoder)
-        fit_rows = rows("train") + baseline_rows(splits["text_only"], rows("train"))
+        fit_rows, val_rows = baseline_fit_rows(splits["train"], splits["text_only"]), as_baseline_rows(splits["val"])
         X_fit = featurize_rows(fit_rows, encoder, progress=True, prior_config=config.policy_prior)  # (N, D)
-        X_val = featurize_rows(rows("val"), encoder, prior_config=config.policy_prior)  # (V, D)
-        y_fit, y_val = [row[3] for row in fit_rows], [row[3] for row in rows("val")]
+        X_val = featurize_rows(val_rows, encoder, prior_config=config.policy_prior)  # (V, D)
+        y_fit, y_val = [row[3] for row in fit_rows], [row[3] for row in val_rows]
         model = train_baseline_on_features(X_fit, y_fit, X_val, y_val, config, encoder)
         kinds = [row["kind"] for row, _ in splits["test"]]
-        metrics = {"test": evaluate_baseline(model, rows("test"), kinds=kinds),
+        metrics = {"test": evaluate_baseline(model, as_baseline_rows(splits["test"]), kinds=kinds),
                    "text_only_rows": len(fit_rows) - len(splits["train"])}
         version = version_name("baseline")
         folder = Path(settings.COEFVQ_MODEL_DIR) / "baseline" / version
