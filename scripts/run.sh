@@ -19,11 +19,13 @@ echo "Accounts (kept in $VAR/credentials.json):"
 $PY manage.py create_accounts
 
 # First run: train the default models on the synthetic policy benchmark (minutes on two cores,
-# with progress bars; fewer text-only examples are faster and generalise worse); later runs
-# find them active and skip this.
+# with progress bars); later runs find them active and skip this. COEFVQ_DEMO_TEXT_ITEMS sets
+# the text-only examples of both models (unset: manage.py train's defaults; fewer are faster
+# and generalise worse).
 DEMO_VIDEOS="${COEFVQ_DEMO_VIDEOS:-120}"
-DEMO_TEXT_ITEMS="${COEFVQ_DEMO_TEXT_ITEMS:-1500}"
-$PY manage.py train all --videos "$DEMO_VIDEOS" --text-items "$DEMO_TEXT_ITEMS" --epochs 1 --activate --if-none-active
+text_items=()
+[ -n "${COEFVQ_DEMO_TEXT_ITEMS:-}" ] && text_items=(--text-items "$COEFVQ_DEMO_TEXT_ITEMS")
+$PY manage.py train all --videos "$DEMO_VIDEOS" "${text_items[@]}" --epochs 1 --activate --if-none-active
 
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }

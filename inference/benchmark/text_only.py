@@ -36,8 +36,14 @@ from inference.types import Frame, MediaInfo, OcrLine, TranscriptSegment, VideoF
 
 # Far from any seed a person would pick for the rendered benchmark.
 SEED_OFFSET = 7_919
-# How many training uses by default (manage.py train, bench/run_cascade.py).
+# How many each model trains on by default. bench/run_cascade.py gives both models
+# DEFAULT_TEXT_ITEMS (its seven MLLM trainings must fit its time budget); `manage.py train`, and so
+# the first run, gives the MLLM twice as many: measured, they lift its binary F1 on held-out
+# phrasings, while the baseline's logistic heads did worse with them (bench/GENERALIZATION.md,
+# "More text-only examples for the MLLM").
 DEFAULT_TEXT_ITEMS = 1500
+BASELINE_TEXT_ITEMS = DEFAULT_TEXT_ITEMS
+MLLM_TEXT_ITEMS = 3000
 # Whisper tiny.en (greedy, as training extracts) mishears the benchmark's espeak-ng voices a
 # lot: its word error rate on the 120-video first-run benchmark was 0.26 ("I was addicted to
 # molly" -> "I want to continue"). The noise below gives text-only transcripts of the same

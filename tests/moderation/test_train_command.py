@@ -79,6 +79,18 @@ def test_training_without_activate_registers_a_candidate_and_leaves_service_alon
     assert not CascadeConfig.objects.filter(is_active=True).exists()
 
 
+@pytest.mark.slow
+def test_each_model_gets_its_own_number_of_text_only_examples_unless_one_is_given(bench_dir, monkeypatch):
+    # The defaults (1,500 for the baseline, 3,000 for the MLLM) shrunk to keep the test fast.
+    monkeypatch.setattr("moderation.management.commands.train.BASELINE_TEXT_ITEMS", 6)
+    monkeypatch.setattr("moderation.management.commands.train.MLLM_TEXT_ITEMS", 10)
+    smallest_without_text_items = SMALLEST[: SMALLEST.index("--text-items")]
+    train("all", *smallest_without_text_items, "--data", str(bench_dir))
+
+    baseline, mllm = (ModelVersion.objects.get(kind=kind) for kind in ("baseline", "mllm"))
+    assert (baseline.metrics["text_only_rows"], mllm.metrics["text_only_items"]) == (6, 10)
+
+
 @pytest.mark.parametrize("args, message", [
     (["cnn"], "invalid choice: 'cnn'"),
     (["all", "--policy", "nope"], "There is no policy called 'nope'"),

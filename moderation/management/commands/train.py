@@ -19,7 +19,8 @@ from django.core.management.base import BaseCommand, CommandError
 from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline_on_features
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
                                  load_manifest, render_dataset)
-from inference.benchmark.text_only import DEFAULT_TEXT_ITEMS, as_baseline_rows, baseline_fit_rows, text_only_split
+from inference.benchmark.text_only import (BASELINE_TEXT_ITEMS, MLLM_TEXT_ITEMS, as_baseline_rows, baseline_fit_rows,
+                                           text_only_split)
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
@@ -47,8 +48,15 @@ def check_training_options(options) -> None:
     for name in ("epochs", "lora_r", "lora_alpha"):
         if options[name] < 1:
             raise CommandError(f"--{name.replace('_', '-')} must be at least 1, not {options[name]}.")
-    if options["text_items"] < 0:
+    if options["text_items"] is not None and options["text_items"] < 0:
         raise CommandError(f"--text-items must be 0 or more, not {options['text_items']}.")
+
+
+def text_item_counts(text_items: int | None) -> dict[str, int]:
+    """Text-only examples per model: --text-items for both, or each model's default."""
+    if text_items is None:
+        return {"baseline": BASELINE_TEXT_ITEMS, "mllm": MLLM_TEXT_ITEMS}
+    return {"baseline": text_items, "mllm": text_items}
 
 
 def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
@@ -97,8 +105,10 @@ class Command(BaseCommand):
         parser.add_argument("--data", type=Path, default=None,
                             help="Benchmark folder (default var/bench/train-VIDEOS-seedSEED).")
         parser.add_argument("--epochs", type=int, default=3)
-        parser.add_argument("--text-items", type=int, default=DEFAULT_TEXT_ITEMS,
-                            help="Text-only training examples drawn on top of the rendered videos (0: none).")
+        parser.add_argument("--text-items", type=int, default=None,
+                            help="Text-only training examples drawn on top of the rendered videos, for both models "
+                                 f"(0: none; default: {BASELINE_TEXT_ITEMS} for the baseline, {MLLM_TEXT_ITEMS} for "
+                                 "the MLLM).")
         parser.add_argument("--fusion", choices=["late", "early"], default="late")
         parser.add_argument("--lora-r", type=int, default=32)
         parser.add_argument("--lora-alpha", type=int, default=64)
@@ -121,15 +131,18 @@ class Command(BaseCommand):
         manifest = prepare_dataset(data_dir, options["videos"], options["seed"])
         splits = load_splits(manifest, extractor_for_training())
         rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
-        splits["text_only"] = text_only_split(GeneratorConfig(seed=options["seed"]), options["text_items"], rendered)
-        self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items() if k != 'text_only')}"
-                          f" videos in {data_dir}, and {len(splits['text_only'])} text-only training examples")
+        kinds = ["baseline", "mllm"] if options["kind"] == "all" else [options["kind"]]
+        counts = {kind: n for kind, n in text_item_counts(options["text_items"]).items() if kind in kinds}
+        text_only = {n: text_only_split(GeneratorConfig(seed=options["seed"]), n, rendered) for n in set(counts.values())}
+        self.stderr.write(f"Benchmark: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} videos in {data_dir}; "
+                          + ", ".join(f"{len(text_only[n])} text-only training examples for the {kind}"
+                                      for kind, n in counts.items()))
 
         trained = {}
-        if options["kind"] in ("baseline", "all"):
-            trained["baseline"] = self.train_baseline(policy, splits)
-        if options["kind"] in ("mllm", "all"):
-            trained["mllm"] = self.train_mllm(policy, splits, options)
+        if "baseline" in kinds:
+            trained["baseline"] = self.train_baseline(policy, splits, text_only[counts["baseline"]])
+        if "mllm" in kinds:
+            trained["mllm"] = self.train_mllm(policy, splits, text_only[counts["mllm"]], options)
         for version in trained.values():
             test = version.metrics["test"]
             self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
@@ -138,10 +151,10 @@ class Command(BaseCommand):
             config = actions.do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained)
             self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
 
-    def train_baseline(self, policy, splits) -> ModelVersion:
+    def train_baseline(self, policy, splits, text_only) -> ModelVersion:
         config = BaselineConfig()
         encoder = TextEncoder(config.text_encoder)
-        fit_rows, val_rows = baseline_fit_rows(splits["train"], splits["text_only"]), as_baseline_rows(splits["val"])
+        fit_rows, val_rows = baseline_fit_rows(splits["train"], text_only), as_baseline_rows(splits["val"])
         X_fit = featurize_rows(fit_rows, encoder, progress=True, prior_config=config.policy_prior)  # (N, D)
         X_val = featurize_rows(val_rows, encoder, prior_config=config.policy_prior)  # (V, D)
         y_fit, y_val = [row[3] for row in fit_rows], [row[3] for row in val_rows]
@@ -158,15 +171,15 @@ class Command(BaseCommand):
         return actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
                                          config={"temperature": float(model.temperature_)}, metrics=metrics)
 
-    def train_mllm(self, policy, splits, options) -> ModelVersion:
-        def items(split):
-            return [(f, row["label"]) for row, f in splits[split]]
+    def train_mllm(self, policy, splits, text_only, options) -> ModelVersion:
+        def items(pairs):
+            return [(f, row["label"]) for row, f in pairs]
 
         version = version_name("mllm")
         folder = Path(settings.COEFVQ_MODEL_DIR) / "mllm" / version
         model_config = MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT), fusion=options["fusion"],
                                   lora_r=options["lora_r"], lora_alpha=options["lora_alpha"])
-        result = train_mllm(items("train") + items("text_only"), items("val"), model_config,
+        result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]), model_config,
                             TrainConfig(epochs=options["epochs"]), out_dir=folder, progress=True)
         test = splits["test"]
         outputs = result.model.predict([f for _, f in test])
@@ -174,6 +187,6 @@ class Command(BaseCommand):
         metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
                                              kinds=[row["kind"] for row, _ in test]),
                    "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
-                   "text_only_items": len(splits["text_only"])}
+                   "text_only_items": len(text_only)}
         return actions.do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
                                          config=model_config.to_dict(), metrics=metrics)
