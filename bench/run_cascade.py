@@ -70,8 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--asr-beam", type=int, default=1,
                         help="Whisper beam size; 1 (greedy) halves the ASR time on CPU, production uses 5")  # fmt: skip
     parser.add_argument("--text-items", type=int, default=None,
-                        help="text-only training examples on top of the rendered train split "
-                             "(inference/benchmark/text_only.py; default: as manage.py train)")
+                        help="text-only training examples on top of the rendered train split, for both models "
+                             "(inference/benchmark/text_only.py; default: DEFAULT_TEXT_ITEMS, 1500, where "
+                             "manage.py train gives the MLLM 3000)")
     parser.add_argument("--stop-after", choices=("features", "all"), default="all",
                         help="'features': only render and fill the feature cache")  # fmt: skip
     return parser.parse_args(argv)
