@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -388,6 +389,23 @@ def argmax(probabilities: dict | None) -> str | None:
     return max(probabilities, key=probabilities.get) if probabilities else None
 
 
+def p_violation(probabilities: dict | None) -> float | None:
+    return 1.0 - probabilities["ok"] if probabilities else None
+
+
+def ranking(p_violations: list[float | None]) -> dict:
+    """ROC AUC of p(violation) against the policy labels: how well a system orders the videos,
+    whatever its decision threshold (None when a video has no probabilities)."""
+    truth = [case.label in VIOLATING for case in CASES]
+    if any(p is None for p in p_violations):
+        return {"roc_auc": None}
+    return {"roc_auc": round(float(roc_auc_score(truth, p_violations)), 3)}
+
+
+def deciding_probabilities(record: dict) -> dict | None:
+    return record.get("mllm_probabilities") if record.get("decided_by") == "mllm" else record.get("probabilities")
+
+
 def by_case(records: list[dict]) -> list[dict]:
     """Ingest records in CASES order (matched by file name)."""
     found = {Path(r["path"]).stem: r for r in records}
@@ -397,9 +415,14 @@ def by_case(records: list[dict]) -> list[dict]:
 def evaluate(passes: dict[str, list[dict]]) -> dict:
     auto, mllm = by_case(passes["auto"]), by_case(passes["mllm"])
     return {
-        "cascade_auto": score([r.get("final_label") for r in auto]),
-        "baseline_alone": score([argmax(r.get("probabilities")) for r in auto]),
-        "mllm_every_video": score([r.get("final_label") for r in mllm]),
+        "cascade_auto": {**score([r.get("final_label") for r in auto]),
+                         **ranking([p_violation(deciding_probabilities(r)) for r in auto])},
+        "baseline_alone": {**score([argmax(r.get("probabilities")) for r in auto]),
+                           **ranking([p_violation(r.get("probabilities")) for r in auto])},
+        "mllm_every_video": {**score([r.get("final_label") for r in mllm]),
+                             **ranking([p_violation(r.get("mllm_probabilities")) for r in mllm])},
+        # A floor for binary F1: most of these videos violate, so flagging all of them scores well.
+        "flag_everything": score([VIOLATING[0]] * len(CASES)),
         "auto_routed_to_mllm": sum(bool(r.get("routed_to_mllm")) for r in auto),
         "auto_decided_by": {stage: sum(r.get("decided_by") == stage for r in auto) for stage in ("baseline", "mllm")},
         "failed_videos": {route: [Path(r["path"]).stem for r in records if r.get("state") != "decided"]
@@ -416,6 +439,8 @@ def per_video(passes: dict[str, list[dict]], bank: set) -> list[dict]:
         rows.append({**asdict(case), "voice": voice, "speed": speed, "pitch": pitch,
                      "shared_4grams": shared, "total_4grams": total,
                      "baseline": argmax(a.get("probabilities")), "entropy": a.get("entropy"),
+                     "p_violation_baseline": p_violation(a.get("probabilities")),
+                     "p_violation_mllm": p_violation(m.get("mllm_probabilities")),
                      "threshold": a.get("threshold"), "routed_to_mllm": a.get("routed_to_mllm"),
                      "cascade": a.get("final_label"), "decided_by": a.get("decided_by"),
                      "mllm": m.get("final_label"), "transcript": m.get("transcript") or a.get("transcript"),
@@ -448,15 +473,21 @@ def markdown(results: dict) -> str:
         + (" - measured by an earlier invocation over the same --work folder"
            if results["first_run"].get("measured_in_an_earlier_invocation") else "") + ".", "",
         "## Scores (final_label vs the policy label)", "",
-        "| system | accuracy | binary P | binary R | binary F1 | "
+        "| system | accuracy | binary P | binary R | binary F1 | ROC AUC | "
         + " | ".join(KINDS) + " |",
-        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in KINDS) + " |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in KINDS) + " |",
     ]
     for name, sc in systems:
         kinds = " | ".join(f"{sc['per_kind'][k]['correct']}/{sc['per_kind'][k]['n']}" for k in KINDS)
+        auc = "-" if sc.get("roc_auc") is None else f"{sc['roc_auc']:.3f}"
         lines.append(f"| {name} | {sc['accuracy']:.3f} | {sc['binary']['precision']:.3f} | "
-                     f"{sc['binary']['recall']:.3f} | {sc['binary']['f1']:.3f} | {kinds} |")
-    lines += ["", f"Auto pass: {s['auto_routed_to_mllm']} of {len(CASES)} videos routed to the MLLM "
+                     f"{sc['binary']['recall']:.3f} | {sc['binary']['f1']:.3f} | {auc} | {kinds} |")
+    floor = s["flag_everything"]["binary"]
+    lines += ["", f"Binary F1 has a high floor here: {floor['tp']} of {len(CASES)} videos violate, so flagging "
+              f"every one scores binary F1 {floor['f1']:.3f} (precision {floor['precision']:.3f}, recall 1.000). "
+              "Accuracy (the label itself) and ROC AUC (p(violation) = 1 - p(ok): how well the videos are "
+              "ordered, whatever the threshold; for the cascade, from the stage that decided) say more.",
+              "", f"Auto pass: {s['auto_routed_to_mllm']} of {len(CASES)} videos routed to the MLLM "
               f"(decided by baseline {s['auto_decided_by']['baseline']}, by MLLM {s['auto_decided_by']['mllm']}); "
               "a new install has no entropy history, so its first video always goes to stage 2.",
               f"Videos not decided: {s['failed_videos']}.", "",

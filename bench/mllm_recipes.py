@@ -1,0 +1,180 @@
+"""Compare training recipes for the first-run MLLM on phrasings it never trained on.
+
+    .venv/bin/python bench/mllm_recipes.py --work DIR [--seeds 0 1] [--text-items 3000]
+        [--epochs 1] [--lr 5e-4] [--batch-size 16] [--out bench/results/mllm_recipes]
+
+DIR is a finished `bench/generalize.py --work DIR` folder: it holds the first run's rendered
+120-video benchmark with its feature cache (`var/bench/train-120-seed0`), the Whisper checkpoint
+and the 40 hand-written videos. Each seed trains the MLLM the way `manage.py train mllm` does
+(the rendered train split plus `--text-items` text-only examples, validation on the rendered
+val split) and scores it on three sets:
+
+- **dev**: `--dev-items` text-only items drawn by the generator (seed 4242) from its held-out
+  templates, slot values and voices only, with the training mix of kinds, roughened like the
+  text-only training examples. Never trained on, and the largest held-out set here, so a
+  comparison of recipes should lean on it;
+- **40 videos**: `bench/generalize.py`'s hand-written videos, extracted as ingest extracts them
+  (beam-5 Whisper; cached in DIR/recipes/);
+- **own test**: the first run's own test split (24 videos).
+
+Writes `<out>/<name>.json` and appends a row per seed to `<out>/results.md`. Binary F1 decides
+"violating" by the argmax; ROC AUC ranks by p(violation) = 1 - p(ok).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score, roc_auc_score
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from generalize import CASES  # noqa: E402
+from run_cascade import git_commit, load_split, machine_description  # noqa: E402
+
+from inference.benchmark import TRAIN_MIX, BenchmarkItem, GeneratorConfig, generate_specs, load_manifest  # noqa: E402
+from inference.benchmark.text_only import text_only_features, text_only_split  # noqa: E402
+from inference.features import FeatureExtractor, FeatureExtractorConfig  # noqa: E402
+from inference.mllm import MLLMConfig, MultimodalClassifier  # noqa: E402
+from inference.train_mllm import TrainConfig, predict_probabilities, train_mllm  # noqa: E402
+from inference.types import VideoFeatures  # noqa: E402
+
+FIRST_RUN_BENCHMARK = Path("var/bench/train-120-seed0")  # manage.py train all --videos 120, seed 0
+DEV_SEED = 4242
+Scored = tuple[list[VideoFeatures], list[str], list[str]]  # features, policy labels, kinds
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="A finished bench/generalize.py work folder.")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mllm_recipes")
+    parser.add_argument("--name", default=None, help="Results file name (default: from the recipe).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--text-items", type=int, default=3000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--dev-items", type=int, default=800)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    return parser.parse_args(argv)
+
+
+def dev_set(n: int) -> Scored:
+    """Held-out phrasings only, the training mix of kinds, text-only like the training examples."""
+    config = GeneratorConfig(seed=DEV_SEED, n_train=0, n_val=0, n_test=n, mix_test=dict(TRAIN_MIX),
+                             test_ood_fraction=1.0)  # fmt: skip
+    rng = random.Random(f"{DEV_SEED}:dev")
+    items = generate_specs(config)
+    return [text_only_features(item, rng) for item in items], [i.label for i in items], [i.kind for i in items]
+
+
+def hand_written_set(work: Path, checkpoint: Path) -> Scored:
+    """The 40 videos of bench/generalize.py, extracted once as ingest extracts them."""
+    cache = work / "recipes" / "hand-written-features.pt"
+    if not cache.is_file():
+        extractor = FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(checkpoint)))
+        features = [extractor.extract(work / "videos" / f"{case.id}.{case.container}", case.caption) for case in CASES]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(features, cache)
+    return torch.load(cache, weights_only=False), [c.label for c in CASES], [c.kind for c in CASES]
+
+
+def score(model: MultimodalClassifier, scored: Scored) -> dict:
+    features, labels, kinds = scored
+    prepared = [p for start in range(0, len(features), 16) for p in model.prepare(features[start : start + 16])]
+    probs = predict_probabilities(model, prepared, batch_size=32)  # (N, n_labels)
+    predicted = [model.labels[i] for i in probs.argmax(-1)]
+    truth = np.array([label != "ok" for label in labels])
+    p_violation = 1.0 - probs[:, model.labels.index("ok")]  # (N,)
+    per_kind = {kind: f"{sum(p == t for p, t, k in zip(predicted, labels, kinds) if k == kind)}/{kinds.count(kind)}"
+                for kind in sorted(set(kinds))}  # fmt: skip
+    return {
+        "f1": float(f1_score(truth, [p != "ok" for p in predicted])),
+        "roc_auc": float(roc_auc_score(truth, p_violation)) if 0 < truth.sum() < len(truth) else None,
+        "accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])),
+        "per_kind": per_kind,
+        "predicted": predicted,
+        "p_violation": [round(float(p), 4) for p in p_violation],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    commit = git_commit()
+    checkpoint = args.work / "var" / "models" / "whisper-tiny.en.pt"
+    benchmark = args.work / FIRST_RUN_BENCHMARK
+    manifest = benchmark / "manifest.jsonl"
+    version = FeatureExtractorConfig(whisper_checkpoint=str(checkpoint), beam_size=1).version  # as manage.py train
+    splits = {split: load_split(manifest, benchmark / "features", version, split) for split in ("train", "val", "test")}
+    rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
+    text_only = text_only_split(GeneratorConfig(seed=0), args.text_items, rendered)
+    sets = {
+        "dev": dev_set(args.dev_items),
+        "hand_written_40": hand_written_set(args.work, checkpoint),
+        "own_test": ([f for _, f in splits["test"]], [r["label"] for r, _ in splits["test"]],
+                     [r["kind"] for r, _ in splits["test"]]),
+    }  # fmt: skip
+
+    def items(pairs):
+        return [(features, row["label"]) for row, features in pairs]
+
+    name = args.name or f"text{args.text_items}-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}"
+    runs = []
+    for seed in args.seeds:
+        start = time.perf_counter()
+        result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]),
+                            MLLMConfig(audio_checkpoint=str(checkpoint)),
+                            TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed),
+                            out_dir=args.work / "recipes" / name / f"seed{seed}")  # fmt: skip
+        train_s = time.perf_counter() - start
+        runs.append({"seed": seed, "train_s": round(train_s, 1), "steps": result.steps,
+                     **{set_name: score(result.model, scored) for set_name, scored in sets.items()}})  # fmt: skip
+        print(markdown_row(name, runs[-1]), flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"name": name, "command": " ".join(["bench/mllm_recipes.py", *(argv or sys.argv[1:])]), "commit": commit,
+              "machine": machine_description(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+              "recipe": {"text_items": args.text_items, "epochs": args.epochs, "lr": args.lr,
+                         "batch_size": args.batch_size, "dev_items": args.dev_items, "threads": args.threads},
+              "runs": runs}  # fmt: skip
+    (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    table = args.out / "results.md"
+    if not table.exists():
+        table.write_text(MARKDOWN_HEAD)
+    with table.open("a") as f:
+        f.write(f"<!-- {record['date']}, commit {commit}: {record['command']} -->\n")
+        f.writelines(markdown_row(name, run) + "\n" for run in runs)
+    return 0
+
+
+MARKDOWN_HEAD = """# First-run MLLM recipes on held-out phrasings (`bench/mllm_recipes.py`)
+
+Binary F1 (argmax), ROC AUC of p(violation), accuracy; per kind: correct labels / videos.
+Train seconds include the one-off pass (frozen Whisper, tokens, policy prior).
+
+| recipe | seed | train s | dev F1 | dev AUC | dev acc | dev speech_only | dev onscreen_only | 40 videos F1 | 40 AUC | 40 speech_only | 40 onscreen_only | own test F1 |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+"""
+
+
+def markdown_row(name: str, run: dict) -> str:
+    dev, hand, own = run["dev"], run["hand_written_40"], run["own_test"]
+    cells = [name, run["seed"], f"{run['train_s']:.0f}", f"{dev['f1']:.3f}", f"{dev['roc_auc']:.3f}",
+             f"{dev['accuracy']:.3f}", dev["per_kind"]["speech_only"], dev["per_kind"]["onscreen_only"],
+             f"{hand['f1']:.3f}", f"{hand['roc_auc']:.3f}", hand["per_kind"]["speech_only"],
+             hand["per_kind"]["onscreen_only"], f"{own['f1']:.3f}"]  # fmt: skip
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
