@@ -19,7 +19,9 @@ SQLite's backup API, the database being in WAL mode), with the trained models sh
 
 Scores each video's final_label against its policy label: accuracy per kind, binary F1
 (violating = scam, drugs or weapons), for the cascade, the baseline alone (its probabilities
-are in the auto pass) and the MLLM on every video; writes results.json and results.md.
+are in the auto pass) and the MLLM on every video, plus each one's ROC AUC of p(violation) and
+the binary F1 of flagging every video (most of these videos violate, so that floor is high);
+writes results.json and results.md.
 
 The script imports no torch: every model runs in the manage.py subprocesses.
 """
