@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from inference.policy import LABELS
 from inference.training_set import NO_VIDEO, load_training_set
 from moderation import scoring
+from moderation.management.commands.train import MLLM_LR
 from moderation.models import CascadeConfig, ModelVersion, Policy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_model_dir")]
@@ -89,6 +90,7 @@ def test_each_model_gets_its_own_number_of_text_only_examples_unless_one_is_give
 
     baseline, mllm = (ModelVersion.objects.get(kind=kind) for kind in ("baseline", "mllm"))
     assert (baseline.metrics["text_only_rows"], mllm.metrics["text_only_items"]) == (6, 10)
+    assert mllm.metrics["lr"] == MLLM_LR
 
 
 @pytest.mark.parametrize("args, message", [
@@ -98,6 +100,7 @@ def test_each_model_gets_its_own_number_of_text_only_examples_unless_one_is_give
     (["mllm", "--epochs", "0"], "--epochs must be at least 1"),
     (["mllm", "--lora-r", "0"], "--lora-r must be at least 1"),
     (["all", "--text-items", "-1"], "--text-items must be 0 or more"),
+    (["mllm", "--lr", "0"], "--lr must be more than 0"),
 ])
 def test_bad_arguments_are_clear_errors_before_any_work(args, message, settings, tmp_path):
     settings.VAR_DIR = tmp_path / "var"
