@@ -169,10 +169,11 @@ Train seconds include the one-off pass (frozen Whisper, tokens, policy prior).
 
 def markdown_row(name: str, run: dict) -> str:
     dev, hand, own = run["dev"], run["hand_written_40"], run["own_test"]
-    cells = [name, run["seed"], f"{run['train_s']:.0f}", f"{dev['f1']:.3f}", f"{dev['roc_auc']:.3f}",
-             f"{dev['accuracy']:.3f}", dev["per_kind"]["speech_only"], dev["per_kind"]["onscreen_only"],
-             f"{hand['f1']:.3f}", f"{hand['roc_auc']:.3f}", hand["per_kind"]["speech_only"],
-             hand["per_kind"]["onscreen_only"], f"{own['f1']:.3f}"]  # fmt: skip
+    number = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731 - AUC is None with one class only
+    cells = [name, run["seed"], f"{run['train_s']:.0f}", number(dev["f1"]), number(dev["roc_auc"]),
+             number(dev["accuracy"]), dev["per_kind"].get("speech_only", "-"), dev["per_kind"].get("onscreen_only", "-"),
+             number(hand["f1"]), number(hand["roc_auc"]), hand["per_kind"]["speech_only"],
+             hand["per_kind"]["onscreen_only"], number(own["f1"])]  # fmt: skip
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
