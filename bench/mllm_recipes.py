@@ -45,7 +45,7 @@ from inference.benchmark import TRAIN_MIX, BenchmarkItem, GeneratorConfig, gener
 from inference.benchmark.text_only import text_only_features, text_only_split  # noqa: E402
 from inference.features import FeatureExtractor, FeatureExtractorConfig  # noqa: E402
 from inference.mllm import MLLMConfig, MultimodalClassifier  # noqa: E402
-from inference.train_mllm import TrainConfig, predict_probabilities, train_mllm  # noqa: E402
+from inference.train_mllm import MLLM_LR, TrainConfig, predict_probabilities, train_mllm  # noqa: E402
 from inference.types import VideoFeatures  # noqa: E402
 
 FIRST_RUN_BENCHMARK = Path("var/bench/train-120-seed0")  # manage.py train all --videos 120, seed 0
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--text-items", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--lr", type=float, default=MLLM_LR, help=f"default {MLLM_LR:g}, as manage.py train")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--dev-items", type=int, default=800)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")

@@ -26,16 +26,13 @@ from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
 from inference.policy import LABELS
 from inference.text_encoder import TextEncoder
-from inference.train_mllm import TrainConfig, train_mllm
+from inference.train_mllm import MLLM_LR, TrainConfig, train_mllm
 from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
 from moderation import actions
 from moderation.models import CascadeConfig, ModelVersion
 
 
 DEMO_MANIFEST = "demo.jsonl"
-# Twice TrainConfig's default: over one epoch of 3,000 text-only examples it did better on
-# held-out phrasings in 3 of 4 seeds (bench/GENERALIZATION.md, last section).
-MLLM_LR = 1e-3
 # prepare_dataset puts max(videos // 5, 4) videos in val and in test; 12 leaves 4 to train on.
 MIN_VIDEOS = 12
 
