@@ -138,8 +138,9 @@ def baseline_features(splits: dict) -> dict:
     rows = {"fit": baseline_fit_rows(splits["train"], splits["text_only"]),
             "val": as_baseline_rows(splits["val"]), "test": as_baseline_rows(splits["test"])}  # fmt: skip
     t0 = time.perf_counter()
-    X = {split: featurize_rows(r, encoder, progress=True, prior_config=config.policy_prior) for split, r in rows.items()}
-    return {"X": X, "y": {split: [row[3] for row in r] for split, r in rows.items()}, "config": config,
+    X = {split: featurize_rows([video for video, _ in r], encoder, progress=True, prior_config=config.policy_prior)
+         for split, r in rows.items()}
+    return {"X": X, "y": {split: [label for _, label in r] for split, r in rows.items()}, "config": config,
             "encoder": encoder, "featurize_s": time.perf_counter() - t0}  # fmt: skip
 
 
@@ -158,7 +159,7 @@ def run_baseline(splits: dict, features: dict) -> dict:
     probs, seconds = [], []
     for _, f in splits["test"]:
         t = time.perf_counter()
-        probs.append(model.predict_proba(cheap_features(f.caption, f.frames, f.audio, model.encoder))[0])  # (K,)
+        probs.append(model.predict_proba(cheap_features(f, model.encoder))[0])  # (K,)
         seconds.append(time.perf_counter() - t)
     return {"probs": np.array(probs), "seconds": seconds, "featurize_s": features["featurize_s"], "train_s": train_s,
             "estimator": model.config.estimator, "C": model.config.C, "category_C": model.config.category_C,

@@ -1,36 +1,44 @@
 """Stage 1: the cheap baseline classifier that scores every video.
 
-It sees only what is cheap to get: the caption (through the pretrained MiniLM encoder), a
-few low-res frames (colour, edges, a tiny thumbnail, motion) and the waveform's statistics
-(loudness, duration, zero crossings, spectral centroid, how much of it sounds like speech).
-No speech transcript and no OCR: those cost a GPU/OCR pass and belong to stage 2. Videos
-whose violation lives only in the speech or on screen should therefore look uncertain here,
-and the entropy router sends them on.
+It reads the video's stored evidence (`VideoFeatures`), all of which extraction computes once for
+every video anyway: the caption, the speech transcript (Whisper) and the on-screen text (OCR),
+each through the pretrained MiniLM encoder, plus a few low-res frames (colour, edges, a tiny
+thumbnail, motion) and the waveform's statistics (loudness, duration, zero crossings, spectral
+centroid, how much of it sounds like speech). Each text modality has its own columns, so a
+benign caption cannot hide a spoken or on-screen offer, and a modality that is absent (no
+speech, no text on screen, no caption) is flagged as missing rather than left as zeros that
+look like "said nothing".
 
-The caption also gets the policy prior (inference.policy_prior): its cosine similarity to the
-policy's own descriptions of each label and of the context-exception framings. The caption
-embedding alone lets the classifier memorise the benchmark's templates; the prior is a handful
-of dense features that mean the same thing in words the templates never use.
+Every text modality also gets the policy prior (inference.policy_prior): its cosine similarity
+to the policy's own descriptions of each label and of the context-exception framings, and the
+max of those over the modalities. The embeddings alone let the classifier memorise the
+benchmark's templates; the prior is a handful of dense features that mean the same thing in
+words the templates never use.
 
 The default estimator has two heads on standardised features (logistic regressions): one
 for "any violation or ok", one for "which violation", fit on the violating rows only. The
 class distribution is (1 - p_v, p_v * p(category | violation)). One softmax over the four
 labels spreads a confident "this violates, but drugs or weapons?" over its classes just like a
 real "ok or not?" doubt, and the router then spends the MLLM on videos whose decision it
-cannot change (measured on the committed small benchmark: 5 % budget, entropy of one softmax
-0.817 binary F1 vs random 0.826). Each head is calibrated on validation data with its own
-temperature (Guo et al., 2017), so the entropy the router reads means what it says; the
-violation head can also take a Platt bias (BaselineConfig.shift_prior, off by default). Both
-minimise the validation NLL of the final distribution, which splits into the violation head's
-NLL plus the category head's NLL on violating rows. A single logistic regression ("logreg")
-or a small MLP ("mlp") with one temperature is still there.
+cannot change. Each head is calibrated on validation data with its own temperature (Guo et al.,
+2017), so the entropy the router reads means what it says; the violation head can also take a
+Platt bias (BaselineConfig.shift_prior, off by default). Both minimise the validation NLL of the
+final distribution, which splits into the violation head's NLL plus the category head's NLL on
+violating rows. A single logistic regression ("logreg") or a small MLP ("mlp") with one
+temperature is still there.
 
-Feature row layout (FEATURE_VERSION "cheap-v3-prior", FEATURE_DIM = 468 with the demo policy):
-    [0:384)   caption embedding (MiniLM, unit norm)
-    [384:454) visual statistics (VISUAL_DIM = 70)
-    [454:461) audio statistics (AUDIO_DIM = 7)
-    [461:468) caption's policy prior (PRIOR_DIM = 7: scam, drugs, weapons, then the framings
-              protective, news, educational, disclaimer; max cosine over the caption's sentences)
+Feature row layout (FEATURE_VERSION "cheap-v4-all-text", FEATURE_DIM = 1260 with the demo policy):
+    [0:384)       caption embedding (MiniLM, unit norm)
+    [384:768)     transcript embedding
+    [768:1152)    on-screen text embedding
+    [1152:1222)   visual statistics (VISUAL_DIM = 70)
+    [1222:1229)   audio statistics (AUDIO_DIM = 7)
+    [1229:1232)   missing caption / transcript / on-screen text (1 = absent)
+    [1232:1253)   policy prior of caption, transcript, on-screen text (PRIOR_DIM = 7 each: scam,
+                  drugs, weapons, then the framings protective, news, educational, disclaimer;
+                  max cosine over the modality's pieces)
+    [1253:1260)   the prior's max over the three modalities
+The prior columns come last: PriorWeight scales them.
 """
 
 from __future__ import annotations
@@ -57,11 +65,11 @@ from sklearn.preprocessing import StandardScaler
 from inference.cascade import shannon_entropy
 from inference.metrics import evaluation_report
 from inference.policy import LABELS
-from inference.policy_prior import PolicyPrior, PolicyPriorConfig
+from inference.policy_prior import PolicyPrior, PolicyPriorConfig, split_pieces
 from inference.text_encoder import EMBEDDING_DIM, TextEncoder, TextEncoderConfig
-from inference.types import SAMPLE_RATE, Frame
+from inference.types import SAMPLE_RATE, Frame, VideoFeatures
 
-FEATURE_VERSION = "cheap-v3-prior"
+FEATURE_VERSION = "cheap-v4-all-text"
 
 # Visual statistics. Frames are shrunk first: the baseline must stay cheap on any resolution.
 MAX_FRAMES = 8  # at most this many frames, evenly spaced, are looked at
@@ -84,14 +92,18 @@ MAX_AUDIO_S = 120.0  # only the first two minutes are analysed; duration still c
 SPEECH_BAND_HZ = (300.0, 3400.0)  # telephone band: where most speech energy lies
 AUDIO_DIM = 7
 
+TEXT_MODALITIES = ("caption", "transcript", "onscreen")
 PRIOR_DIM = len(PolicyPriorConfig().feature_names)  # with the demo policy's prototypes
-MEDIA_END = EMBEDDING_DIM + VISUAL_DIM + AUDIO_DIM  # where the caption's prior columns start
-FEATURE_DIM = MEDIA_END + PRIOR_DIM
+STATS_FROM = len(TEXT_MODALITIES) * EMBEDDING_DIM  # where the frame and waveform statistics start
+MISSING_FROM = STATS_FROM + VISUAL_DIM + AUDIO_DIM  # one "absent" flag per text modality
+MEDIA_END = MISSING_FROM + len(TEXT_MODALITIES)  # where the prior columns start
+PRIOR_BLOCKS = len(TEXT_MODALITIES) + 1  # one per modality, then their max
+FEATURE_DIM = MEDIA_END + PRIOR_BLOCKS * PRIOR_DIM
 
 ESTIMATORS = ("two_head", "logreg", "mlp")
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.25, 20.0
 
-BaselineRow = tuple[str, Sequence[Frame], "np.ndarray | None", str]  # caption, frames, audio, label
+BaselineRow = tuple[VideoFeatures, str]  # a video's evidence, its label
 
 
 def entropy(p) -> float | np.ndarray:
@@ -240,54 +252,82 @@ def audio_features(audio: np.ndarray | None) -> np.ndarray:
     )
 
 
+def modality_pieces(video: VideoFeatures) -> dict[str, tuple[str, ...]]:
+    """The pieces of text each modality holds: the caption's sentences (and the whole caption,
+    policy_prior.split_pieces), the transcript's segments, the on-screen lines. No pieces: the
+    modality is missing."""
+    return {
+        "caption": tuple(split_pieces(video.caption or "")),
+        "transcript": tuple(s.text.strip() for s in video.transcript if s.text and s.text.strip()),
+        "onscreen": tuple(line.text.strip() for line in video.ocr if line.text and line.text.strip()),
+    }
+
+
+def _embedding_text(modality: str, pieces: tuple[str, ...]) -> str:
+    # The caption's last piece is the whole caption when it has several sentences.
+    return pieces[-1] if modality == "caption" else " ".join(pieces)
+
+
 def cheap_features(
-    caption: str,
-    frames: Sequence[Frame | np.ndarray],
-    audio: np.ndarray | None,
+    video: VideoFeatures,
     encoder: TextEncoder,
     prior_config: PolicyPriorConfig | None = None,
 ) -> np.ndarray:
     """One feature row (FEATURE_DIM,) float32 for one video."""
-    return featurize_rows([(caption, frames, audio, "")], encoder, prior_config=prior_config)[0]
+    return featurize_rows([video], encoder, prior_config=prior_config)[0]
 
 
 def featurize_rows(
-    rows: Sequence[BaselineRow],
+    videos: Sequence[VideoFeatures],
     encoder: TextEncoder,
     progress: bool = False,
     prior_config: PolicyPriorConfig | None = None,
 ) -> np.ndarray:
-    """Feature rows (N, MEDIA_END + prior features) for (caption, frames, audio, ...) rows.
+    """Feature rows (N, MEDIA_END + prior features) for videos' stored evidence.
 
-    Captions are embedded (and scored against the policy prior's prototypes) once each, in
-    batches: benchmark captions repeat a lot, and the MiniLM pass is the slow part.
-    prior_config: the prototypes the model was trained with (None: the demo policy's).
+    Each modality's text is embedded (and scored against the policy prior's prototypes) once
+    per distinct text, in batches: benchmark texts repeat a lot, and the MiniLM pass is the
+    slow part. prior_config: the prototypes the model was trained with (None: the demo policy's).
     """
     from tqdm.auto import tqdm
 
-    captions = [row[0] or "" for row in rows]
-    unique = list(dict.fromkeys(captions))
+    texts = [modality_pieces(video) for video in videos]
     prior = PolicyPrior(prior_config, encoder)
+    n_prior = prior.n_features
+    X = np.zeros((len(videos), MEDIA_END + len(TEXT_MODALITIES) * n_prior + n_prior), dtype=np.float32)  # (N, D)
+    prior_from = MEDIA_END
     chunk = 256
-    embedded, prior_rows = [], []
-    for start in tqdm(range(0, len(unique), chunk), desc="captions", disable=not progress, unit="batch"):
-        embedded.append(encoder.encode(unique[start : start + chunk]))
-        prior_rows.append(prior.features_batch(unique[start : start + chunk]))
-    table = np.concatenate(embedded) if embedded else np.zeros((0, EMBEDDING_DIM), np.float32)  # (U, 384)
-    prior_table = np.concatenate(prior_rows) if prior_rows else np.zeros((0, prior.n_features), np.float32)  # (U, P)
-    index = {caption: i for i, caption in enumerate(unique)}
+    for m, modality in enumerate(TEXT_MODALITIES):
+        pieces = [t[modality] for t in texts]
+        unique = [p for p in dict.fromkeys(pieces) if p]
+        embedded, prior_rows = [], []
+        for start in tqdm(range(0, len(unique), chunk), desc=modality, disable=not progress, unit="batch"):
+            batch = unique[start : start + chunk]
+            embedded.append(encoder.encode([_embedding_text(modality, p) for p in batch]))  # (B, 384)
+            prior_rows.append(prior.features_batch([list(p) for p in batch]))  # (B, P)
+        index = {p: i for i, p in enumerate(unique)}
+        table = np.concatenate(embedded) if embedded else np.zeros((0, EMBEDDING_DIM), np.float32)  # (U, 384)
+        prior_table = np.concatenate(prior_rows) if prior_rows else np.zeros((0, n_prior), np.float32)  # (U, P)
+        columns = slice(m * EMBEDDING_DIM, (m + 1) * EMBEDDING_DIM)
+        prior_columns = slice(prior_from + m * n_prior, prior_from + (m + 1) * n_prior)
+        for i, p in enumerate(pieces):
+            if p:
+                X[i, columns] = table[index[p]]
+                X[i, prior_columns] = prior_table[index[p]]
+            else:
+                X[i, MISSING_FROM + m] = 1.0  # missing, not "said nothing that matters"
+    # Whichever modality carries it: a benign caption cannot average away a spoken offer.
+    per_modality = X[:, prior_from : prior_from + len(TEXT_MODALITIES) * n_prior].reshape(len(videos), -1, n_prior)
+    X[:, prior_from + len(TEXT_MODALITIES) * n_prior :] = per_modality.max(axis=1) if len(videos) else 0.0
 
-    X = np.zeros((len(rows), MEDIA_END + prior.n_features), dtype=np.float32)  # (N, D)
     # Rows may share one media object (text-only training rows borrow a rendered video's frames
     # and audio): its statistics are computed once.
     media_stats: dict[tuple[int, int], np.ndarray] = {}
-    for i, row in enumerate(tqdm(rows, desc="media stats", disable=not progress, unit="video")):
-        key = (id(row[1]), id(row[2]))
+    for i, video in enumerate(tqdm(videos, desc="media stats", disable=not progress, unit="video")):
+        key = (id(video.frames), id(video.audio))
         if key not in media_stats:
-            media_stats[key] = np.concatenate([visual_features(row[1]), audio_features(row[2])])  # (70 + 7,)
-        X[i, :EMBEDDING_DIM] = table[index[captions[i]]]
-        X[i, EMBEDDING_DIM:MEDIA_END] = media_stats[key]
-        X[i, MEDIA_END:] = prior_table[index[captions[i]]]
+            media_stats[key] = np.concatenate([visual_features(video.frames), audio_features(video.audio)])  # (77,)
+        X[i, STATS_FROM:MISSING_FROM] = media_stats[key]
     return X
 
 
@@ -298,7 +338,7 @@ def featurize_rows(
 @dataclass
 class BaselineConfig:
     estimator: str = "two_head"  # "two_head" | "logreg" | "mlp"
-    # Inverse L2 strength (logreg; the violation head of two_head). Strong by default: 461
+    # Inverse L2 strength (logreg; the violation head of two_head). Strong by default: 1260
     # standardised features and a few hundred videos overfit easily (captions-only benchmark,
     # 800 train videos: C=1 gave 0.60 test accuracy, C=0.005 0.78, C=0.001 0.79).
     C: float = 0.005
@@ -318,7 +358,7 @@ class BaselineConfig:
     seed: int = 0
     labels: tuple[str, ...] = LABELS
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    policy_prior: PolicyPriorConfig = field(default_factory=PolicyPriorConfig)  # the caption's prior features
+    policy_prior: PolicyPriorConfig = field(default_factory=PolicyPriorConfig)  # every text modality's prior features
     # The prior columns' weight after standardising (PriorWeight): 1 penalises them like any
     # other column, w > 1 lets the model lean on the meaning more than on the wording.
     # train_baseline picks it from the grid with C on validation NLL (120-video first-run
@@ -471,7 +511,7 @@ class BaselineClassifier:
 
     @property
     def _prior_columns(self) -> int:
-        return len(self.config.policy_prior.feature_names)
+        return PRIOR_BLOCKS * len(self.config.policy_prior.feature_names)
 
     def _check_labels(self, y) -> np.ndarray:
         y = np.asarray([str(v) for v in y], dtype=object)
@@ -601,12 +641,12 @@ class BaselineClassifier:
             self._encoder = TextEncoder(self.config.text_encoder)
         return self._encoder
 
-    def featurize(self, caption: str, frames: Sequence[Frame], audio: np.ndarray | None) -> np.ndarray:
-        return cheap_features(caption, frames, audio, self.encoder, self.config.policy_prior)
+    def featurize(self, video: VideoFeatures) -> np.ndarray:
+        return cheap_features(video, self.encoder, self.config.policy_prior)
 
-    def score(self, caption: str, frames: Sequence[Frame], audio: np.ndarray | None) -> BaselineOutput:
-        """Score one video end to end: cheap features -> calibrated probabilities and entropy."""
-        probs = self.predict_proba(self.featurize(caption, frames, audio))[0]  # (K,)
+    def score(self, video: VideoFeatures) -> BaselineOutput:
+        """Score one video's stored evidence: cheap features -> calibrated probabilities and entropy."""
+        probs = self.predict_proba(self.featurize(video))[0]  # (K,)
         return BaselineOutput(
             probs={label: float(p) for label, p in zip(self.config.labels, probs)},
             label=self.config.labels[int(probs.argmax())],
@@ -672,13 +712,14 @@ def train_baseline(
     config: BaselineConfig | None = None,
     progress: bool = True,
 ) -> BaselineClassifier:
-    """Fit on (caption, frames, audio, label) rows, then calibrate on val_rows: featurize_rows,
-    then train_baseline_on_features."""
+    """Fit on (video, label) rows, then calibrate on val_rows: featurize_rows, then
+    train_baseline_on_features."""
     config = config or BaselineConfig()
     encoder = TextEncoder(config.text_encoder)
-    X_train = featurize_rows(train_rows, encoder, progress, config.policy_prior)
-    X_val = featurize_rows(val_rows, encoder, progress, config.policy_prior) if len(val_rows) else None
-    y_train, y_val = [row[3] for row in train_rows], [row[3] for row in val_rows]
+    X_train = featurize_rows([video for video, _ in train_rows], encoder, progress, config.policy_prior)
+    X_val = (featurize_rows([video for video, _ in val_rows], encoder, progress, config.policy_prior)
+             if len(val_rows) else None)
+    y_train, y_val = [label for _, label in train_rows], [label for _, label in val_rows]
     return train_baseline_on_features(X_train, y_train, X_val, y_val, config, encoder)
 
 
@@ -754,8 +795,8 @@ def evaluate_baseline(
     model: BaselineClassifier, rows: Sequence[BaselineRow], kinds: Sequence[str] | None = None, progress: bool = False
 ) -> dict:
     """metrics.evaluation_report of the model on labelled rows (plus mean entropy, in nats)."""
-    X = featurize_rows(rows, model.encoder, progress, model.config.policy_prior)
+    X = featurize_rows([video for video, _ in rows], model.encoder, progress, model.config.policy_prior)
     probs = model.predict_proba(X)  # (N, K)
-    report = evaluation_report([row[3] for row in rows], probs, kinds=kinds, label_names=model.config.labels)
+    report = evaluation_report([label for _, label in rows], probs, kinds=kinds, label_names=model.config.labels)
     report["mean_entropy_nats"] = float(np.mean(entropy(probs))) if len(rows) else None
     return report

@@ -303,6 +303,18 @@ def do_register_model(policy: Policy, *, kind: str, version: str, artifact_path:
                                        config=config, metrics=metrics)
 
 
+def do_set_reference_entropies(version: ModelVersion, entropies) -> None:
+    """A baseline's entropies on videos it never trained on: the router's history for it until it
+    has scored enough videos itself (scoring.current_threshold)."""
+    if version.kind != ModelVersion.Kind.BASELINE:
+        raise ActionError(f"{version} is not a baseline; only a baseline's entropies route.", code="not_a_baseline")
+    values = [float(e) for e in entropies]
+    if not all(math.isfinite(e) and e >= 0 for e in values):
+        raise ActionError("Entropies must be finite and 0 or more (nats).", code="bad_entropies")
+    ModelVersion.objects.filter(pk=version.pk).update(reference_entropies=values)
+    version.reference_entropies = values
+
+
 def do_activate_models(policy: Policy, *, baseline: ModelVersion | None = None, mllm: ModelVersion | None = None,
                        actor=None, note: str = "") -> CascadeConfig:
     """Make these model versions active: a new cascade configuration version that keeps every other

@@ -152,6 +152,11 @@ class MediaFacts(models.Model):
     has_audio = models.BooleanField()
     audio_sample_rate = models.PositiveIntegerField(default=0)
     audio_channels = models.PositiveSmallIntegerField(default=0)
+    # Decoded once by extraction, for both stages and retraining: 16 kHz mono 16-bit PCM.
+    audio = models.FileField(upload_to="audio/", max_length=300, blank=True)
+    evidence_version = models.CharField(
+        max_length=40, blank=True,
+        help_text="What extraction stored (moderation.evidence.EVIDENCE_VERSION); blank: before audio was kept.")
 
 
 class FrameSample(models.Model):
@@ -215,6 +220,10 @@ class ModelVersion(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    reference_entropies = models.JSONField(
+        default=list, blank=True,
+        help_text="A baseline's entropies (nats) on videos it did not train on (its validation split, or recent "
+                  "traffic re-scored by the run that trained it): the router's history until it has its own.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -244,10 +253,6 @@ class CascadeConfig(models.Model):
         default=0.01, help_text="A retrained model replaces the active one only if its gold-set F1 is higher by this much.")
     retrain_min_labels = models.PositiveIntegerField(
         default=50, help_text="The scheduled retraining runs once this many new reviewer labels exist.")
-    calibrated_threshold = models.FloatField(
-        null=True, blank=True,
-        help_text="The entropy threshold that meets the budget on recent videos re-scored by this baseline, set by "
-                  "the training run that promoted it; used until the baseline has scored enough videos itself.")
     baseline_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     mllm_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField(default=False)

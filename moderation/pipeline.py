@@ -6,7 +6,6 @@ is not in a state the step works on, and a re-run replaces what an interrupted r
 
 from __future__ import annotations
 
-import io
 import logging
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,15 +15,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q
-from PIL import Image
 
 from inference.asr import SpeechTranscriber, TranscriberConfig
 from inference.media import MediaLimits
 from inference.ocr import OcrConfig, OcrReader
 from inference.sandbox import decode_isolated
-from inference.types import DecodedMedia, MediaError
+from inference.types import DecodedMedia, MediaError, VideoFeatures
 
-from . import actions
+from . import actions, evidence
 from .models import CascadeConfig, FrameSample, MediaFacts, OcrLine, TranscriptSegment, Video
 
 log = logging.getLogger(__name__)
@@ -68,8 +66,27 @@ def decode_or_fail(video: Video) -> DecodedMedia | None:
         return None
 
 
+def backfill_evidence(video: Video) -> None:
+    """A video extracted before its audio was kept gets it now, decoded once more; MediaError
+    when the file no longer decodes."""
+    if evidence.needs_backfill(video):
+        evidence.store_audio(video.media, decode(video).audio)
+
+
+def evidence_or_fail(video: Video) -> VideoFeatures | None:
+    """The video's stored evidence for a model to read; None when the video ended failed
+    because a backfill found the file no longer decodes."""
+    try:
+        backfill_evidence(video)
+    except MediaError as error:
+        actions.do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
+        return None
+    return evidence.load_features(video)
+
+
 def extract(video_id: int) -> None:
-    """Probe, decode, transcribe and read on-screen text, and store it all."""
+    """Probe, decode (the only decode of this video), transcribe and read on-screen text, and
+    store it all."""
     attempt = actions.do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
     if attempt is None:
         return
@@ -82,12 +99,6 @@ def extract(video_id: int) -> None:
     _store_evidence(video, decoded, segments, lines)
 
 
-def _jpeg(image) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
 def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> None:
     info = decoded.info
     with transaction.atomic():
@@ -97,7 +108,7 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> Non
         FrameSample.objects.filter(video=video).delete()
         TranscriptSegment.objects.filter(video=video).delete()
         OcrLine.objects.filter(video=video).delete()
-        MediaFacts.objects.update_or_create(
+        media, _ = MediaFacts.objects.update_or_create(
             video=video,
             defaults=dict(
                 container=info.container[:100], duration_s=info.duration_s, width=info.width, height=info.height,
@@ -109,8 +120,9 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> Non
         for index, frame in enumerate(decoded.frames):
             sample = FrameSample(video=video, index=index, t_s=frame.t_s,
                                  height=frame.image.shape[0], width=frame.image.shape[1])
-            sample.image.save(f"{video.pk}/{index:03d}.jpg", ContentFile(_jpeg(frame.image)), save=False)
+            sample.image.save(f"{video.pk}/{index:03d}.jpg", ContentFile(evidence.jpeg_bytes(frame.image)), save=False)
             sample.save()
+        evidence.store_audio(media, decoded.audio)
         TranscriptSegment.objects.bulk_create(
             TranscriptSegment(video=video, index=i, start_s=s.start_s, end_s=max(s.end_s, s.start_s), text=s.text.strip())
             for i, s in enumerate(segments)

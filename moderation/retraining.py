@@ -39,7 +39,7 @@ from inference.train_mllm import TrainConfig, TrainResult, predict_probabilities
 from inference.training_set import TrainingSet, load_training_set, save_training_set
 from inference.types import MediaError, VideoFeatures
 
-from . import actions, live, pipeline, scoring
+from . import actions, evidence, live, pipeline, scoring
 from .actions import ActionError
 from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, TrainingRun, Video
 
@@ -200,9 +200,6 @@ class Example:
     label: str
     features: VideoFeatures
 
-    def baseline_row(self) -> tuple:
-        return self.features.caption, self.features.frames, self.features.audio, self.label
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -285,7 +282,7 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
     attempt.step(0.02, f"Reading {len(labels)} reviewed videos", labels_since=since, labels_until=until,
                  new_labels=new_label_count(run.policy, since, until))
     examples, unreadable = [], []
-    videos = Video.objects.filter(pk__in=list(labels)).prefetch_related("transcript", "ocr_lines").order_by("pk")
+    videos = Video.objects.filter(pk__in=list(labels)).select_related("media").prefetch_related("transcript", "ocr_lines", "frames").order_by("pk")
     for done, video in enumerate(videos.iterator(chunk_size=50), start=1):
         features = _features(video)
         if features is None:
@@ -301,14 +298,14 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
 
 
 def _features(video: Video) -> VideoFeatures | None:
-    """What both models read, from the stored evidence and a fresh decode; None when the file no
-    longer decodes (the video itself is left as it is: it was decided long ago)."""
+    """What both models read, from the stored evidence; None when it is incomplete and the file
+    no longer decodes (the video itself is left as it is: it was decided long ago)."""
     try:
-        decoded = pipeline.decode(video)
+        pipeline.backfill_evidence(video)
     except MediaError as error:
         log.warning("Reviewed video %s left out of training: %s", video.pk, error.reason)
         return None
-    return scoring.stored_features(video, decoded)
+    return evidence.load_features(video)
 
 
 def _train_candidates(attempt: Attempt, run: TrainingRun, config: CascadeConfig,
@@ -359,7 +356,7 @@ def _retrain_baseline(config: CascadeConfig, fit: list[Example], validation: lis
 
 
 def _reviewed_rows(baseline: BaselineClassifier, examples: list[Example]) -> TrainingSet:
-    X = featurize_rows([e.baseline_row() for e in examples], baseline.encoder,
+    X = featurize_rows([e.features for e in examples], baseline.encoder,
                        prior_config=baseline.config.policy_prior)  # (N, D)
     return TrainingSet(X, np.array([e.label for e in examples], dtype=str),
                        np.array([e.video_id for e in examples], dtype=np.int64))
@@ -382,7 +379,7 @@ def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Exampl
     attempt.step(0.75, f"Evaluating on {len(gold)} gold videos")
     active_baseline = scoring.load_baseline(config.baseline_version_id)
     # Both models were trained with the active model's prior prototypes (a retrain inherits them).
-    X = featurize_rows([e.baseline_row() for e in gold], active_baseline.encoder,
+    X = featurize_rows([e.features for e in gold], active_baseline.encoder,
                        prior_config=active_baseline.config.policy_prior)  # (N, D)
     label_names = active_baseline.config.labels
     reports = {"baseline": {
@@ -425,36 +422,36 @@ def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, o
     return candidates
 
 
-def _calibrate(attempt: Attempt, config: CascadeConfig, baseline: BaselineClassifier) -> tuple[float | None, str]:
-    """The threshold that sends the budget's share of recent videos to the MLLM, by the new
-    baseline's entropies on them (its own differ from the old one's), and a sentence about it."""
-    if config.mllm_budget is None:
-        return None, f"The fixed entropy threshold {config.entropy_threshold:.3f} stays as an admin set it."
-    recent = list(Video.objects.filter(policy_id=config.policy_id, predictions__stage=Prediction.Stage.BASELINE).distinct()
+def _reference_entropies(attempt: Attempt, config: CascadeConfig,
+                         baseline: BaselineClassifier) -> tuple[list[float], str]:
+    """The new baseline's entropies on recent videos (its own differ from the old one's): the
+    router's history for it until it has scored enough videos itself, and a sentence about it."""
+    recent = list(Video.objects.filter(policy_id=config.policy_id, predictions__stage=Prediction.Stage.BASELINE)
+                  .distinct().select_related("media").prefetch_related("transcript", "ocr_lines", "frames")
                   .order_by("-created_at")[:settings.COEFVQ_RETRAIN_CALIBRATION_VIDEOS])
     entropies = []
     for done, video in enumerate(recent, start=1):
         attempt.step(0.85 + 0.1 * done / len(recent), f"Re-scoring recent video {done} of {len(recent)}")
-        try:
-            decoded = pipeline.decode(video)
-        except MediaError:
-            continue
-        entropies.append(baseline.score(video.caption, decoded.frames, decoded.audio).entropy)
+        features = _features(video)
+        if features is not None:
+            entropies.append(baseline.score(features).entropy)
+    if config.mllm_budget is None:
+        return entropies, f"The fixed entropy threshold {config.entropy_threshold:.3f} stays as an admin set it."
     if not entropies:
-        return None, "No recent video could be re-scored; the budget's threshold comes from the new baseline's own " \
-                     "entropies as it scores."
+        return entropies, ("No recent video could be re-scored; the budget's threshold comes from the new baseline's "
+                           "own entropies as it scores.")
     threshold = threshold_for_budget(entropies, config.mllm_budget)
     routed = float(np.mean(np.asarray(entropies) >= threshold))
-    return threshold, (f"Threshold recalibrated on {len(entropies)} recent videos re-scored by the new baseline: "
+    return entropies, (f"Threshold recalibrated on {len(entropies)} recent videos re-scored by the new baseline: "
                        f"{threshold:.3f} nats sends {routed:.1%} of them to the MLLM (budget {config.mllm_budget:.1%}).")
 
 
 def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, ModelVersion],
             promoted: dict[str, ModelVersion], *, notes: list[str], metrics: dict) -> None:
     """Promote what passed the gate (one new configuration version), reject the rest, end the run."""
-    threshold = None
+    entropies = None
     if "baseline" in promoted:
-        threshold, sentence = _calibrate(attempt, config, scoring.load_baseline(promoted["baseline"].pk))
+        entropies, sentence = _reference_entropies(attempt, config, scoring.load_baseline(promoted["baseline"].pk))
         notes.append(sentence)
     attempt.step(0.97, "Recording the decision")
     with transaction.atomic():
@@ -467,7 +464,7 @@ def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, Model
         ModelVersion.objects.filter(pk__in=[c.pk for kind, c in candidates.items() if kind not in promoted]).update(
             status=ModelVersion.Status.REJECTED)
         if promoted:
-            _activate(attempt, config, promoted, threshold)
+            _activate(attempt, config, promoted, entropies)
         status = Status.PROMOTED if promoted else Status.REFUSED
         now = timezone.now()
         attempt.rows().update(status=status, progress=1.0, step="Finished", decision="\n".join(notes),
@@ -485,13 +482,13 @@ def _active_models_changed(config: CascadeConfig) -> bool:
 
 
 def _activate(attempt: Attempt, config: CascadeConfig, promoted: dict[str, ModelVersion],
-              threshold: float | None) -> None:
+              baseline_entropies: list[float] | None) -> None:
     run = TrainingRun.objects.select_related("requested_by").get(pk=attempt.run_id)
     names = " and ".join(str(version) for version in promoted.values())
-    new_config = actions.do_activate_models(config.policy, actor=run.requested_by,
-                                            note=f"Training run #{run.pk} promoted {names}.", **promoted)
-    if threshold is not None:
-        CascadeConfig.objects.filter(pk=new_config.pk).update(calibrated_threshold=threshold)
+    if baseline_entropies:
+        actions.do_set_reference_entropies(promoted["baseline"], baseline_entropies)
+    actions.do_activate_models(config.policy, actor=run.requested_by,
+                               note=f"Training run #{run.pk} promoted {names}.", **promoted)
 
 
 def _fail(attempt: Attempt, error: Exception) -> None:

@@ -16,7 +16,6 @@ from inference.baseline import BaselineClassifier
 from inference.cascade import (DecisionBands, audit_sample, route, shannon_entropy, threshold_for_budget,
                                violation_probability)
 from inference.mllm import MultimodalClassifier
-from inference.types import OcrLine, TranscriptSegment, VideoFeatures
 
 from . import actions, pipeline
 from .models import CascadeConfig, ModelVersion, Prediction, ReviewTask, RoutingDecision, Video
@@ -26,8 +25,8 @@ log = logging.getLogger(__name__)
 ROUTES = ("auto", "baseline", "mllm")
 # Recent baseline entropies a budget is turned into a threshold over.
 BUDGET_WINDOW = 2000
-# A baseline's own entropies replace the threshold calibrated for it once it has scored this many
-# videos: fewer would make the routed share jump with every few uploads.
+# Until a baseline has scored this many videos, its reference entropies join its own: fewer would
+# make the routed share jump with every few uploads.
 MIN_OWN_ENTROPIES = 200
 
 
@@ -58,30 +57,26 @@ def current_threshold(config: CascadeConfig) -> float:
     """The entropy at and above which a video goes to the MLLM.
 
     A budget is turned into a threshold over the active baseline's own recent entropies (another
-    baseline's entropies mean something else). A retrained baseline starts from the threshold its
-    training run calibrated on recent traffic, until it has scored enough videos itself.
+    baseline's entropies mean something else). Until it has scored MIN_OWN_ENTROPIES videos, its
+    reference entropies (on videos it never trained on, kept by the run that trained it) join
+    them, so the first videos after a deployment are routed by the budget, not by one or two
+    entropies.
     """
     if config.entropy_threshold is not None:
         return config.entropy_threshold
-    recent = list(
-        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, model_version_id=config.baseline_version_id)
+    history = recent_entropies(config.baseline_version_id)
+    if len(history) < MIN_OWN_ENTROPIES:
+        history += list(config.baseline_version.reference_entropies or [])
+    # With no history at all (a baseline registered without one), route everything: the budget is
+    # then honoured as history builds up.
+    return threshold_for_budget(history, config.mllm_budget) if history else 0.0
+
+
+def recent_entropies(baseline_version_id: int) -> list[float]:
+    return list(
+        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, model_version_id=baseline_version_id)
         .order_by("-created_at").values_list("entropy", flat=True)[:BUDGET_WINDOW]
     )
-    calibrated = calibrated_threshold(config)
-    if calibrated is not None and len(recent) < MIN_OWN_ENTROPIES:
-        return calibrated
-    # With no history yet, route everything: the budget is then honoured as history builds up.
-    return threshold_for_budget(recent, config.mllm_budget) if recent else 0.0
-
-
-def calibrated_threshold(config: CascadeConfig) -> float | None:
-    """The threshold a training run calibrated for this baseline and budget: on this version, or
-    on an earlier one that a settings change (which does not carry it) replaced."""
-    if config.calibrated_threshold is not None:
-        return config.calibrated_threshold
-    return (CascadeConfig.objects.filter(policy_id=config.policy_id, baseline_version_id=config.baseline_version_id,
-                                         mllm_budget=config.mllm_budget, calibrated_threshold__isnull=False)
-            .order_by("-version").values_list("calibrated_threshold", flat=True).first())
 
 
 def _store_prediction(video: Video, stage: str, version: ModelVersion, config: CascadeConfig, **fields) -> Prediction:
@@ -103,12 +98,12 @@ def score_baseline(video_id: int) -> None:
                                        to_state=Video.State.SCORING)
     if attempt is None:
         return
-    video = Video.objects.get(pk=video_id)
-    decoded = pipeline.decode_or_fail(video)
-    if decoded is None:
+    video = Video.objects.select_related("media").get(pk=video_id)
+    features = pipeline.evidence_or_fail(video)
+    if features is None:
         return
     started = time.perf_counter()
-    output = load_baseline(config.baseline_version_id).score(video.caption, decoded.frames, decoded.audio)
+    output = load_baseline(config.baseline_version_id).score(features)
     elapsed_ms = (time.perf_counter() - started) * 1000
     threshold = current_threshold(config)
     forced_route = video.route
@@ -141,32 +136,22 @@ def enqueue_mllm(video_id: int) -> None:
         actions.send_task("score_mllm", video_id, retried_by="the reconciler")
 
 
-def stored_features(video: Video, decoded) -> VideoFeatures:
-    """Everything stage 2 reads: fresh frames and audio, the stored transcript and on-screen text."""
-    return VideoFeatures(
-        info=decoded.info, caption=video.caption, frames=decoded.frames, audio=decoded.audio,
-        transcript=[TranscriptSegment(s.start_s, s.end_s, s.text) for s in video.transcript.all()],
-        ocr=[OcrLine(line.t_s, line.text, line.score, tuple(line.box) if len(line.box) == 4 else (0, 0, 0, 0))
-             for line in video.ocr_lines.all()],
-    )
-
-
 def score_mllm(video_id: int) -> None:
     """Stage 2: the multimodal LLM with its rationale and modality contributions, then decide."""
     attempt = actions.do_start_attempt(video_id, expected=[Video.State.AWAITING_MLLM],
                                        to_state=Video.State.AWAITING_MLLM)
     if attempt is None:
         return
-    video = Video.objects.get(pk=video_id)
+    video = Video.objects.select_related("media").get(pk=video_id)
     config = active_config(video.policy_id)
     if config is None or config.mllm_version is None:
         log.warning("Video %s waits for an active MLLM", video_id)
         return
-    decoded = pipeline.decode_or_fail(video)
-    if decoded is None:
+    features = pipeline.evidence_or_fail(video)
+    if features is None:
         return
     started = time.perf_counter()
-    output = load_mllm(config.mllm_version_id).predict([stored_features(video, decoded)], explain=True)[0]
+    output = load_mllm(config.mllm_version_id).predict([features], explain=True)[0]
     elapsed_ms = (time.perf_counter() - started) * 1000
     with transaction.atomic():
         _store_prediction(

@@ -32,7 +32,7 @@ from typing import Sequence
 
 from inference.benchmark.expand import typo
 from inference.benchmark.generate import BenchmarkItem, GeneratorConfig, generate_specs
-from inference.types import Frame, MediaInfo, OcrLine, TranscriptSegment, VideoFeatures
+from inference.types import MediaInfo, OcrLine, TranscriptSegment, VideoFeatures
 
 # Far from any seed a person would pick for the rendered benchmark.
 SEED_OFFSET = 7_919
@@ -145,12 +145,12 @@ def text_only_split(config: GeneratorConfig, n: int, exclude: set[tuple[str, str
             for item, features in text_only_examples(config, n, exclude)]
 
 
-BaselineRow = tuple[str, Sequence[Frame], object, str]  # caption, frames, audio, label
+BaselineRow = tuple[VideoFeatures, str]  # a video's evidence, its label (inference.baseline)
 
 
 def as_baseline_rows(pairs: Sequence[tuple[dict, VideoFeatures]]) -> list[BaselineRow]:
-    """(caption, frames, audio, label) rows of (row, features) pairs, cached or text-only."""
-    return [(features.caption, features.frames, features.audio, row["label"]) for row, features in pairs]
+    """(features, label) rows of (row, features) pairs, cached or text-only."""
+    return [(features, row["label"]) for row, features in pairs]
 
 
 def baseline_fit_rows(train: Sequence[tuple[dict, VideoFeatures]],
@@ -163,17 +163,18 @@ def baseline_fit_rows(train: Sequence[tuple[dict, VideoFeatures]],
 
 def baseline_rows(text_only: Sequence[tuple[dict, VideoFeatures]], rendered: Sequence[BaselineRow],
                   seed: int = 0) -> list[BaselineRow]:
-    """Baseline training rows for text-only examples: each borrows the frames and audio of a
-    rendered training row with the same label (any row when none has it), drawn at random, so
-    the frame and waveform statistics keep their link to the label."""
+    """Baseline training rows for text-only examples: each keeps its own caption, transcript
+    and on-screen text and borrows the frames and audio of a rendered
+    training row with the same label (any row when none has it), drawn at random, so the frame
+    and waveform statistics keep their link to the label."""
     by_label: dict[str, list[BaselineRow]] = defaultdict(list)
     for row in rendered:
-        by_label[row[3]].append(row)
+        by_label[row[1]].append(row)
     if not rendered:
         raise ValueError("text-only baseline rows need at least one rendered row to borrow media from")
     rng = random.Random(f"{seed}:donors")
     rows = []
     for meta, features in text_only:
-        _, frames, audio, _ = rng.choice(by_label.get(meta["label"]) or list(rendered))
-        rows.append((features.caption, frames, audio, meta["label"]))
+        donor, _ = rng.choice(by_label.get(meta["label"]) or list(rendered))
+        rows.append((replace(features, frames=donor.frames, audio=donor.audio), meta["label"]))
     return rows

@@ -15,7 +15,9 @@ from inference.baseline import (  # noqa: E402
     EMBEDDING_DIM,
     FEATURE_DIM,
     MEDIA_END,
+    MISSING_FROM,
     PRIOR_DIM,
+    STATS_FROM,
     VISUAL_DIM,
     BaselineClassifier,
     BaselineConfig,
@@ -28,13 +30,20 @@ from inference.baseline import (  # noqa: E402
     visual_features,
 )
 from inference.text_encoder import TextEncoder, TextEncoderConfig  # noqa: E402
-from inference.types import SAMPLE_RATE, Frame  # noqa: E402
+from inference.types import SAMPLE_RATE, Frame, MediaInfo, OcrLine, TranscriptSegment, VideoFeatures  # noqa: E402
 
 DRUG_VERBS = ["buy", "order", "get", "cheap", "selling"]
 DRUGS = ["pills", "xanax", "oxy", "percs", "molly"]
 DRUG_TAILS = ["now", "tonight, dm me", "no prescription needed", "fast delivery", "message me to order"]
 PETS = ["cat", "dog", "kitten", "puppy", "parrot"]
 PET_ACTS = ["sleeping on the sofa", "playing in the garden", "eating breakfast", "chasing a ball", "at the vet"]
+
+
+def _video(caption, frames=(), audio=None, speech="", onscreen="") -> VideoFeatures:
+    info = MediaInfo(container="test", duration_s=2.0, size_bytes=0, has_video=bool(frames), has_audio=audio is not None)
+    return VideoFeatures(info=info, caption=caption, frames=list(frames), audio=audio,
+                         transcript=[TranscriptSegment(0.0, 1.5, speech)] if speech else [],
+                         ocr=[OcrLine(0.5, onscreen, 0.9, (0, 0, 10, 10))] if onscreen else [])
 
 
 def _synthetic_rows(n, seed, label_noise=0.0):
@@ -50,8 +59,12 @@ def _synthetic_rows(n, seed, label_noise=0.0):
             label = "ok" if label == "drugs" else "drugs"
         frames = [Frame(t_s=float(t), image=rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)) for t in range(2)]
         audio = rng.normal(0, 0.05, SAMPLE_RATE // 4).astype(np.float32)
-        rows.append((caption, frames, audio, label))
+        rows.append((_video(caption, frames, audio), label))
     return rows
+
+
+def _videos(rows):
+    return [video for video, _ in rows]
 
 
 # One torch thread: the test machine is small and shared, and two threads fighting over
@@ -82,7 +95,7 @@ def test_baseline_learns_pills_vs_cats(trained):
     assert report["accuracy"] > 0.9
     assert model.config.C in BaselineConfig().C_grid  # picked on validation NLL
     assert model.config.prior_weight in BaselineConfig().prior_weight_grid
-    probs = model.predict_proba(featurize_rows(test, model.encoder))
+    probs = model.predict_proba(featurize_rows(_videos(test), model.encoder))
     assert probs.shape == (len(test), 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     json.dumps(report)
@@ -90,8 +103,8 @@ def test_baseline_learns_pills_vs_cats(trained):
 
 def test_score_one_video(trained):
     model, test = trained
-    caption, frames, audio, label = test[1]
-    out = model.score(caption, frames, audio)
+    video, label = test[1]
+    out = model.score(video)
     assert out.label == label == "drugs"
     assert set(out.probs) == {"ok", "scam", "drugs", "weapons"}
     assert out.entropy == pytest.approx(entropy(list(out.probs.values())))
@@ -101,9 +114,9 @@ def test_score_one_video(trained):
 def test_calibration_lowers_validation_nll(encoder, estimator):
     # 25% flipped labels and a weakly regularised model: raw probabilities are overconfident.
     train, val = _synthetic_rows(80, 3, label_noise=0.25), _synthetic_rows(80, 4, label_noise=0.25)
-    X_val, y_val = featurize_rows(val, encoder), _labels(val)
+    X_val, y_val = featurize_rows(_videos(val), encoder), _labels(val)
     config = BaselineConfig(estimator=estimator, C=100.0)
-    model = BaselineClassifier(config).fit(featurize_rows(train, encoder), _labels(train))
+    model = BaselineClassifier(config).fit(featurize_rows(_videos(train), encoder), _labels(train))
 
     def nll():
         p = model.predict_proba(X_val)
@@ -117,24 +130,24 @@ def test_calibration_lowers_validation_nll(encoder, estimator):
 
 
 def _labels(rows):
-    return [row[3] for row in rows]
+    return [label for _, label in rows]
 
 
 def _pet_rows(n, seed, hidden_share):
     """Pet captions whose label is "drugs" for `hidden_share` of them: evidence the caption does
     not show (the benchmark's speech-only and on-screen-only kinds)."""
     rows = _synthetic_rows(2 * n, seed)[::2]  # the pet half
-    return [(c, f, a, "drugs" if i < round(hidden_share * n) else "ok") for i, (c, f, a, _) in enumerate(rows)]
+    return [(video, "drugs" if i < round(hidden_share * n) else "ok") for i, (video, _) in enumerate(rows)]
 
 
 def test_shift_prior_moves_the_training_mix_prior_to_the_traffics(encoder):
     # Training over-represents hidden violations (half the pet videos), traffic has few (10%).
     train = _synthetic_rows(60, 3) + _pet_rows(60, 5, hidden_share=0.5)
     val = _synthetic_rows(40, 4) + _pet_rows(80, 6, hidden_share=0.1)
-    X_train, X_val, y_val = featurize_rows(train, encoder), featurize_rows(val, encoder), _labels(val)
+    X_train, X_val, y_val = featurize_rows(_videos(train), encoder), featurize_rows(_videos(val), encoder), _labels(val)
     model = BaselineClassifier(BaselineConfig(C=0.01)).fit(X_train, _labels(train))
-    pets = featurize_rows(_pet_rows(40, 7, hidden_share=0.0), encoder)
-    drugs = featurize_rows([r for r in _synthetic_rows(20, 8) if r[3] == "drugs"], encoder)
+    pets = featurize_rows(_videos(_pet_rows(40, 7, hidden_share=0.0)), encoder)
+    drugs = featurize_rows([video for video, label in _synthetic_rows(20, 8) if label == "drugs"], encoder)
 
     def p_violation_on_pets() -> float:
         return float(1 - model.predict_proba(pets)[:, 0].mean())
@@ -157,7 +170,7 @@ def test_shift_prior_moves_the_training_mix_prior_to_the_traffics(encoder):
 
 def test_save_load_gives_identical_probabilities(trained, tmp_path):
     model, test = trained
-    X = featurize_rows(test[:10], model.encoder)
+    X = featurize_rows(_videos(test[:10]), model.encoder)
     model.save(tmp_path / "baseline")
     loaded = BaselineClassifier.load(tmp_path / "baseline")
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
@@ -165,7 +178,7 @@ def test_save_load_gives_identical_probabilities(trained, tmp_path):
     assert loaded.violation_bias_ == model.violation_bias_
     assert loaded.category_temperature_ == model.category_temperature_
     meta = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
-    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v3-prior"
+    assert meta["labels"] == ["ok", "scam", "drugs", "weapons"] and meta["feature_version"] == "cheap-v4-all-text"
     assert loaded.config.policy_prior == model.config.policy_prior  # the prototypes travel with the model
 
 
@@ -197,18 +210,18 @@ def _three_label_rows(n, seed, category_noise=0.0):
             caption = f"{rng.choice(DRUG_VERBS)} {rng.choice(goods)} {rng.choice(DRUG_TAILS)}"
             if rng.random() < category_noise:
                 label = "weapons" if label == "drugs" else "drugs"
-        rows.append((caption, [], None, label))
+        rows.append((_video(caption), label))
     return rows
 
 
 def test_two_head_keeps_category_doubt_out_of_the_ok_probability(encoder):
     train, val = _three_label_rows(90, 7), _three_label_rows(90, 8, category_noise=0.4)
     config = BaselineConfig(C=100.0, category_C=100.0)  # weak L2: both heads start overconfident
-    model = BaselineClassifier(config).fit(featurize_rows(train, encoder), _labels(train))
-    model.calibrate(featurize_rows(val, encoder), _labels(val))
+    model = BaselineClassifier(config).fit(featurize_rows(_videos(train), encoder), _labels(train))
+    model.calibrate(featurize_rows(_videos(val), encoder), _labels(val))
     assert model.category_temperature_ > 2.0  # drugs vs weapons is a coin flip on val: flattened
 
-    X_violating = featurize_rows([r for r in _three_label_rows(30, 9) if r[3] != "ok"], encoder)
+    X_violating = featurize_rows([video for video, label in _three_label_rows(30, 9) if label != "ok"], encoder)
     probs = model.predict_proba(X_violating)  # (M, 4): ok, scam, drugs, weapons
     assert probs[:, 0].max() < 0.05  # still sure these violate: the router need not spend the MLLM on "ok or not"
     assert probs[:, 2:].min() > 0.15  # but unsure which violation
@@ -220,7 +233,7 @@ def test_two_head_search_finds_the_same_best_as_trying_every_combination(encoder
     """train_baseline searches C and category_C separately (the validation NLL splits into one
     part per head); that must land where trying the whole product lands."""
     train, val = _three_label_rows(90, 11, category_noise=0.2), _three_label_rows(60, 12, category_noise=0.3)
-    X_train, X_val = featurize_rows(train, encoder), featurize_rows(val, encoder)
+    X_train, X_val = featurize_rows(_videos(train), encoder), featurize_rows(_videos(val), encoder)
     config = BaselineConfig(text_encoder=ENCODER_CONFIG, C_grid=(0.001, 0.03, 1.0), category_C_grid=(0.001, 0.1, 10.0),
                             prior_weight_grid=(1.0, 10.0))
     searched = train_baseline(train, val, config, progress=False)
@@ -254,29 +267,76 @@ def test_fit_rejects_unknown_labels_and_unfitted_use():
 def test_mlp_estimator_trains(encoder):
     rows = _synthetic_rows(120, 5)
     model = BaselineClassifier(BaselineConfig(estimator="mlp", max_iter=300))
-    model.fit(featurize_rows(rows, encoder), _labels(rows))
+    model.fit(featurize_rows(_videos(rows), encoder), _labels(rows))
     test = _synthetic_rows(40, 6)
-    assert np.mean(model.predict(featurize_rows(test, encoder)) == np.array(_labels(test))) > 0.9
+    assert np.mean(model.predict(featurize_rows(_videos(test), encoder)) == np.array(_labels(test))) > 0.9
 
 
 def test_cheap_features_layout_without_media(encoder):
-    row = cheap_features("my cat", [], None, encoder)
+    row = cheap_features(_video("my cat"), encoder)
     assert row.shape == (FEATURE_DIM,) and row.dtype == np.float32
     np.testing.assert_allclose(row[:EMBEDDING_DIM], encoder.encode(["my cat"])[0], atol=1e-6)
-    assert not row[EMBEDDING_DIM:MEDIA_END].any()  # no frames, no audio: all zeros, has-flags included
-    assert VISUAL_DIM + AUDIO_DIM + EMBEDDING_DIM + PRIOR_DIM == FEATURE_DIM
+    assert not row[EMBEDDING_DIM:MISSING_FROM].any()  # no speech, no text, no frames, no audio: zeros
+    assert row[MISSING_FROM:MEDIA_END].tolist() == [0.0, 1.0, 1.0]  # ... flagged: transcript and on-screen text absent
+    assert 3 * EMBEDDING_DIM + VISUAL_DIM + AUDIO_DIM + 3 + 4 * PRIOR_DIM == FEATURE_DIM
+
+
+def test_each_text_modality_has_its_own_columns(encoder):
+    video = _video("", speech="you can order percs from me tonight", onscreen="LINK IN BIO")
+    row = cheap_features(video, encoder)
+    assert not row[:EMBEDDING_DIM].any() and row[MISSING_FROM] == 1.0  # no caption: missing, flagged
+    np.testing.assert_allclose(row[EMBEDDING_DIM:2 * EMBEDDING_DIM],
+                               encoder.encode(["you can order percs from me tonight"])[0], atol=1e-6)
+    np.testing.assert_allclose(row[2 * EMBEDDING_DIM:STATS_FROM], encoder.encode(["LINK IN BIO"])[0], atol=1e-6)
+    assert row[MISSING_FROM + 1] == row[MISSING_FROM + 2] == 0.0
+
+
+def test_a_benign_caption_cannot_hide_a_spoken_offer_from_the_prior(encoder):
+    """The prior of each modality, and their max, see an offer in the speech whatever the caption says."""
+    scam, drugs, weapons = range(3)
+    spoken = cheap_features(_video("my cat sleeping on the sofa", speech="selling xanax bars, no script needed"),
+                            encoder)
+    silent = cheap_features(_video("my cat sleeping on the sofa"), encoder)
+    caption_prior, speech_prior, _, max_prior = spoken[MEDIA_END:].reshape(4, PRIOR_DIM)
+    assert int(speech_prior[:3].argmax()) == drugs
+    np.testing.assert_allclose(caption_prior, silent[MEDIA_END:MEDIA_END + PRIOR_DIM])  # the caption's own stays
+    assert max_prior[drugs] == speech_prior[drugs] > silent[-PRIOR_DIM:][drugs] + 0.2
+
+
+def test_baseline_learns_a_violation_that_only_the_speech_or_the_screen_shows(encoder):
+    """Pet captions over drug offers in the speech or on screen: stage 1 must flag those itself."""
+    rng = np.random.default_rng(13)
+
+    def rows(n):
+        out = []
+        for i in range(n):
+            caption = f"my {rng.choice(PETS)} {rng.choice(PET_ACTS)}"
+            offer = f"{rng.choice(DRUG_VERBS)} {rng.choice(DRUGS)} {rng.choice(DRUG_TAILS)}"
+            chat = f"look at my {rng.choice(PETS)}"
+            if i % 4 == 0:
+                out.append((_video(caption, speech=offer), "drugs"))
+            elif i % 4 == 1:
+                out.append((_video(caption, speech=chat, onscreen=offer.upper()), "drugs"))
+            else:
+                out.append((_video(caption, speech=chat), "ok"))
+        return out
+
+    train, val, test = rows(80), rows(40), rows(40)
+    model = train_baseline(train, val, BaselineConfig(text_encoder=ENCODER_CONFIG), progress=False)
+    predicted = model.predict(featurize_rows(_videos(test), encoder))
+    assert np.mean(predicted == np.array(_labels(test))) >= 0.9
 
 
 def test_caption_prior_columns_point_at_the_label_a_new_phrasing_means(encoder):
-    """The last columns score the caption against the policy's own label descriptions, so a
+    """The prior columns score the caption against the policy's own label descriptions, so a
     promotion in words no training caption used still lands on its label."""
     scam, drugs, weapons = range(3)
     rows = {
-        caption: cheap_features(caption, [], None, encoder)[MEDIA_END:]
+        caption: cheap_features(_video(caption), encoder)[MEDIA_END:MEDIA_END + PRIOR_DIM]
         for caption in ("selling xanax bars, no script needed", "double your bitcoin in a day", "ak for sale, 200 rounds")
     }
     assert [int(prior[:3].argmax()) for prior in rows.values()] == [drugs, scam, weapons]
-    benign = cheap_features("my cat sleeping on the sofa", [], None, encoder)[MEDIA_END:]
+    benign = cheap_features(_video("my cat sleeping on the sofa"), encoder)[MEDIA_END:MEDIA_END + PRIOR_DIM]
     assert all(prior[:3].max() > benign[:3].max() + 0.2 for prior in rows.values())
 
 

@@ -83,18 +83,21 @@ def test_split_rows_look_like_cached_benchmark_rows():
     assert all(row["label"] in LABELS and row["kind"] and row["text_only"] for row, _ in split)
 
 
-def test_baseline_rows_borrow_media_from_a_rendered_row_with_the_same_label():
+def test_baseline_rows_keep_their_text_and_borrow_media_from_a_rendered_row_with_the_same_label():
     image = np.zeros((4, 4, 3), np.uint8)
-    rendered = [("a cat", [Frame(0.0, image)], None, "ok"), ("pills", [Frame(0.0, image)], None, "drugs")]
-    labels = ["drugs", "ok", "drugs", "weapons"]
     drawn = text_only_split(RENDERED, 4)
+    rendered = [(replace(drawn[0][1], caption="a cat", frames=[Frame(0.0, image)]), "ok"),
+                (replace(drawn[1][1], caption="pills", frames=[Frame(0.0, image)]), "drugs")]
+    labels = ["drugs", "ok", "drugs", "weapons"]
     split = [({"label": label}, replace(features, caption=f"caption {i}"))
              for i, (label, (_, features)) in enumerate(zip(labels, drawn))]
     rows = baseline_rows(split, rendered)
-    assert [row[0] for row in rows] == ["caption 0", "caption 1", "caption 2", "caption 3"]
-    assert [row[3] for row in rows] == labels
-    assert rows[0][1] is rendered[1][1] and rows[1][1] is rendered[0][1] and rows[2][1] is rendered[1][1]
-    assert any(rows[3][1] is row[1] for row in rendered)  # no weapons video rendered: any donor
+    assert [video.caption for video, _ in rows] == ["caption 0", "caption 1", "caption 2", "caption 3"]
+    assert [video.transcript for video, _ in rows] == [features.transcript for _, features in drawn]
+    assert [label for _, label in rows] == labels
+    frames = [video.frames for video, _ in rows]
+    assert frames[0] is rendered[1][0].frames and frames[1] is rendered[0][0].frames and frames[2] is rendered[1][0].frames
+    assert any(frames[3] is video.frames for video, _ in rendered)  # no weapons video rendered: any donor
 
 
 def test_fit_rows_are_the_rendered_videos_then_the_text_only_examples():
@@ -104,5 +107,7 @@ def test_fit_rows_are_the_rendered_videos_then_the_text_only_examples():
                 for i, (label, (_, features)) in enumerate(zip(["ok", "drugs"], drawn))]
     split = [({"label": "drugs"}, replace(drawn[2][1], caption="text only"))]
     rows = baseline_fit_rows(rendered, split)
-    assert [(row[0], row[3]) for row in rows] == [("rendered 0", "ok"), ("rendered 1", "drugs"), ("text only", "drugs")]
-    assert rows[2][1] is rendered[1][1].frames  # borrowed from the rendered drugs video
+    assert [(video.caption, label) for video, label in rows] == [("rendered 0", "ok"), ("rendered 1", "drugs"),
+                                                                 ("text only", "drugs")]
+    assert rows[2][0].frames is rendered[1][1].frames  # borrowed from the rendered drugs video
+    assert rows[2][0].ocr == drawn[2][1].ocr  # its own on-screen text

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from inference.baseline import BaselineClassifier, train_baseline
 from inference.mllm import MLLMConfig, MultimodalClassifier
+from inference.types import MediaInfo, VideoFeatures
 
 CAPTIONS = {
     "ok": ["my cat sleeping in the sun", "cooking pasta with garlic", "walk along the river at dawn"],
@@ -14,8 +15,16 @@ CAPTIONS = {
     "drugs": ["cheap pills without prescription", "buy weed delivered tonight", "coke for sale hit me up"],
     "weapons": ["selling pistols and ammo cheap", "how to build a gun at home", "rifles for sale no papers"],
 }
-# Baseline rows: (caption, frames, audio, label), no media.
-CAPTION_ROWS = [(caption, [], None, label) for label, captions in CAPTIONS.items() for caption in captions]
+
+
+def caption_only(caption: str) -> VideoFeatures:
+    """A video that is only a caption: no frames, audio, speech or on-screen text."""
+    return VideoFeatures(info=MediaInfo(container="test", duration_s=0.0, size_bytes=0, has_video=False,
+                                        has_audio=False), caption=caption, frames=[], audio=None)
+
+
+# Baseline rows: (video, label), captions only.
+CAPTION_ROWS = [(caption_only(caption), label) for label, captions in CAPTIONS.items() for caption in captions]
 
 
 def save_small_models(root: Path, whisper_checkpoint: str) -> BaselineClassifier:

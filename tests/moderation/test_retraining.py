@@ -18,9 +18,10 @@ from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
-from small_models import CAPTION_ROWS, CAPTIONS, save_small_models
+from small_models import CAPTION_ROWS, CAPTIONS, caption_only, save_small_models
 
 from inference.baseline import featurize_rows
+from inference.cascade import threshold_for_budget
 from inference.training_set import NO_VIDEO, TrainingSet, load_training_set, save_training_set
 from moderation import actions, retraining, scoring
 from moderation.actions import ActionError
@@ -45,8 +46,8 @@ def model_dir(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("active-models")
     baseline = save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT))
-    X = featurize_rows(CAPTION_ROWS, baseline.encoder)  # (N, D)
-    save_training_set(root / "baseline", TrainingSet(X, np.array([r[3] for r in CAPTION_ROWS]),
+    X = featurize_rows([video for video, _ in CAPTION_ROWS], baseline.encoder)  # (N, D)
+    save_training_set(root / "baseline", TrainingSet(X, np.array([label for _, label in CAPTION_ROWS]),
                                                      np.full(len(CAPTION_ROWS), NO_VIDEO)))
     return root
 
@@ -130,12 +131,13 @@ def test_better_models_are_promoted_and_the_threshold_recalibrated(model_dir, si
     assert 0 <= run.metrics["mllm"]["candidate"]["binary"]["f1"] <= 1
     assert run.mllm_candidate.metrics["gold"] == run.metrics["mllm"]["candidate"]
     assert "Baseline: gold F1" in run.decision and "recalibrated on 5 recent videos" in run.decision
-    # The new baseline has scored nothing yet: routing uses the threshold calibrated for it.
-    assert active.calibrated_threshold is not None
-    assert scoring.current_threshold(active) == active.calibrated_threshold
+    # The new baseline has scored nothing yet: routing uses its entropies on the re-scored videos.
+    reference = active.baseline_version.reference_entropies
+    assert len(reference) == 5
+    assert scoring.current_threshold(active) == threshold_for_budget(reference, active.mllm_budget)
     assert "promoted" in capsys.readouterr().out
     # The promoted versions load through the pipeline's own path.
-    assert scoring.load_baseline(active.baseline_version_id).score("cheap pills", [], None).label in CAPTIONS
+    assert scoring.load_baseline(active.baseline_version_id).score(caption_only("cheap pills")).label in CAPTIONS
 
 
 def test_models_short_of_the_margin_are_rejected_and_nothing_changes(model_dir, silent_clip, reviewer):

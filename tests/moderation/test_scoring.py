@@ -7,11 +7,15 @@ same artifact folders the pipeline uses in production."""
 import json
 import shutil
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from small_models import save_small_models
 
-from moderation import actions, pipeline, scoring
+from inference.baseline import BaselineClassifier
+from inference.cascade import threshold_for_budget
+from inference.sandbox import decode_isolated
+from moderation import actions, evidence, pipeline, scoring
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, ReviewTask, RoutingDecision, Video
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +104,61 @@ def test_budget_becomes_a_threshold_over_recent_entropies(cascade, silent_clip, 
     entropies = sorted(Prediction.objects.values_list("entropy", flat=True))
     threshold = scoring.current_threshold(cascade)
     assert sum(e >= threshold for e in entropies) == 2
+
+
+def test_a_new_baseline_routes_by_its_reference_entropies_until_it_has_its_own(cascade, silent_clip, tmp_path):
+    reference = [0.05 * i for i in range(20)]
+    actions.do_set_reference_entropies(cascade.baseline_version, reference)
+    CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=None, mllm_budget=0.25)
+    cascade = scoring.active_config(cascade.policy_id)
+    assert scoring.current_threshold(cascade) == threshold_for_budget(reference, 0.25)  # no video scored yet
+    video = ingest_inline(silent_clip, "my cat sleeping in the sun", route="baseline")
+    own = video.predictions.get().entropy
+    assert scoring.current_threshold(cascade) == threshold_for_budget([own] + reference, 0.25)
+    with pytest.raises(actions.ActionError):
+        actions.do_set_reference_entropies(cascade.mllm_version, reference)  # only a baseline's entropies route
+
+
+def test_each_video_is_decoded_once_and_both_stages_read_its_stored_evidence(cascade, speech_text_clip, monkeypatch):
+    decodes, seen = [], []
+    monkeypatch.setattr(pipeline, "decode_isolated", lambda *a, **k: decodes.append(a) or decode_isolated(*a, **k))
+    score = BaselineClassifier.score
+    monkeypatch.setattr(BaselineClassifier, "score", lambda self, video: seen.append(video) or score(self, video))
+    video = ingest_inline(speech_text_clip, "come to the festival", route="mllm")
+    assert video.state == "decided" and video.decided_by == "mllm"
+    assert len(decodes) == 1  # extraction; stage 1 and stage 2 read what it stored
+    (features,) = seen
+    assert features.caption == "come to the festival"
+    assert features.transcript and features.ocr  # stage 1 reads the speech and the on-screen text
+    assert len(features.frames) == video.frames.count() and features.audio is not None
+    fresh = decode_isolated(speech_text_clip, n_frames=len(features.frames))
+    assert np.abs(features.audio - fresh.audio).max() <= 1 / 32767 + 1e-6  # the 16-bit copy of the decoded audio
+    assert video.media.evidence_version == evidence.EVIDENCE_VERSION
+
+
+def test_a_video_extracted_before_audio_was_kept_is_decoded_once_more(cascade, speech_text_clip, monkeypatch):
+    with speech_text_clip.open("rb") as stream:
+        video = actions.do_ingest(stream, filename="old.mp4", source="cli", caption="festival", enqueue=False).video
+    with pipeline.inline_mode():
+        pipeline.extract(video.pk)
+    media = Video.objects.get(pk=video.pk).media
+    media.audio.delete(save=False)
+    media.evidence_version = ""
+    media.save()
+    decodes = []
+    monkeypatch.setattr(pipeline, "decode_isolated", lambda *a, **k: decodes.append(a) or decode_isolated(*a, **k))
+    with pipeline.inline_mode():
+        scoring.score_baseline(video.pk)
+        scoring.score_baseline(video.pk)
+    media.refresh_from_db()
+    assert len(decodes) == 1 and media.audio and media.evidence_version == evidence.EVIDENCE_VERSION
+    assert Video.objects.get(pk=video.pk).state == "decided"
+
+
+def test_a_clip_without_audio_or_text_still_gets_a_stage_1_verdict(cascade, silent_clip):
+    video = ingest_inline(silent_clip, "", route="baseline")
+    assert video.state == "decided" and video.decided_by == "baseline", video.error_reason
+    assert not video.media.audio  # nothing stored for a file without sound
 
 
 def test_without_models_videos_rest_extracted(silent_clip):

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from inference.policy import LABELS
 from inference.training_set import NO_VIDEO, load_training_set
+from small_models import caption_only
 from moderation import scoring
 from moderation.management.commands.train import MLLM_LR
 from moderation.models import CascadeConfig, ModelVersion, Policy
@@ -51,9 +52,11 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     assert f"Active: cascade configuration v{config.version}." in out
 
     # The artifacts load the way the pipeline loads them, and give a distribution over the labels.
-    scored = scoring.load_baseline(baseline.pk).score("selling pistols cheap, no papers", [], None)
+    scored = scoring.load_baseline(baseline.pk).score(caption_only("selling pistols cheap, no papers"))
     assert set(scored.probs) == set(LABELS) and sum(scored.probs.values()) == pytest.approx(1.0)
     assert scoring.load_mllm(mllm.pk).config.labels == LABELS
+    # The router starts calibrated: the baseline's entropies on the validation videos (4 here).
+    assert len(baseline.reference_entropies) == 4 and all(e >= 0 for e in baseline.reference_entropies)
     # The baseline keeps the rows it learned from (train and val: all but the 4 test videos, and
     # the text-only examples); both models say how many text-only examples they learned from.
     kept = load_training_set(baseline.artifact_path)

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         baseline = scoring.load_baseline(config.baseline_version_id)
         mllm = scoring.load_mllm(config.mllm_version_id)
         features = [f for _, f in rows]
-        baseline_probs = np.array([[baseline.score(f.caption, f.frames, f.audio).probs[label] for label in LABELS]
+        baseline_probs = np.array([[baseline.score(f).probs[label] for label in LABELS]
                                    for f in features])  # (N, K)
         mllm_probs = np.array([[o.probabilities[label] for label in LABELS]
                                for o in mllm.predict(features)])  # (N, K)

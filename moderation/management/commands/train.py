@@ -16,7 +16,8 @@ import torch
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from inference.baseline import BaselineConfig, evaluate_baseline, featurize_rows, train_baseline_on_features
+from inference.baseline import (BaselineConfig, entropy, evaluate_baseline, featurize_rows,
+                                train_baseline_on_features)
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
                                  load_manifest, render_dataset)
 from inference.benchmark.text_only import (BASELINE_TEXT_ITEMS, MLLM_TEXT_ITEMS, as_baseline_rows, baseline_fit_rows,
@@ -158,9 +159,10 @@ class Command(BaseCommand):
         config = BaselineConfig()
         encoder = TextEncoder(config.text_encoder)
         fit_rows, val_rows = baseline_fit_rows(splits["train"], text_only), as_baseline_rows(splits["val"])
-        X_fit = featurize_rows(fit_rows, encoder, progress=True, prior_config=config.policy_prior)  # (N, D)
-        X_val = featurize_rows(val_rows, encoder, prior_config=config.policy_prior)  # (V, D)
-        y_fit, y_val = [row[3] for row in fit_rows], [row[3] for row in val_rows]
+        X_fit = featurize_rows([video for video, _ in fit_rows], encoder, progress=True,
+                               prior_config=config.policy_prior)  # (N, D)
+        X_val = featurize_rows([video for video, _ in val_rows], encoder, prior_config=config.policy_prior)  # (V, D)
+        y_fit, y_val = [label for _, label in fit_rows], [label for _, label in val_rows]
         model = train_baseline_on_features(X_fit, y_fit, X_val, y_val, config, encoder)
         kinds = [row["kind"] for row, _ in splits["test"]]
         metrics = {"test": evaluate_baseline(model, as_baseline_rows(splits["test"]), kinds=kinds),
@@ -171,8 +173,12 @@ class Command(BaseCommand):
         # Kept beside the model, so retraining from reviewer labels still learns from the benchmark too.
         save_training_set(folder, TrainingSet(np.concatenate([X_fit, X_val]), np.array(y_fit + y_val, dtype=str),
                                               np.full(len(y_fit) + len(y_val), NO_VIDEO, dtype=np.int64)))
-        return actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
-                                         config={"temperature": float(model.temperature_)}, metrics=metrics)
+        registered = actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
+                                               config={"temperature": float(model.temperature_)}, metrics=metrics)
+        # The router's history until the baseline has scored traffic of its own: its entropies on
+        # the validation videos, which it calibrated on but never fit.
+        actions.do_set_reference_entropies(registered, entropy(model.predict_proba(X_val)))
+        return registered
 
     def train_mllm(self, policy, splits, text_only, options) -> ModelVersion:
         def items(pairs):
