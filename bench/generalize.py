@@ -491,7 +491,8 @@ def markdown(results: dict) -> str:
               "ordered, whatever the threshold; for the cascade, from the stage that decided) say more.",
               "", f"Auto pass: {s['auto_routed_to_mllm']} of {len(CASES)} videos routed to the MLLM "
               f"(decided by baseline {s['auto_decided_by']['baseline']}, by MLLM {s['auto_decided_by']['mllm']}); "
-              "a new install has no entropy history, so its first video always goes to stage 2.",
+              "a new install routes by the baseline's reference entropies (its validation videos) until it has "
+              "its own history.",
               f"Videos not decided: {s['failed_videos']}.", "",
               "Ingest wall time: " + ", ".join(f"--route {r}: {t:.0f} s" for r, t in results["ingest_wall_s"].items()),
               "", "## Every video", "",

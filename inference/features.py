@@ -1,20 +1,20 @@
 """Feature extraction for one video: isolated decode, speech transcript (ASR), on-screen text (OCR).
 
-What each stage of the cascade reads from the result:
+Extraction runs once for every video, and both stages of the cascade read its result:
 
-- "cheap" (stage 1, every video): the decoded frames, the 16 kHz audio waveform and the
-  caption. The baseline turns them into `inference.baseline.cheap_features` (caption
-  embedding, colour/edge/motion statistics, waveform statistics). No model reads the speech
-  or the on-screen text at this stage.
-- "rich" (stage 2, only routed videos): the same frames and audio plus `transcript`
-  (Whisper) and `ocr` (RapidOCR). ASR and OCR are the expensive part of the extraction,
-  which is why the router exists.
+- stage 1 (every video): `inference.baseline.cheap_features` of the caption, the transcript, the
+  on-screen text (sentence embeddings, the policy prior, a missing flag each) and cheap frame and
+  waveform statistics;
+- stage 2 (only routed videos): the same evidence through the multimodal model.
 
-`extract_features` does both in one pass (the benchmark caches everything once);
-`extract_timed` also says how long each part took, so the benchmark can charge the decode
-to stage 1 and ASR + OCR to stage 2. `features_to_cache_dict` / `features_from_cache_dict`
-turn a `VideoFeatures` into plain dicts, lists and arrays for `inference.benchmark`'s cache
-(no pickled classes, so renaming a dataclass never breaks an old cache).
+ASR dominates the extraction's time on a CPU (bench/results/worker_cost), and it is paid for every
+video, routed or not: the cascade saves stage 2's compute, not the extraction's.
+
+`extract_features` does it all in one pass (the benchmark caches everything once);
+`extract_timed` also says how long each part took. `features_to_cache_dict` /
+`features_from_cache_dict` turn a `VideoFeatures` into plain dicts, lists and arrays for
+`inference.benchmark`'s cache (no pickled classes, so renaming a dataclass never breaks an old
+cache).
 """
 
 from __future__ import annotations

@@ -13,7 +13,12 @@ How the child starts (`start_method`):
 - "subprocess": a fresh interpreter per call (imports numpy and PyAV again: 0.3-1 s). It works
   where multiprocessing refuses to start children: inside a Celery prefork worker, which
   billiard marks as a daemonic process ("daemonic processes are not allowed to have children").
-- "auto" (default): forkserver, or subprocess inside a daemonic process.
+- "warm": the fork server's idea where multiprocessing refuses it. A fresh interpreter is started
+  once per calling process (subprocess.Popen, which billiard allows), imports the decoder and
+  waits; each call forks one child from it, with the same limits as above. It never touches a
+  file itself, so each child starts as clean as a fork-server child, and it is replaced after
+  WARM_RECYCLE_AFTER calls, or whenever it stops answering.
+- "auto" (default): forkserver, or warm inside a daemonic process.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,6 +50,8 @@ DEFAULT_MEMORY_LIMIT = 4 * 1024**3  # address space of one decode child; video d
 PRELOAD = ["__main__", "inference.media"]
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # the folder that holds `inference/`
 OUT_OF_MEMORY_REASON = "Decoding this file needed more memory than allowed."
+WARM_RECYCLE_AFTER = 200  # calls one warm decoder serves before a fresh one replaces it
+WARM_START_TIMEOUT_S = 60.0  # a warm decoder must have imported the decoder and forked by then
 
 
 class IsolatedError(RuntimeError):
@@ -85,6 +93,42 @@ def _subprocess_main(answer_fd: int) -> None:
     sys.path[:] = pickle.load(sys.stdin.buffer)  # the parent's path, so `fn`'s module imports
     fn, args, kwargs, cpu_limit_s, memory_limit_bytes = pickle.load(sys.stdin.buffer)
     _child(Connection(answer_fd), fn, args, kwargs, cpu_limit_s, memory_limit_bytes)
+
+
+def _warm_main(job_fd: int, answer_fd: int) -> None:
+    """Entry point of a "warm" decoder: imports the decoder once, then for each job that comes on
+    `job_fd` forks a child that runs it under its limits. To the parent on `answer_fd`:
+    ("pid", child pid), then ("done", the child's pickled answer or None, its exit status)."""
+    jobs, answers = Connection(job_fd), Connection(answer_fd)
+    sys.path[:] = jobs.recv()
+    for module in PRELOAD[1:]:
+        __import__(module)
+    while True:
+        try:
+            job = jobs.recv()
+        except EOFError:
+            return  # the parent is gone
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run the job, answer through the pipe, never return into the loop
+            os.close(read_fd)
+            jobs.close()
+            answers.close()
+            try:
+                _child(Connection(write_fd), *job)
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        answers.send(("pid", pid))
+        result = Connection(read_fd)
+        try:
+            payload = result.recv_bytes()
+        except EOFError:
+            payload = None  # died without an answer
+        finally:
+            result.close()
+        _, status = os.waitpid(pid, 0)
+        answers.send(("done", payload, os.waitstatus_to_exitcode(status)))
 
 
 # ---------------------------------------------------------------------------- in the parent
@@ -133,6 +177,119 @@ def _start_subprocess(job: tuple) -> tuple[Connection, _SubprocessChild]:
     return Connection(read_fd), _SubprocessChild(popen)
 
 
+class _WarmDecoder:
+    """One warm decoder process (see `_warm_main`) and its two pipes."""
+
+    def __init__(self):
+        job_r, self._job_w = os.pipe()
+        self._answer_r, answer_w = os.pipe()
+        code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from inference.sandbox import _warm_main; "
+                f"_warm_main({job_r}, {answer_w})")
+        try:
+            self.popen = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                                          pass_fds=(job_r, answer_w))
+        finally:
+            os.close(job_r)
+            os.close(answer_w)
+        self.jobs, self.answers = Connection(self._job_w), Connection(self._answer_r)
+        self.jobs.send(list(sys.path))  # the parent's path, so `fn`'s module imports
+        self.calls = 0
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def close(self) -> None:
+        self.jobs.close()  # EOF: it exits
+        self.answers.close()
+        try:
+            self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+class _WarmChild:
+    """What run_isolated needs of a child forked by a warm decoder."""
+
+    def __init__(self, decoder: _WarmDecoder, pid: int):
+        self.decoder, self.pid = decoder, pid
+        self.exitcode: int | None = None
+        self.payload: bytes | None = None
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once the child has ended (its answer, if any, in payload); False on a timeout."""
+        if self.exitcode is not None:
+            return True
+        if not self.decoder.answers.poll(timeout_s):
+            return False
+        _, self.payload, self.exitcode = self.decoder.answers.recv()
+        return True
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+_warm = threading.local()  # one warm decoder per calling thread; a Celery prefork child has one
+
+
+def _warm_decoder() -> _WarmDecoder:
+    decoder = getattr(_warm, "decoder", None)
+    if decoder is not None and (not decoder.alive() or decoder.calls >= WARM_RECYCLE_AFTER):
+        decoder.close()
+        decoder = None
+    if decoder is None:
+        decoder = _warm.decoder = _WarmDecoder()
+    return decoder
+
+
+def _forget_warm_decoder(decoder: _WarmDecoder) -> None:
+    decoder.close()
+    if getattr(_warm, "decoder", None) is decoder:
+        _warm.decoder = None
+
+
+def _run_warm(job: tuple, timeout_s: float) -> tuple | None:
+    """One job in a child of this thread's warm decoder: its message, or None when the child
+    died without one (MediaError from its exit status) or ran out of time (MediaError TIMEOUT)."""
+    decoder = _warm_decoder()
+    decoder.calls += 1
+    try:
+        decoder.jobs.send(job)
+        if not decoder.answers.poll(WARM_START_TIMEOUT_S):
+            raise EOFError("the warm decoder did not fork in time")
+        _, pid = decoder.answers.recv()
+    except (OSError, EOFError):
+        _forget_warm_decoder(decoder)  # a broken decoder is replaced on the next call; this one starts cold
+        return _run_cold(job, timeout_s)
+    child = _WarmChild(decoder, pid)
+    try:
+        ended = child.wait(timeout_s)
+    except (OSError, EOFError):  # the warm decoder itself died under this job
+        ended = True
+    finally:
+        if child.exitcode is None:  # ran out of time, or the caller was interrupted
+            child.kill()
+            try:
+                child.wait(5)
+            except (OSError, EOFError):
+                pass
+            if child.exitcode is None:
+                _forget_warm_decoder(decoder)
+    if not ended:
+        raise MediaError(f"Decoding took longer than {timeout_s:g} s and was stopped.", code=TIMEOUT)
+    if child.payload is None:
+        raise _death_reason(child.exitcode)
+    return pickle.loads(child.payload)
+
+
+def _run_cold(job: tuple, timeout_s: float) -> tuple:
+    receive, child = _start_subprocess(job)
+    return _await(receive, child, timeout_s)
+
+
 def _start_multiprocessing(start_method: str, job: tuple):
     ctx = multiprocessing.get_context(start_method)
     if start_method == "forkserver":
@@ -147,7 +304,7 @@ def _start_multiprocessing(start_method: str, job: tuple):
 def _resolve(start_method: str) -> str:
     if start_method != "auto":
         return start_method
-    return "subprocess" if multiprocessing.current_process().daemon else "forkserver"
+    return "warm" if multiprocessing.current_process().daemon else "forkserver"
 
 
 def _death_reason(exitcode: int | None) -> MediaError:
@@ -180,10 +337,17 @@ def run_isolated(
     cpu_limit_s = timeout_s + 2 if cpu_limit_s is None else cpu_limit_s
     job = (fn, args, kwargs, cpu_limit_s, memory_limit_bytes)
     method = _resolve(start_method)
-    if method == "subprocess":
-        receive, child = _start_subprocess(job)
+    if method == "warm":
+        message = _run_warm(job, timeout_s)
+    elif method == "subprocess":
+        message = _run_cold(job, timeout_s)
     else:
-        receive, child = _start_multiprocessing(method, job)
+        message = _await(*_start_multiprocessing(method, job), timeout_s)
+    return _unpack(message)
+
+
+def _await(receive: Connection, child, timeout_s: float) -> tuple:
+    """The child's message; MediaError when it died without one or ran out of time."""
     message, answered = None, False
     try:
         answered = receive.poll(timeout_s)  # True on a message, and on EOF when the child died
@@ -205,6 +369,10 @@ def run_isolated(
         if timed_out:
             raise MediaError(f"Decoding took longer than {timeout_s:g} s and was stopped.", code=TIMEOUT)
         raise _death_reason(child.exitcode)
+    return message
+
+
+def _unpack(message: tuple) -> Any:
     kind, *payload = message
     if kind == "ok":
         return payload[0]

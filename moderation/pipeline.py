@@ -7,6 +7,7 @@ is not in a state the step works on, and a re-run replaces what an interrupted r
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
@@ -91,15 +92,21 @@ def extract(video_id: int) -> None:
     if attempt is None:
         return
     video = Video.objects.get(pk=video_id)
+    t0 = time.perf_counter()
     decoded = decode_or_fail(video)
     if decoded is None:
         return
+    t1 = time.perf_counter()
     segments = transcriber().transcribe(decoded.audio) if decoded.audio is not None and decoded.audio.size else []
+    t2 = time.perf_counter()
     lines = ocr_reader().read(decoded.frames)
-    _store_evidence(video, decoded, segments, lines)
+    seconds = {"decode_s": t1 - t0, "asr_s": t2 - t1, "ocr_s": time.perf_counter() - t2}
+    _store_evidence(video, decoded, segments, lines, seconds)
 
 
-def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> None:
+def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines, seconds: dict[str, float]) -> None:
+    """Keep what extraction found; `seconds` (each step's wall time) goes into the event."""
+    started = time.perf_counter()
     info = decoded.info
     with transaction.atomic():
         # A re-run after an interruption replaces what the earlier run stored.
@@ -136,6 +143,7 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines) -> Non
             expected=[Video.State.EXTRACTING],
             to_state=Video.State.EXTRACTED,
             message=f"{len(decoded.frames)} frames, {len(segments)} speech segments, {len(lines)} on-screen text lines.",
+            data={"seconds": {**seconds, "store_s": time.perf_counter() - started}},
             attempts=0,
         )
         if moved:

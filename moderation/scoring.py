@@ -99,12 +99,14 @@ def score_baseline(video_id: int) -> None:
     if attempt is None:
         return
     video = Video.objects.select_related("media").get(pk=video_id)
+    t0 = time.perf_counter()
     features = pipeline.evidence_or_fail(video)
     if features is None:
         return
-    started = time.perf_counter()
+    t1 = time.perf_counter()
     output = load_baseline(config.baseline_version_id).score(features)
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    elapsed_ms = (time.perf_counter() - t1) * 1000
+    seconds = {"evidence_s": t1 - t0, "baseline_s": elapsed_ms / 1000}
     threshold = current_threshold(config)
     forced_route = video.route
     to_mllm = {"auto": route(output.entropy, threshold), "baseline": False, "mllm": True}[forced_route]
@@ -124,11 +126,11 @@ def score_baseline(video_id: int) -> None:
                + (f", route forced to {routing.forced_route}" if routing.forced_route else "") + ".")
         if routing.routed_to_mllm:
             if actions.do_transition(video_id, expected=[Video.State.SCORING], to_state=Video.State.AWAITING_MLLM,
-                                     attempts=0, message=f"{why} To the MLLM."):
+                                     attempts=0, message=f"{why} To the MLLM.", data={"seconds": seconds}):
                 transaction.on_commit(lambda: enqueue_mllm(video_id))
         else:
             _decide(video, config, output.probs, decided_by=Prediction.Stage.BASELINE, expected=Video.State.SCORING,
-                    why=why)
+                    why=why, seconds=seconds)
 
 
 def enqueue_mllm(video_id: int) -> None:
@@ -147,12 +149,14 @@ def score_mllm(video_id: int) -> None:
     if config is None or config.mllm_version is None:
         log.warning("Video %s waits for an active MLLM", video_id)
         return
+    t0 = time.perf_counter()
     features = pipeline.evidence_or_fail(video)
     if features is None:
         return
-    started = time.perf_counter()
+    t1 = time.perf_counter()
     output = load_mllm(config.mllm_version_id).predict([features], explain=True)[0]
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    elapsed_ms = (time.perf_counter() - t1) * 1000
+    seconds = {"evidence_s": t1 - t0, "mllm_s": elapsed_ms / 1000}
     with transaction.atomic():
         _store_prediction(
             video, Prediction.Stage.MLLM, config.mllm_version, config,
@@ -162,10 +166,11 @@ def score_mllm(video_id: int) -> None:
             compute_ms=elapsed_ms,
         )
         _decide(video, config, output.probabilities, decided_by=Prediction.Stage.MLLM,
-                expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.")
+                expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.", seconds=seconds)
 
 
-def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided_by: str, expected: str, why: str):
+def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided_by: str, expected: str, why: str,
+            seconds: dict[str, float]):
     labels = tuple(probabilities)
     p_violation = float(violation_probability([probabilities[label] for label in labels], labels))
     bands = DecisionBands(config.allow_below, config.action_above)
@@ -176,7 +181,7 @@ def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided
     decided = actions.do_transition(
         video.pk, expected=[expected], to_state=Video.State.DECIDED,
         message=f"{why} P(violation) {p_violation:.2f}: {decision}{' (audit sample)' if audited else ''}.",
-        data={"decision": decision, "audit": audited, "p_violation": p_violation},
+        data={"decision": decision, "audit": audited, "p_violation": p_violation, "seconds": seconds},
         attempts=0, final_label=label, decided_by=decided_by, decision=decision, needs_review=needs_review,
     )
     if decided and needs_review:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and start COEF-VQ: web server (ASGI), a Celery worker, the scheduler.
+# Set up and start COEF-VQ: web server (ASGI), a `cpu` and a `gpu` Celery worker, the scheduler.
 # With no DATABASE_URL / REDIS_URL it runs on the embedded default (SQLite, a file-system
 # broker) under var/; set them to run on PostgreSQL and Redis.
 set -euo pipefail
@@ -31,8 +31,16 @@ pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup INT TERM EXIT
 mkdir -p "$LOG"
-.venv/bin/celery -A coefvq_site worker -Q cpu,gpu --concurrency "${COEFVQ_WORKERS:-1}" -l info \
-  >>"$LOG/worker.log" 2>&1 & pids+=($!)
+# Two workers, so a training run or a slow stage 2 never stalls ingestion: `cpu` (extraction,
+# stage 1, housekeeping) with one process per core but one, each on one torch thread, and `gpu`
+# (stage 2, training) with one process, on the cores left over (or the GPU, when there is one).
+CORES=$(nproc)
+CPU_WORKERS="${COEFVQ_CPU_WORKERS:-$(( CORES > 2 ? CORES - 1 : 1 ))}"
+GPU_THREADS="${COEFVQ_GPU_THREADS:-$(( CORES > CPU_WORKERS ? CORES - CPU_WORKERS : 1 ))}"
+OMP_NUM_THREADS=1 .venv/bin/celery -A coefvq_site worker -Q cpu -n "cpu@%h" --concurrency "$CPU_WORKERS" -l info \
+  >>"$LOG/worker-cpu.log" 2>&1 & pids+=($!)
+OMP_NUM_THREADS="$GPU_THREADS" .venv/bin/celery -A coefvq_site worker -Q gpu -n "gpu@%h" --concurrency 1 -l info \
+  >>"$LOG/worker-gpu.log" 2>&1 & pids+=($!)
 .venv/bin/celery -A coefvq_site beat -l info --pidfile= >>"$LOG/beat.log" 2>&1 & pids+=($!)
 .venv/bin/daphne -b "$HOST" -p "$PORT" coefvq_site.asgi:application >>"$LOG/web.log" 2>&1 & pids+=($!)
 
@@ -42,6 +50,7 @@ demo="$VAR/bench/train-$DEMO_VIDEOS-seed0/demo.jsonl"
 [ -f "$demo" ] && $PY manage.py ingest --manifest "$demo" >/dev/null && echo "Queued the demo videos from $demo"
 
 echo
+echo "Workers: cpu x$CPU_WORKERS (one torch thread each), gpu x1 ($GPU_THREADS torch threads)"
 echo "COEF-VQ is running at http://$HOST:$PORT/  (logs in $LOG/, Ctrl-C stops everything)"
 # Stop everything as soon as any one process dies, so a half-running product never looks healthy.
 wait -n "${pids[@]}"

@@ -46,7 +46,7 @@ def array_of(n):
     return np.arange(n, dtype=np.float32), "label"
 
 
-METHODS = ["forkserver", "subprocess"]
+METHODS = ["forkserver", "subprocess", "warm"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -126,3 +126,39 @@ def test_auto_works_inside_a_daemonic_process_like_a_celery_worker(monkeypatch):
     with pytest.raises(MediaError) as crashed:
         run_isolated(segfault, timeout_s=20)
     assert crashed.value.code == sandbox.CRASHED
+
+
+def _warm_pid() -> int:
+    return sandbox._warm.decoder.popen.pid
+
+
+def test_a_warm_decoder_serves_many_calls_and_survives_the_children_it_loses():
+    run_isolated(array_of, 3, timeout_s=20, start_method="warm")
+    first = _warm_pid()
+    with pytest.raises(MediaError):
+        run_isolated(segfault, timeout_s=20, start_method="warm")
+    with pytest.raises(MediaError, match="longer than"):
+        run_isolated(sleep_forever, timeout_s=1.0, start_method="warm")
+    values, _ = run_isolated(array_of, 5, timeout_s=20, start_method="warm")
+    assert values.tolist() == [0, 1, 2, 3, 4] and _warm_pid() == first
+
+
+def test_a_warm_decoder_is_recycled_and_replaced_when_it_dies(monkeypatch):
+    monkeypatch.setattr(sandbox, "WARM_RECYCLE_AFTER", 2)
+    run_isolated(array_of, 3, timeout_s=20, start_method="warm")
+    first = _warm_pid()
+    run_isolated(array_of, 3, timeout_s=20, start_method="warm")
+    run_isolated(array_of, 3, timeout_s=20, start_method="warm")  # the third call: a fresh decoder
+    second = _warm_pid()
+    assert second != first
+    os.kill(second, signal.SIGKILL)
+    sandbox._warm.decoder.popen.wait()
+    assert run_isolated(array_of, 2, timeout_s=20, start_method="warm")[0].tolist() == [0, 1]
+    assert _warm_pid() != second
+
+
+def test_a_warm_decoder_is_used_inside_a_daemonic_process(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    assert sandbox._resolve("auto") == "warm"

@@ -23,7 +23,7 @@ from small_models import CAPTION_ROWS, CAPTIONS, caption_only, save_small_models
 from inference.baseline import featurize_rows
 from inference.cascade import threshold_for_budget
 from inference.training_set import NO_VIDEO, TrainingSet, load_training_set, save_training_set
-from moderation import actions, retraining, scoring
+from moderation import actions, pipeline, retraining, scoring
 from moderation.actions import ActionError
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, TrainingRun, Video
 
@@ -90,6 +90,8 @@ def reviewed_video(data: bytes, caption: str, label: str, reviewer) -> Video:
     """A video the cascade decided and a reviewer then labelled, through the queue's operations."""
     video = actions.do_ingest(io.BytesIO(data), filename="clip.mp4", source="cli", caption=caption,
                               enqueue=False).video
+    with pipeline.inline_mode():
+        pipeline.extract(video.pk)  # the stored evidence both models retrain on
     Video.objects.filter(pk=video.pk).update(state=Video.State.DECIDED, final_label="ok", decided_by="baseline",
                                              decision=Video.Decision.HUMAN_REVIEW, needs_review=True)
     actions.do_open_review(video, reason="review_band", model_label="ok",
