@@ -102,17 +102,17 @@ def worker_figures(video_id: int) -> dict:
     from moderation.models import Video
 
     video = Video.objects.get(pk=video_id)
-    events = list(video.events.order_by("created_at", "id"))
+    events = list(video.events.order_by("at", "id"))
     at = {}
     for event in events:
         at.setdefault(event.to_state, event)
     out = {"video_id": video_id, "state": video.state, "decided_by": video.decided_by,
            "routed": "awaiting_mllm" in at}
     out["extraction"] = {**at["extracted"].data["seconds"],
-                         "task_s": (at["extracted"].created_at - at["extracting"].created_at).total_seconds()}
+                         "task_s": (at["extracted"].at - at["extracting"].at).total_seconds()}
     stage1_end = at.get("awaiting_mllm") or at["decided"]
     out["stage1"] = {**stage1_end.data["seconds"],
-                     "task_s": (stage1_end.created_at - at["scoring"].created_at).total_seconds()}
+                     "task_s": (stage1_end.at - at["scoring"].at).total_seconds()}
     if out["routed"]:
         decided = at["decided"]
         out["stage2"] = dict(decided.data["seconds"])  # its wait in the queue is not its cost

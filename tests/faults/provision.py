@@ -58,11 +58,14 @@ def activate_models() -> dict:
 
     from inference.baseline import train_baseline
     from inference.mllm import MLLMConfig, MultimodalClassifier
+    from inference.types import MediaInfo, VideoFeatures
     from moderation import actions
 
     policy = actions.check_policy(None)
     model_dir = Path(settings.COEFVQ_MODEL_DIR)
-    rows = [(caption, [], None, label) for label, captions in CAPTIONS.items() for caption in captions]
+    rows = [(VideoFeatures(info=MediaInfo(container="text", duration_s=0.0, size_bytes=0, has_video=False,
+                                          has_audio=False), caption=caption, frames=[], audio=None), label)
+            for label, captions in CAPTIONS.items() for caption in captions]
     train_baseline(rows, rows, progress=False).save(model_dir / "baseline")
     MultimodalClassifier(MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))).save(model_dir / "mllm")
     baseline = actions.do_register_model(policy, kind="baseline", version="b1", artifact_path="baseline",
