@@ -136,7 +136,7 @@ def isolated_figures(paths: list[tuple[Path, str]], baseline, mllm) -> list[dict
     for path, caption in paths:
         t0 = time.perf_counter()
         decoded = decode_isolated(path, media_limits(), n_frames=settings.COEFVQ_FRAMES_PER_VIDEO,
-                                  max_side=settings.COEFVQ_FRAME_MAX_SIDE, start_method="forkserver",
+                                  max_side=settings.COEFVQ_FRAME_MAX_SIDE,
                                   memory_limit_bytes=settings.COEFVQ_DECODE_MEMORY_BYTES)
         t1 = time.perf_counter()
         transcript = transcriber.transcribe(decoded.audio) if decoded.audio is not None else []
