@@ -294,8 +294,8 @@ def featurize_rows(
     texts = [modality_pieces(video) for video in videos]
     prior = PolicyPrior(prior_config, encoder)
     n_prior = prior.n_features
-    X = np.zeros((len(videos), MEDIA_END + len(TEXT_MODALITIES) * n_prior + n_prior), dtype=np.float32)  # (N, D)
-    prior_from = MEDIA_END
+    X = np.zeros((len(videos), MEDIA_END + PRIOR_BLOCKS * n_prior), dtype=np.float32)  # (N, D)
+    max_from = MEDIA_END + len(TEXT_MODALITIES) * n_prior  # the prior's max over the modalities
     chunk = 256
     for m, modality in enumerate(TEXT_MODALITIES):
         pieces = [t[modality] for t in texts]
@@ -309,7 +309,7 @@ def featurize_rows(
         table = np.concatenate(embedded) if embedded else np.zeros((0, EMBEDDING_DIM), np.float32)  # (U, 384)
         prior_table = np.concatenate(prior_rows) if prior_rows else np.zeros((0, n_prior), np.float32)  # (U, P)
         columns = slice(m * EMBEDDING_DIM, (m + 1) * EMBEDDING_DIM)
-        prior_columns = slice(prior_from + m * n_prior, prior_from + (m + 1) * n_prior)
+        prior_columns = slice(MEDIA_END + m * n_prior, MEDIA_END + (m + 1) * n_prior)
         for i, p in enumerate(pieces):
             if p:
                 X[i, columns] = table[index[p]]
@@ -317,8 +317,8 @@ def featurize_rows(
             else:
                 X[i, MISSING_FROM + m] = 1.0  # missing, not "said nothing that matters"
     # Whichever modality carries it: a benign caption cannot average away a spoken offer.
-    per_modality = X[:, prior_from : prior_from + len(TEXT_MODALITIES) * n_prior].reshape(len(videos), -1, n_prior)
-    X[:, prior_from + len(TEXT_MODALITIES) * n_prior :] = per_modality.max(axis=1) if len(videos) else 0.0
+    per_modality = X[:, MEDIA_END:max_from].reshape(len(videos), len(TEXT_MODALITIES), n_prior)  # (N, 3, P)
+    X[:, max_from:] = per_modality.max(axis=1) if len(videos) else 0.0
 
     # Rows may share one media object (text-only training rows borrow a rendered video's frames
     # and audio): its statistics are computed once.

@@ -181,8 +181,8 @@ class _WarmDecoder:
     """One warm decoder process (see `_warm_main`) and its two pipes."""
 
     def __init__(self):
-        job_r, self._job_w = os.pipe()
-        self._answer_r, answer_w = os.pipe()
+        job_r, job_w = os.pipe()
+        answer_r, answer_w = os.pipe()
         code = (f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from inference.sandbox import _warm_main; "
                 f"_warm_main({job_r}, {answer_w})")
         try:
@@ -191,7 +191,7 @@ class _WarmDecoder:
         finally:
             os.close(job_r)
             os.close(answer_w)
-        self.jobs, self.answers = Connection(self._job_w), Connection(self._answer_r)
+        self.jobs, self.answers = Connection(job_w), Connection(answer_r)
         self.jobs.send(list(sys.path))  # the parent's path, so `fn`'s module imports
         self.calls = 0
 
@@ -251,9 +251,9 @@ def _forget_warm_decoder(decoder: _WarmDecoder) -> None:
         _warm.decoder = None
 
 
-def _run_warm(job: tuple, timeout_s: float) -> tuple | None:
-    """One job in a child of this thread's warm decoder: its message, or None when the child
-    died without one (MediaError from its exit status) or ran out of time (MediaError TIMEOUT)."""
+def _run_warm(job: tuple, timeout_s: float) -> tuple:
+    """One job in a child of this thread's warm decoder: the child's message. MediaError when the
+    child died without one (from its exit status) or ran out of time (TIMEOUT)."""
     decoder = _warm_decoder()
     decoder.calls += 1
     try:

@@ -62,10 +62,14 @@ def store_audio(media: MediaFacts, audio: np.ndarray | None) -> None:
     media.save(update_fields=["audio", "evidence_version"])
 
 
+def has_evidence(video: Video) -> bool:
+    """Extraction has stored something for this video (the missing relation is an AttributeError)."""
+    return getattr(video, "media", None) is not None
+
+
 def needs_backfill(video: Video) -> bool:
     """Extracted before the audio was kept: one more sandboxed decode stores it."""
-    media = getattr(video, "media", None)
-    return media is not None and media.evidence_version != EVIDENCE_VERSION
+    return has_evidence(video) and video.media.evidence_version != EVIDENCE_VERSION
 
 
 def media_info(video: Video) -> MediaInfo:
@@ -80,7 +84,7 @@ def media_info(video: Video) -> MediaInfo:
 
 def stored_frames(video: Video) -> list[Frame]:
     frames = []
-    for sample in video.frames.order_by("index"):
+    for sample in video.frames.all():  # in index order (Meta.ordering); .all() keeps a prefetch
         with sample.image.open("rb") as handle:
             frames.append(Frame(t_s=sample.t_s, image=np.asarray(Image.open(handle).convert("RGB"))))  # (H, W, 3)
     return frames

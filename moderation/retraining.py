@@ -41,7 +41,7 @@ from inference.types import MediaError, VideoFeatures
 
 from . import actions, evidence, live, pipeline, scoring
 from .actions import ActionError
-from .models import CascadeConfig, MediaFacts, ModelVersion, Policy, Prediction, Review, TrainingRun, Video
+from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, TrainingRun, Video
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
 def _features(video: Video) -> VideoFeatures | None:
     """What both models read, from the stored evidence; None when it is incomplete and the file
     no longer decodes (the video itself is left as it is: it was decided long ago)."""
-    if not MediaFacts.objects.filter(video_id=video.pk).exists():
+    if not evidence.has_evidence(video):
         log.warning("Reviewed video %s left out of training: it has no stored evidence", video.pk)
         return None
     try:
