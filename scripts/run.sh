@@ -33,7 +33,8 @@ trap cleanup INT TERM EXIT
 mkdir -p "$LOG"
 # Two workers, so a training run or a slow stage 2 never stalls ingestion: `cpu` (extraction,
 # stage 1, housekeeping) with one process per core but one, each on one torch thread, and `gpu`
-# (stage 2, training) with one process, on the cores left over (or the GPU, when there is one).
+# (stage 2, training) with one process, on the cores left over (the models run on the CPU until issue 15
+# moves stage 2 to a device).
 CORES=$(nproc)
 CPU_WORKERS="${COEFVQ_CPU_WORKERS:-$(( CORES > 2 ? CORES - 1 : 1 ))}"
 GPU_THREADS="${COEFVQ_GPU_THREADS:-$(( CORES > CPU_WORKERS ? CORES - CPU_WORKERS : 1 ))}"
