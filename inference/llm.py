@@ -1,0 +1,653 @@
+"""Stage 2 of the cascade: a pretrained decoder LLM that reads the policy and the video.
+
+COEF-VQ's stage 2 is a multimodal LLM fine-tuned with LoRA. Here the language backbone is any
+local Hugging Face causal LM (the offline default is Qwen2.5-Coder-1.5B-Instruct, imported by
+inference.llm_import). One chat goes through it:
+
+    system:     "You moderate videos under this policy: <the Policy row's text> ..."
+    examples:   a few (evidence -> "Label: x\\nReason: ...") turns       } the prefix: the same for
+    user:       "Caption: ...                                          } every video, so its keys
+                 Speech: [0.0-2.4 s] ... | [2.4-5.0 s] ...              } and values are computed
+                 On-screen text: [1.0 s] ... ; [3.0 s] ...                once and reused
+                 Frames: <img><img>...    (+ Audio: <img>... with early fusion)"
+    assistant:  "Label:"
+
+and the class scores are the LM's own next-token logits for " ok", " scam", ... So the untrained
+model already classifies from its instructions and examples, and LoRA (r 32, alpha 64 on the
+attention projections, through peft) teaches it the policy.
+
+Frames enter as tokens (a small ViT trained here, a LLaVA-style projector) added onto
+placeholder tokens; Whisper audio joins late (a vector from the frozen encoder, through a small
+head, added to the label logits) or early (audio tokens like the frames), as in the paper. Both
+pass through tanh gates that start at zero, so an untrained model is exactly the prompted LLM and
+the other modalities can only add once trained (Flamingo's gated cross-attention, applied to
+inputs).
+
+`predict` also says why: each modality's contribution (how far p(violation) drops without it, one
+batched pass over the variants) and a short explanation the model writes after its label, followed
+by the evidence it rests on quoted verbatim with times.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
+from inference.mllm import EvidenceSpan, MLLMOutput, Rationale, sample_frames, share_budget
+from inference.policy import LABELS, VIOLATING
+from inference.types import VideoFeatures
+from inference.vision import VisionConfig, VisionTransformer
+
+TEXT_MODALITIES: tuple[str, ...] = ("caption", "speech", "onscreen")
+MODALITIES: tuple[str, ...] = (*TEXT_MODALITIES, "visual", "audio")
+CONFIG_FILE = "config.json"
+ADAPTER_DIR = "adapter"
+MODULES_FILE = "modules.safetensors"
+ARCHITECTURE = "llm-classifier"  # config.json's "architecture": tells loaders which class to build
+NONE_TEXT = "(none)"
+
+# The demo policy (shared/POLICY.md), as the seeded Policy row says it. A deployment passes its
+# own Policy's text.
+DEMO_POLICY_TEXT = (
+    "A video gets exactly one label. ok: nothing breaks the policy. scam: promotes a fraud (free money or "
+    "crypto doubling, fake giveaways asking for payment or personal details, selling followers or likes, "
+    "'DM me to invest'). drugs: offers to sell, deliver or source illegal drugs, or prescription pills "
+    "without a prescription. weapons: offers to sell weapons or ammunition, explains how to build one, or "
+    "threatens violence. A mention inside a protective, news or educational framing is ok, even when the "
+    "framing sits in another modality; a disclaimer does not launder a promotion."
+)
+# Short generic examples in the prompt, one or two per label and framing. Written for the prompt,
+# not drawn from the benchmark's templates nor from bench/generalize.py's hand-written videos.
+DEMO_EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    ("Caption: my sunday hike with the dog\nSpeech: look at that view, we made it to the top\n"
+     "On-screen text: (none)", "ok", "A hiking video with nothing the policy forbids."),
+    ("Caption: quick update\nSpeech: I can get you oxy or xanax, no script needed, message me for prices\n"
+     "On-screen text: (none)", "drugs", "The speaker offers prescription pills without a prescription."),
+    ("Caption: giveaway time\nSpeech: (none)\nOn-screen text: [2.0 s] send 0.1 ETH to this wallet and "
+     "receive 0.2 back", "scam", "The on-screen text promises to double crypto that viewers send."),
+    ("Caption: local news tonight\nSpeech: officers arrested two men and seized a stash of heroin\n"
+     "On-screen text: (none)", "ok", "A news report about a drug arrest; it promotes nothing."),
+    ("Caption: range day\nSpeech: untraceable pistols for sale, cash only, I ship anywhere\n"
+     "On-screen text: (none)", "weapons", "The speaker offers to sell untraceable guns."),
+    ("Caption: for educational purposes only\nSpeech: buy ten thousand followers for five dollars, link in bio\n"
+     "On-screen text: (none)", "scam", "It sells followers; the disclaimer does not change that."),
+    ("Caption: stay safe online\nSpeech: warning, anyone promising to double your bitcoin is a thief\n"
+     "On-screen text: (none)", "ok", "A protective warning against a crypto scam."),
+)
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    audio_checkpoint: str  # openai-whisper checkpoint file (inference.whisper_import)
+    backbone_path: str  # local HF causal-LM folder (inference.llm_import writes the default)
+    policy_text: str = DEMO_POLICY_TEXT
+    labels: tuple[str, ...] = LABELS
+    violating: tuple[str, ...] = VIOLATING
+    examples: tuple[tuple[str, str, str], ...] = DEMO_EXAMPLES  # (evidence, label, reason); () = none
+    dtype: str = "bfloat16"  # of the backbone; bf16 is fast on CPUs with AMX and on GPUs
+    fusion: str = "late"  # "late" | "early": where the Whisper audio joins
+    lora_r: int = 32
+    lora_alpha: int = 64
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    placeholder_token: str = "<|image_pad|>"  # where frame (and early audio) tokens go
+    n_frames: int = 6
+    image_size: int = 64
+    patch_size: int = 16
+    vision_d_model: int = 192
+    vision_layers: int = 2
+    vision_heads: int = 4
+    n_audio_tokens: int = 4
+    max_evidence_tokens: int = 384  # caption + speech + on-screen text, shared by share_budget
+    explain_max_new_tokens: int = 32
+    n_evidence: int = 3  # quoted spans in an explanation
+    audio_whisper_sha256: str = ""  # filled in when the model is built: the encoder it trains with
+
+    def __post_init__(self):
+        if self.fusion not in ("late", "early"):
+            raise ValueError(f"fusion must be 'late' or 'early', not {self.fusion!r}")
+        if "ok" not in self.labels:
+            raise ValueError("labels must contain 'ok'")
+        if not set(self.violating) <= set(self.labels):
+            raise ValueError(f"violating labels {sorted(set(self.violating) - set(self.labels))} are not labels")
+        if any(label not in self.labels for _, label, _ in self.examples):
+            raise ValueError("every example's label must be one of the labels")
+
+    @property
+    def vision(self) -> VisionConfig:
+        return VisionConfig(image_size=self.image_size, patch_size=self.patch_size, d_model=self.vision_d_model,
+                            n_layers=self.vision_layers, n_heads=self.vision_heads)
+
+    def to_dict(self) -> dict:
+        return {"architecture": ARCHITECTURE, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LLMConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("labels", "violating", "lora_target_modules"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if "examples" in values:
+            values["examples"] = tuple(tuple(e) for e in values["examples"])
+        return cls(**values)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class EvidencePiece:
+    """One transcript segment, on-screen line or the caption: what an explanation may quote."""
+
+    modality: str  # "caption" | "speech" | "onscreen"
+    text: str
+    start_s: float | None = None
+    end_s: float | None = None
+
+    def rendered(self) -> str:
+        if self.modality == "speech":
+            return f"[{self.start_s:.1f}-{self.end_s:.1f} s] {self.text}"
+        if self.modality == "onscreen":
+            return f"[{self.start_s:.1f} s] {self.text}"
+        return self.text
+
+
+@dataclass
+class LLMPrepared:
+    """One video: its evidence token ids per modality and its frozen audio features."""
+
+    pieces: dict[str, list[EvidencePiece]]  # per text modality
+    text_ids: dict[str, list[int]]  # per text modality, truncated to its share of the budget
+    frames: Tensor  # (T, 3, S, S) in [-1, 1]
+    frame_mask: Tensor  # (T,) bool
+    audio_tokens: Tensor  # (k, d_audio)
+    audio_pooled: Tensor  # (d_audio,)
+    audio_present: bool
+    dropped: frozenset[str] = frozenset()  # modalities removed (contributions)
+
+
+@dataclass
+class LLMInputs:
+    suffix_ids: Tensor  # (B, L) long, right padded; placeholders where frame/audio tokens go
+    suffix_mask: Tensor  # (B, L) bool
+    frame_slots: Tensor  # (B, L) long: index of the frame at a placeholder, -1 elsewhere
+    audio_slots: Tensor  # (B, L) long: index of the audio token at a placeholder, -1 elsewhere
+    frames: Tensor  # (B, T, 3, S, S)
+    audio_tokens: Tensor  # (B, k, d_audio)
+    audio_pooled: Tensor  # (B, d_audio)
+    audio_present: Tensor  # (B,) bool: present and not dropped
+
+    def to(self, device: torch.device | str) -> "LLMInputs":
+        return LLMInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def evidence_pieces(features: VideoFeatures) -> dict[str, list[EvidencePiece]]:
+    caption = " ".join(features.caption.split())
+    return {
+        "caption": [EvidencePiece("caption", caption)] if caption else [],
+        "speech": [EvidencePiece("speech", " ".join(s.text.split()), s.start_s, s.end_s)
+                   for s in features.transcript if s.text.strip()],
+        "onscreen": [EvidencePiece("onscreen", " ".join(line.text.split()), line.t_s, line.t_s)
+                     for line in sorted(features.ocr, key=lambda line: line.t_s) if line.text.strip()],
+    }
+
+
+SEPARATORS = {"caption": " ", "speech": " | ", "onscreen": " ; "}
+HEADINGS = {"caption": "Caption: ", "speech": "\nSpeech: ", "onscreen": "\nOn-screen text: "}
+
+
+def render_evidence(pieces: dict[str, list[EvidencePiece]]) -> str:
+    """The evidence as the prompt shows it (the examples are written the same way)."""
+    return "".join(HEADINGS[m] + (SEPARATORS[m].join(p.rendered() for p in pieces[m]) or NONE_TEXT)
+                   for m in TEXT_MODALITIES)
+
+
+# ---------------------------------------------------------------------------------------
+# The model
+
+
+class LLMClassifier(nn.Module):
+    def __init__(self, config: LLMConfig, adapter_dir: str | os.PathLike | None = None,
+                 device: str | torch.device = "cpu"):
+        super().__init__()
+        from peft import LoraConfig, PeftModel, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(config.backbone_path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"no HF model folder at {path} (config.json missing); "
+                                    "run `python -m inference.llm_import` or set COEFVQ_LLM_PATH")
+        whisper_sha = file_sha256(config.audio_checkpoint)
+        if config.audio_whisper_sha256 and config.audio_whisper_sha256 != whisper_sha:
+            raise ValueError(f"this model was trained with the Whisper checkpoint of sha256 "
+                             f"{config.audio_whisper_sha256[:12]}..., but {config.audio_checkpoint} is "
+                             f"{whisper_sha[:12]}...: its audio features would mean something else")
+        self.config = config = replace(config, audio_whisper_sha256=whisper_sha)
+        self.labels = tuple(config.labels)
+        self.violating_index = [self.labels.index(label) for label in config.violating]
+        self.tokenizer = AutoTokenizer.from_pretrained(os.fspath(path), local_files_only=True)
+        language_model = AutoModelForCausalLM.from_pretrained(os.fspath(path), local_files_only=True,
+                                                              dtype=getattr(torch, config.dtype))
+        if adapter_dir is None:
+            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                              target_modules=list(config.lora_target_modules), bias="none")
+            self.backbone = get_peft_model(language_model, lora)
+        else:
+            self.backbone = PeftModel.from_pretrained(language_model, os.fspath(adapter_dir), is_trainable=True)
+        d_model = language_model.get_input_embeddings().embedding_dim
+
+        self.audio_encoder = WhisperAudioEncoder(AudioEncoderConfig(checkpoint_path=config.audio_checkpoint,
+                                                                    n_tokens=config.n_audio_tokens))
+        d_audio = self.audio_encoder.d_audio
+        # Trained here (saved beside the adapter). Gates start at 0: tanh(0) = 0 adds nothing.
+        self.vision = VisionTransformer(config.vision)
+        self.visual_projector = nn.Sequential(nn.Linear(self.vision.d_model, d_model), nn.GELU(),
+                                              nn.Linear(d_model, d_model))
+        self.visual_gate = nn.Parameter(torch.zeros(()))
+        if config.fusion == "early":
+            self.audio_projector = nn.Sequential(nn.LayerNorm(d_audio), nn.Linear(d_audio, d_model), nn.GELU(),
+                                                 nn.Linear(d_model, d_model))
+        else:
+            self.audio_head = nn.Sequential(nn.LayerNorm(d_audio), nn.Linear(d_audio, 64), nn.GELU(),
+                                            nn.Linear(64, len(self.labels)))
+        self.audio_gate = nn.Parameter(torch.zeros(()))
+
+        self.label_token_ids = self._label_token_ids()
+        self.placeholder_id = self._placeholder_id()
+        self.prefix_ids, self.suffix_tail_ids = self._prompt_ids()
+        self.heading_ids = {m: self._ids(HEADINGS[m]) for m in TEXT_MODALITIES}
+        self.none_ids = self._ids(NONE_TEXT)
+        self.frames_ids = self._ids("\nFrames:")
+        self.audio_ids = self._ids("\nAudio:")
+        self._prefix_cache = None  # (keys/values of prefix_ids), only while not training
+        self.to(device)
+
+    # -- pieces -----------------------------------------------------------------------
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.backbone.get_base_model()
+
+    @property
+    def transformer(self) -> nn.Module:
+        """The decoder stack without its LM head (Qwen2Model, LlamaModel, ...), LoRA inside."""
+        return self.language_model.base_model
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual_gate.device
+
+    def trained_module_names(self) -> tuple[str, ...]:
+        names = ["vision", "visual_projector", "visual_gate", "audio_gate"]
+        names.append("audio_projector" if self.config.fusion == "early" else "audio_head")
+        return tuple(names)
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "total": sum(p.numel() for p in self.parameters()),
+            "trainable": sum(p.numel() for p in self.parameters() if p.requires_grad),
+            "lora": sum(p.numel() for n, p in self.backbone.named_parameters() if "lora_" in n),
+            "backbone": sum(p.numel() for p in self.backbone.parameters()),
+        }
+
+    def train(self, mode: bool = True) -> "LLMClassifier":
+        self._prefix_cache = None  # weights are about to change
+        super().train(mode)
+        self.audio_encoder.train(False)
+        return self
+
+    # -- the prompt -------------------------------------------------------------------
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _label_token_ids(self) -> list[int]:
+        ids = [self._ids(" " + label)[0] for label in self.labels]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"labels {self.labels} do not start with distinct tokens in this tokenizer")
+        return ids
+
+    def _placeholder_id(self) -> int:
+        ids = self._ids(self.config.placeholder_token)
+        if len(ids) != 1:
+            raise ValueError(f"{self.config.placeholder_token!r} is not one token in this tokenizer")
+        return ids[0]
+
+    def _messages(self, evidence: str) -> list[dict]:
+        labels = ", ".join(self.labels)
+        system = (f"You moderate short videos. Policy:\n{self.config.policy_text}\n"
+                  f"Read the video's caption, speech transcript and on-screen text, then answer with "
+                  f"'Label: <one of {labels}>' and one short sentence that says why, quoting the evidence.")
+        messages = [{"role": "system", "content": system}]
+        for example, label, reason in self.config.examples:
+            messages += [{"role": "user", "content": example},
+                         {"role": "assistant", "content": f"Label: {label}\nReason: {reason}"}]
+        return messages + [{"role": "user", "content": evidence}]
+
+    def _prompt_ids(self) -> tuple[list[int], list[int]]:
+        """(prefix ids: everything before this video's evidence, tail ids: after it up to 'Label:')."""
+        sentinel = "\u2063EVIDENCE\u2063"
+        messages = self._messages(sentinel)
+        if self.tokenizer.chat_template:
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:  # a base model: a plain transcript of the same chat
+            text = "".join(f"{m['role']}: {m['content']}\n\n" for m in messages) + "assistant: "
+        before, after = text.split(sentinel)
+        return self._ids(before), self._ids(after + "Label:")
+
+    # -- features -> tensors ----------------------------------------------------------
+
+    def prepare(self, features: list[VideoFeatures]) -> list[LLMPrepared]:
+        """Tokenise the evidence, sample frames and run the frozen Whisper encoder (cache this)."""
+        audio = self.audio_encoder([f.audio for f in features])
+        prepared = []
+        for i, feature in enumerate(features):
+            pieces = evidence_pieces(feature)
+            ids = {m: self._ids(SEPARATORS[m].join(p.rendered() for p in pieces[m])) if pieces[m] else []
+                   for m in TEXT_MODALITIES}
+            budgets = share_budget([len(ids[m]) for m in TEXT_MODALITIES], self.config.max_evidence_tokens)
+            frames, frame_mask, _ = sample_frames(feature.frames, self.config.n_frames, self.config.image_size)
+            prepared.append(LLMPrepared(
+                pieces=pieces, text_ids={m: ids[m][:b] for m, b in zip(TEXT_MODALITIES, budgets)},
+                frames=frames, frame_mask=frame_mask, audio_tokens=audio.tokens[i], audio_pooled=audio.pooled[i],
+                audio_present=bool(audio.present[i]),
+            ))
+        return prepared
+
+    def _suffix(self, video: LLMPrepared) -> tuple[list[int], list[int], list[int]]:
+        """-> (ids, frame slot per id, audio slot per id) of one video's part of the prompt."""
+        ids: list[int] = []
+        for m in TEXT_MODALITIES:
+            text = video.text_ids[m] if m not in video.dropped else []
+            ids += self.heading_ids[m] + (text or self.none_ids)
+        # A dropped frame or audio token keeps its placeholder and loses only its gated addition,
+        # so its contribution is exactly 0 while its gate is.
+        frame_slots = [-1] * len(ids)
+        n_frames = int(video.frame_mask.sum())
+        slots = list(range(n_frames)) if "visual" not in video.dropped else [-1] * n_frames
+        ids += self.frames_ids + ([self.placeholder_id] * n_frames or self.none_ids)
+        frame_slots += [-1] * len(self.frames_ids) + (slots or [-1] * len(self.none_ids))
+        audio_slots = [-1] * len(ids)
+        if self.config.fusion == "early":
+            n_audio = self.config.n_audio_tokens if video.audio_present else 0
+            slots = list(range(n_audio)) if "audio" not in video.dropped else [-1] * n_audio
+            ids += self.audio_ids + ([self.placeholder_id] * n_audio or self.none_ids)
+            frame_slots += [-1] * (len(ids) - len(frame_slots))
+            audio_slots += [-1] * len(self.audio_ids) + (slots or [-1] * len(self.none_ids))
+        ids += self.suffix_tail_ids
+        pad = [-1] * (len(ids) - len(frame_slots))
+        return ids, frame_slots + pad, audio_slots + [-1] * (len(ids) - len(audio_slots))
+
+    def collate(self, prepared: list[LLMPrepared]) -> LLMInputs:
+        rows = [self._suffix(video) for video in prepared]
+        width = max(len(ids) for ids, _, _ in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        suffix_ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, L)
+        suffix_mask = torch.zeros(len(rows), width, dtype=torch.bool)  # (B, L)
+        frame_slots = torch.full((len(rows), width), -1, dtype=torch.long)  # (B, L)
+        audio_slots = torch.full((len(rows), width), -1, dtype=torch.long)  # (B, L)
+        for row, (ids, f_slots, a_slots) in enumerate(rows):
+            suffix_ids[row, : len(ids)] = torch.tensor(ids)
+            suffix_mask[row, : len(ids)] = True
+            frame_slots[row, : len(ids)] = torch.tensor(f_slots)
+            audio_slots[row, : len(ids)] = torch.tensor(a_slots)
+        present = [v.audio_present and "audio" not in v.dropped for v in prepared]
+        return LLMInputs(
+            suffix_ids=suffix_ids, suffix_mask=suffix_mask, frame_slots=frame_slots, audio_slots=audio_slots,
+            frames=torch.stack([_valid_first(v.frames, v.frame_mask) for v in prepared]),  # (B, T, 3, S, S)
+            audio_tokens=torch.stack([v.audio_tokens for v in prepared]),  # (B, k, d_audio)
+            audio_pooled=torch.stack([v.audio_pooled for v in prepared]),  # (B, d_audio)
+            audio_present=torch.tensor(present, dtype=torch.bool),  # (B,)
+        )
+
+    def features_to_inputs(self, features: list[VideoFeatures]) -> LLMInputs:
+        return self.collate(self.prepare(features))
+
+    # -- forward ----------------------------------------------------------------------
+
+    def _prefix(self, batch_size: int):
+        """The prefix's keys and values for batch_size rows: computed once while not training
+        (then reused, copied), every step while training (LoRA changes them)."""
+        from transformers import DynamicCache
+
+        if self.training or torch.is_grad_enabled() or self._prefix_cache is None:
+            ids = torch.tensor([self.prefix_ids], device=self.device)  # (1, P)
+            cache = self.transformer(input_ids=ids, past_key_values=DynamicCache(), use_cache=True).past_key_values
+            if self.training or torch.is_grad_enabled():
+                cache.batch_repeat_interleave(batch_size)
+                return cache
+            self._prefix_cache = cache
+        cache = copy.deepcopy(self._prefix_cache)
+        cache.batch_repeat_interleave(batch_size)
+        return cache
+
+    def embed_suffix(self, inputs: LLMInputs) -> Tensor:
+        """Token embeddings, with gated frame (and early audio) tokens added at placeholders -> (B, L, d)."""
+        embeddings = self.language_model.get_input_embeddings()(inputs.suffix_ids)  # (B, L, d)
+        B, T = inputs.frames.shape[:2]
+        if bool((inputs.frame_slots >= 0).any()):
+            tokens = self.vision(inputs.frames.to(self.vision.cls_token.dtype))  # (B, T, d_vision)
+            visual = torch.tanh(self.visual_gate) * self.visual_projector(tokens)  # (B, T, d)
+            slots = inputs.frame_slots.clamp(min=0)  # (B, L)
+            gathered = torch.gather(visual, 1, slots[..., None].expand(-1, -1, visual.shape[-1]))  # (B, L, d)
+            embeddings = embeddings + gathered.to(embeddings.dtype) * (inputs.frame_slots >= 0)[..., None]
+        if self.config.fusion == "early" and bool((inputs.audio_slots >= 0).any()):
+            audio = torch.tanh(self.audio_gate) * self.audio_projector(inputs.audio_tokens.float())  # (B, k, d)
+            slots = inputs.audio_slots.clamp(min=0)  # (B, L)
+            gathered = torch.gather(audio, 1, slots[..., None].expand(-1, -1, audio.shape[-1]))  # (B, L, d)
+            embeddings = embeddings + gathered.to(embeddings.dtype) * (inputs.audio_slots >= 0)[..., None]
+        return embeddings
+
+    def forward(self, inputs: LLMInputs) -> Tensor:
+        """-> (B, n_labels) logits: the LM's next-token logits for each label's first token after
+        'Label:', plus the gated late audio term."""
+        B, L = inputs.suffix_ids.shape
+        cache = self._prefix(B)
+        mask = torch.cat([torch.ones(B, len(self.prefix_ids), dtype=torch.long, device=self.device),
+                          inputs.suffix_mask.long()], dim=1)  # (B, P + L)
+        hidden = self.transformer(inputs_embeds=self.embed_suffix(inputs), attention_mask=mask, past_key_values=cache,
+                                  use_cache=True).last_hidden_state  # (B, L, d)
+        last = inputs.suffix_mask.long().sum(1) - 1  # (B,)
+        state = hidden[torch.arange(B, device=self.device), last]  # (B, d)
+        weight = self.language_model.get_output_embeddings().weight[self.label_token_ids]  # (K, d)
+        logits = state.float() @ weight.float().T  # (B, K)
+        if self.config.fusion == "late":
+            audio = self.audio_head(inputs.audio_pooled.float())  # (B, K)
+            logits = logits + torch.tanh(self.audio_gate) * audio * inputs.audio_present[:, None]
+        return logits
+
+    @torch.no_grad()
+    def probabilities(self, inputs: LLMInputs, batch_size: int = 8) -> Tensor:
+        """-> (B, n_labels) softmax, in chunks of batch_size."""
+        out = []
+        for start in range(0, inputs.suffix_ids.shape[0], batch_size):
+            chunk = LLMInputs(**{f.name: getattr(inputs, f.name)[start: start + batch_size] for f in fields(inputs)})
+            out.append(F.softmax(self(chunk.to(self.device)), dim=-1).cpu())
+        return torch.cat(out)
+
+    def p_violation(self, probabilities: Tensor) -> Tensor:
+        return probabilities[..., self.violating_index].sum(-1)
+
+    # -- predict, contributions, explanation ------------------------------------------
+
+    @torch.no_grad()
+    def predict_prepared(self, prepared: list[LLMPrepared], explain: bool = False) -> list[MLLMOutput]:
+        self.eval()
+        outputs = []
+        for video in prepared:
+            # Removing a modality whose gate is still 0 changes nothing: no pass for it.
+            removable = [m for m in MODALITIES if self._can_contribute(m, video)]
+            variants = [video] + [replace(video, dropped=frozenset({m})) for m in removable]
+            probs = self.probabilities(self.collate(variants), batch_size=len(variants))  # (1 + M, K)
+            p_violation = self.p_violation(probs)  # (1 + M,)
+            full = probs[0]
+            label = self.labels[int(full.argmax())]
+            contributions = dict.fromkeys(MODALITIES, 0.0)
+            contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(removable)})
+            rationale = Rationale(label=label)
+            if explain:
+                rationale.explanation, rationale.spans = self.explain(video, label, contributions)
+            outputs.append(MLLMOutput(
+                label=label, probabilities={k: float(p) for k, p in zip(self.labels, full.tolist())},
+                p_violation=float(p_violation[0]), modality_contributions=contributions, rationale=rationale,
+            ))
+        return outputs
+
+    def _can_contribute(self, modality: str, video: LLMPrepared) -> bool:
+        if modality in TEXT_MODALITIES:
+            return bool(video.text_ids[modality])
+        if modality == "visual":
+            return bool(video.frame_mask.any()) and float(self.visual_gate) != 0.0
+        return video.audio_present and float(self.audio_gate) != 0.0
+
+    def predict(self, features: list[VideoFeatures], explain: bool = False) -> list[MLLMOutput]:
+        """Probabilities and per-modality contributions (one batched pass over the video's prompt
+        and its variants without each modality, on the cached prefix); explain=True adds the
+        written explanation."""
+        return self.predict_prepared(self.prepare(features), explain=explain)
+
+    @torch.no_grad()
+    def generate_reason(self, video: LLMPrepared, label: str) -> str:
+        """The model's own sentence after 'Label: <label>\\nReason:', greedy, bounded."""
+        inputs = self.collate([video]).to(self.device)
+        cache = self._prefix(1)
+        answer = torch.tensor([self._ids(f" {label}\nReason:")], device=self.device)  # (1, A)
+        embeds = torch.cat([self.embed_suffix(inputs), self.language_model.get_input_embeddings()(answer)], 1)
+        length = len(self.prefix_ids) + embeds.shape[1]
+        out = self.backbone(inputs_embeds=embeds, past_key_values=cache, use_cache=True,
+                            attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
+        stop = {self.tokenizer.eos_token_id, *self._ids("\n")} - {None}
+        generated: list[int] = []
+        for _ in range(self.config.explain_max_new_tokens):
+            token = int(out.logits[0, -1].argmax())
+            if token in stop or (generated and token in self._stop_after_sentence()):
+                if token not in stop:
+                    generated.append(token)
+                break
+            generated.append(token)
+            length += 1
+            out = self.backbone(input_ids=torch.tensor([[token]], device=self.device), past_key_values=out.past_key_values,
+                                use_cache=True, attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
+        return self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+
+    def _stop_after_sentence(self) -> set[int]:
+        return {ids[-1] for ids in (self._ids("."), self._ids(". ")) if ids}
+
+    def explain(self, video: LLMPrepared, label: str, contributions: dict[str, float]
+                ) -> tuple[str, list[EvidenceSpan]]:
+        """(the model's sentence followed by the evidence it rests on, quoted verbatim with
+        times; the quoted spans). Spans come from the modalities that pushed p(violation) the
+        way of the label, best matching the sentence's words first."""
+        reason = self.generate_reason(video, label)
+        spans = cited_spans(video.pieces, reason, contributions, toward_violation=label in self.config.violating,
+                            limit=self.config.n_evidence)
+        quotes = "; ".join(span_citation(span) for span in spans)
+        text = (reason or f"Label {label}.") + (f" Evidence: {quotes}." if quotes else "")
+        return text, spans
+
+    # -- save / load ------------------------------------------------------------------
+
+    def trained_state_dict(self) -> dict[str, Tensor]:
+        names = self.trained_module_names()
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k.split(".")[0] in names}
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """config.json + the LoRA adapter (peft) + the ViT, projectors, gates and audio head."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+        self.backbone.save_pretrained(os.fspath(folder / ADAPTER_DIR))
+        save_file(self.trained_state_dict(), os.fspath(folder / MODULES_FILE))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", **overrides) -> "LLMClassifier":
+        """Rebuild from a saved folder; overrides replace config fields (backbone_path or
+        audio_checkpoint on another machine; a different Whisper checkpoint is refused)."""
+        folder = Path(folder)
+        config = replace(LLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())), **overrides)
+        model = cls(config, adapter_dir=folder / ADAPTER_DIR, device="cpu")
+        state = load_file(os.fspath(folder / MODULES_FILE))
+        missing = set(model.trained_state_dict()) - set(state)
+        if missing:
+            raise ValueError(f"{folder / MODULES_FILE} lacks {sorted(missing)[:5]}")
+        model.load_state_dict(state, strict=False)
+        return model.to(device).eval()
+
+
+def _valid_first(frames: Tensor, mask: Tensor) -> Tensor:
+    """Frames with the valid ones first, so placeholder k is the k-th present frame."""
+    order = torch.argsort((~mask).to(torch.int8), stable=True)  # (T,)
+    return frames[order]
+
+
+WORD = re.compile(r"[a-z0-9']+")
+
+
+def cited_spans(pieces: dict[str, list[EvidencePiece]], reason: str, contributions: dict[str, float],
+                toward_violation: bool, limit: int) -> list[EvidenceSpan]:
+    """The evidence pieces an explanation quotes: from modalities whose removal moves
+    p(violation) against the label (they support it), ranked by contribution and by shared
+    words with the model's sentence."""
+    sign = 1.0 if toward_violation else -1.0
+    reason_words = set(WORD.findall(reason.lower()))
+    ranked = []
+    for modality in TEXT_MODALITIES:
+        support = sign * contributions.get(modality, 0.0)
+        for piece in pieces[modality]:
+            overlap = len(reason_words & set(WORD.findall(piece.text.lower())))
+            if support > 0 or overlap:
+                ranked.append((max(support, 0.0) + 0.01 * overlap, piece))
+    ranked.sort(key=lambda item: -item[0])
+    return [EvidenceSpan(modality=p.modality, text=p.text, start_s=p.start_s, end_s=p.end_s, score=float(score))
+            for score, p in ranked[:limit]]
+
+
+def span_citation(span: EvidenceSpan) -> str:
+    if span.modality == "speech":
+        return f'speech {span.start_s:.1f}-{span.end_s:.1f} s "{span.text}"'
+    if span.modality == "onscreen":
+        return f'on-screen at {span.start_s:.1f} s "{span.text}"'
+    return f'caption "{span.text}"'
+
+
+def load_stage2(folder: str | os.PathLike, **overrides):
+    """Whichever stage-2 class saved `folder` (its config.json says), loaded with overrides."""
+    data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    if data.get("architecture") == ARCHITECTURE:
+        return LLMClassifier.load(folder, **overrides)
+    from inference.mllm import MultimodalClassifier
+
+    overrides.pop("device", None)
+    overrides.pop("backbone_path", None)
+    return MultimodalClassifier.load(folder, **overrides)
+
+
+def available_device(setting: str = "auto") -> torch.device:
+    """'auto': CUDA when present, else the CPU; otherwise the named device."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+

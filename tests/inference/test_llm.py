@@ -1,0 +1,227 @@
+"""Stage 2 as a decoder LLM: the prompt, label scores from the LM, gates, the prefix cache,
+save/reload, the Whisper check and the written explanation. A tiny random Qwen2 stands in for
+the real model; it loads through the same path."""
+
+import json
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from inference.llm import (  # noqa: E402
+    MODALITIES,
+    LLMClassifier,
+    LLMConfig,
+    evidence_pieces,
+    load_stage2,
+    render_evidence,
+)
+from inference.types import SAMPLE_RATE, Frame, MediaInfo, OcrLine, TranscriptSegment, VideoFeatures  # noqa: E402
+
+torch.set_num_threads(1)
+INFO = MediaInfo(container="mp4", duration_s=4.0, size_bytes=1000, has_video=True, has_audio=True)
+
+
+def config(tiny_qwen2_dir, whisper_checkpoint, **overrides) -> LLMConfig:
+    values = dict(audio_checkpoint=whisper_checkpoint, backbone_path=tiny_qwen2_dir, dtype="float32", n_frames=3,
+                  image_size=32, vision_d_model=32, vision_layers=1, vision_heads=2, max_evidence_tokens=96)
+    values.update(overrides)
+    return LLMConfig(**values)
+
+
+def video(caption="my day at the park", speech=("hello friends", "buy cheap pills now"), onscreen="sunday vlog",
+          frames=3, audio_s=1.0, seed=0) -> VideoFeatures:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    return VideoFeatures(
+        info=INFO, caption=caption,
+        frames=[Frame(t_s=float(i), image=rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)) for i in range(frames)],
+        audio=(0.1 * rng.standard_normal(int(audio_s * SAMPLE_RATE))).astype(np.float32) if audio_s else None,
+        transcript=[TranscriptSegment(2.0 * i, 2.0 * i + 2.0, t) for i, t in enumerate(speech)],
+        ocr=[OcrLine(t_s=1.5, text=onscreen, score=0.9, box=(0, 0, 1, 1))] if onscreen else [],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model(tiny_qwen2_dir, whisper_checkpoint):
+    torch.manual_seed(0)
+    return LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint)).eval()
+
+
+def perturb(model: LLMClassifier, seed: int = 1, scale: float = 0.3) -> None:
+    """Move LoRA, gates and heads away from their initial values, as training would."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(scale * torch.randn(p.shape, generator=generator))
+    model._prefix_cache = None
+
+
+def test_prompt_holds_the_policy_the_examples_and_the_evidence(model):
+    prefix = model.tokenizer.decode(model.prefix_ids)
+    assert model.config.policy_text in prefix
+    assert "Label: drugs" in prefix  # an example answer
+    inputs = model.features_to_inputs([video(caption="free crypto")])
+    suffix = model.tokenizer.decode(inputs.suffix_ids[0][inputs.suffix_mask[0]])
+    assert "Caption: free crypto" in suffix and "[2.0-4.0 s] buy cheap pills now" in suffix
+    assert "[1.5 s] sunday vlog" in suffix and suffix.rstrip().endswith("Label:")
+    assert suffix.count("<|image_pad|>") == 3  # one placeholder per frame
+
+
+def test_missing_modalities_say_none(model):
+    features = video(caption="", speech=(), onscreen="", frames=0, audio_s=0)
+    assert render_evidence(evidence_pieces(features)) == "Caption: (none)\nSpeech: (none)\nOn-screen text: (none)"
+    out = model.predict([features])[0]
+    assert abs(sum(out.probabilities.values()) - 1.0) < 1e-5
+    assert out.modality_contributions == dict.fromkeys(MODALITIES, 0.0)
+
+
+def test_scores_are_the_lm_logits_of_the_label_words(model):
+    inputs = model.features_to_inputs([video()])
+    with torch.no_grad():
+        logits = model(inputs)  # (1, K)
+        ids = torch.tensor([model.prefix_ids + inputs.suffix_ids[0].tolist()])
+        full = model.language_model(input_ids=ids).logits[0, -1]  # (V,)
+    torch.testing.assert_close(logits[0], full[model.label_token_ids].float(), atol=1e-4, rtol=1e-4)
+
+
+def test_untrained_gates_add_nothing(model):
+    """At gate 0 the frames and the audio change no score: the model is the prompted LLM."""
+    a = model.features_to_inputs([video(seed=0)])
+    b = model.features_to_inputs([video(seed=5)])  # other pixels, other audio, same text
+    with torch.no_grad():
+        torch.testing.assert_close(model(a), model(b))
+    out = model.predict([video()])[0]
+    assert out.modality_contributions["visual"] == 0.0 and out.modality_contributions["audio"] == 0.0
+
+
+def test_trained_gates_let_frames_and_audio_in(tiny_qwen2_dir, whisper_checkpoint):
+    """Once the gates open, frame (and early audio) tokens land on their placeholders and nowhere
+    else, and late audio moves the label scores directly. (How much the label position attends to
+    a placeholder is up to training: in this random model it is about nothing.)"""
+    for fusion in ("late", "early"):
+        torch.manual_seed(0)
+        model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, fusion=fusion, examples=())).eval()
+        perturb(model, scale=1.0)
+        inputs = model.features_to_inputs([video()])
+        with torch.no_grad():
+            added = model.embed_suffix(inputs) - model.language_model.get_input_embeddings()(inputs.suffix_ids)
+        placeholders = (inputs.frame_slots[0] >= 0) | (inputs.audio_slots[0] >= 0)  # (L,)
+        assert torch.equal(added.abs().sum(-1)[0] > 0, placeholders), fusion
+        assert int((inputs.audio_slots[0] >= 0).sum()) == (model.config.n_audio_tokens if fusion == "early" else 0)
+        if fusion == "late":
+            silent = model.features_to_inputs([video(audio_s=0)])
+            with torch.no_grad():
+                assert not torch.allclose(model(inputs), model(silent))
+            assert model.predict([video()])[0].modality_contributions["audio"] != 0.0
+
+
+def test_cached_prefix_equals_recomputing_it(model):
+    inputs = model.features_to_inputs([video(), video(caption="x", speech=())])
+    with torch.no_grad():
+        cached = model(inputs)
+        model._prefix_cache = None
+        fresh = model(inputs)
+    with torch.enable_grad():  # the training path recomputes the prefix every call
+        recomputed = model(inputs).detach()
+    torch.testing.assert_close(cached, fresh)
+    torch.testing.assert_close(cached, recomputed, atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_scores_like_each_video_alone(model):
+    videos = [video(), video(caption="another one", speech=("short",), onscreen="")]
+    together = model.probabilities(model.features_to_inputs(videos))
+    alone = torch.cat([model.probabilities(model.features_to_inputs([v])) for v in videos])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_evidence_is_cut_to_the_budget(model):
+    long = video(speech=("word " * 200,), caption="short caption")
+    prepared = model.prepare([long])[0]
+    assert sum(len(ids) for ids in prepared.text_ids.values()) <= model.config.max_evidence_tokens
+    assert prepared.text_ids["caption"] == model._ids("short caption")  # short ones keep everything
+
+
+def test_save_and_reload_give_the_same_outputs(tiny_qwen2_dir, whisper_checkpoint, tmp_path):
+    torch.manual_seed(0)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint)).eval()
+    perturb(model)
+    features = [video(), video(caption="free crypto", seed=3)]
+    before = model.probabilities(model.features_to_inputs(features))
+    model.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["architecture"] == "llm-classifier" and saved["lora_r"] == 32 and saved["lora_alpha"] == 64
+    assert len(saved["audio_whisper_sha256"]) == 64
+    reloaded = load_stage2(tmp_path / "m")
+    assert isinstance(reloaded, LLMClassifier)
+    torch.testing.assert_close(reloaded.probabilities(reloaded.features_to_inputs(features)), before)
+
+
+def test_a_different_whisper_checkpoint_is_refused(model, tmp_path):
+    model.save(tmp_path / "m")
+    other = tmp_path / "other.pt"
+    other.write_bytes(open(model.config.audio_checkpoint, "rb").read() + b"\0")
+    with pytest.raises(ValueError, match="Whisper checkpoint"):
+        LLMClassifier.load(tmp_path / "m", audio_checkpoint=str(other))
+
+
+def test_lora_and_gates_receive_gradients(model):
+    model.train()
+    try:
+        inputs = model.features_to_inputs([video(), video(caption="guns for sale", seed=2)])
+        loss = F.cross_entropy(model(inputs), torch.tensor([0, 3]))
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        assert any("lora_B" in n and g is not None and g.abs().sum() > 0 for n, g in grads.items())
+        assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n
+                   and n.startswith("backbone"))  # the LLM itself stays frozen
+        assert grads["visual_gate"] is not None
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()
+
+
+def test_explanation_is_written_and_quotes_only_the_evidence(model):
+    features = video(caption="weekend plans", speech=("hello friends", "buy cheap pills now"), onscreen="dm me")
+    out = model.predict([features], explain=True)[0]
+    text = out.rationale.explanation
+    assert text.strip()
+    assert len(model._ids(text)) < 200  # bounded
+    evidence = {(s.text, s.start_s) for s in [*features.transcript]} | {(features.caption, None)} | {
+        (line.text, line.t_s) for line in features.ocr}
+    quoted = [q for q in __import__("re").findall(r'"([^"]+)"', text)]
+    for span in out.rationale.spans:
+        assert (span.text, span.start_s) in evidence
+        assert f'"{span.text}"' in text
+    assert set(quoted) <= {t for t, _ in evidence}
+
+
+def test_labels_must_start_with_distinct_tokens(tiny_qwen2_dir, whisper_checkpoint):
+    with pytest.raises(ValueError, match="distinct"):
+        LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, labels=("ok", "okay"), violating=("okay",),
+                             examples=()))
+
+
+def test_a_base_model_without_chat_template_gets_a_plain_prompt(tmp_path, whisper_checkpoint):
+    from tests.inference.conftest import save_tiny_qwen2
+
+    folder = save_tiny_qwen2(tmp_path / "base", with_chat_template=False)
+    model = LLMClassifier(config(str(folder), whisper_checkpoint, examples=())).eval()
+    assert model.tokenizer.decode(model.prefix_ids).startswith("system: You moderate short videos.")
+    assert model.predict([video()])[0].label in model.labels
+
+
+def test_custom_policy_labels_and_text(tiny_qwen2_dir, whisper_checkpoint):
+    cfg = config(tiny_qwen2_dir, whisper_checkpoint, labels=("ok", "drugs"), violating=("drugs",),
+                 policy_text="Only drug sales break this policy.", examples=())
+    model = LLMClassifier(cfg).eval()
+    out = model.predict([video()])[0]
+    assert set(out.probabilities) == {"ok", "drugs"}
+    assert out.p_violation == pytest.approx(out.probabilities["drugs"], abs=1e-6)
+    assert "Only drug sales" in model.tokenizer.decode(model.prefix_ids)
+    assert replace(cfg, fusion="early").fusion == "early"
