@@ -86,3 +86,14 @@ def env_rate(name: str, default: str | object = _MISSING) -> str:
     if not _RATE.match(value):
         raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 30/m (count per s, m, h or d).")
     return value
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def env_device(name: str, default: str | object = _MISSING) -> str:
+    """A torch device for the models: "auto" (CUDA when the machine has it), "cpu", "cuda", "cuda:1"."""
+    value = env_str(name, default)
+    if not _DEVICE.match(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a device (auto, cpu, cuda, cuda:N or mps).")
+    return value

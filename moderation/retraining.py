@@ -34,12 +34,12 @@ from django.utils import timezone
 from inference.baseline import BaselineClassifier, featurize_rows
 from inference.cascade import threshold_for_budget
 from inference.metrics import evaluation_report
-from inference.mllm import CONFIG_FILE, MLLMConfig, MultimodalClassifier
-from inference.train_mllm import TrainConfig, TrainResult, predict_probabilities, train_mllm
+from inference.llm import CONFIG_FILE, LLM_LORA_LR, LLMConfig, stage2_config_from_dict, stage2_probabilities
+from inference.train_mllm import TrainConfig, TrainResult, train_mllm
 from inference.training_set import TrainingSet, load_training_set, save_training_set
 from inference.types import MediaError, VideoFeatures
 
-from . import actions, evidence, live, pipeline, scoring
+from . import actions, benchmark, evidence, live, pipeline, scoring
 from .actions import ActionError
 from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, TrainingRun, Video
 
@@ -54,7 +54,8 @@ GOLD_SHARE, GOLD_SALT = 0.25, "coefvq-gold-v1"
 VALIDATION_SHARE, VALIDATION_SALT = 0.2, "coefvq-validation-v1"
 # Below this, one gold video moves the F1 by more than any sensible promotion margin.
 MIN_GOLD_VIDEOS = 4
-MLLM_PREPARE_BATCH = 16  # videos per pass of the frozen Whisper encoder
+# Videos per LoRA step of the LLM classifier: each step also recomputes the prompt's prefix.
+LLM_BATCH_SIZE = 4
 
 
 def _hash_share(sha256: str, salt: str) -> float:
@@ -107,16 +108,25 @@ def check_can_retrain(policy: Policy) -> CascadeConfig:
     return config
 
 
-def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, enqueue: bool = True) -> TrainingRun:
+def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, enqueue: bool = True,
+                            source: dict | None = None) -> TrainingRun:
     """Queue a retraining of the policy's models (it runs on the gpu queue). ActionError (409) when
-    a run of the policy is already queued or running: two at once would race to promote."""
+    a run of the policy is already queued or running: two at once would race to promote.
+
+    trigger "benchmark" is the first run's LoRA fine-tune of the active MLLM on the synthetic
+    benchmark (`source`: moderation.benchmark.finetune_source), gated on its test split."""
     if trigger not in TrainingRun.Trigger.values:
         raise ActionError(f"Unknown trigger {trigger!r}.", code="unknown_trigger")
-    check_can_retrain(policy)
+    config = check_can_retrain(policy)
+    if trigger == TrainingRun.Trigger.BENCHMARK:
+        if source is None:
+            raise ActionError("A benchmark fine-tune needs the benchmark it learns from.", code="no_benchmark")
+        if config.mllm_version is None:
+            raise ActionError(f"{policy} has no active MLLM to fine-tune.", code="no_active_mllm")
     user = requested_by if requested_by is not None and requested_by.is_authenticated else None
     try:
         with transaction.atomic():
-            run = TrainingRun.objects.create(policy=policy, trigger=trigger, requested_by=user)
+            run = TrainingRun.objects.create(policy=policy, trigger=trigger, requested_by=user, benchmark=source or {})
             actions.record_audit(user, "training_run.requested", run, f"Retraining of {policy} requested ({trigger}).",
                                  trigger=trigger)
     except IntegrityError:
@@ -249,6 +259,9 @@ def _start(run_id: int, on_progress) -> Attempt | None:
 def _train_evaluate_and_gate(attempt: Attempt) -> None:
     run = TrainingRun.objects.select_related("policy").get(pk=attempt.run_id)
     config = check_can_retrain(run.policy)
+    if run.trigger == TrainingRun.Trigger.BENCHMARK:
+        _finetune_on_benchmark(attempt, run, config)
+        return
     gold, train, unreadable = _collect_examples(attempt, run)
     if len(gold) < MIN_GOLD_VIDEOS:
         _finish(attempt, config, {}, {}, notes=[
@@ -321,7 +334,10 @@ def _train_candidates(attempt: Attempt, run: TrainingRun, config: CascadeConfig,
     models, notes = {"baseline": baseline}, {"baseline": baseline_notes}
     if config.mllm_version is not None:
         attempt.step(0.4, f"Fine-tuning the MLLM on {len(train)} videos")
-        result = _finetune_mllm(config, fit, validation, _folder(run, attempt, "mllm"))
+        result = _finetune_mllm(config, [(e.features, e.label) for e in fit],
+                                [(e.features, e.label) for e in validation], _folder(run, attempt, "mllm"),
+                                epochs=settings.COEFVQ_RETRAIN_MLLM_EPOCHS,
+                                on_step=_step_reporter(attempt, 0.4, 0.75, "LoRA step"))
         models["mllm"] = result.model
         notes["mllm"] = {"fit_videos": len(fit), "validation_videos": len(validation), "epochs": len(result.history),
                          "best_epoch": result.best_epoch, "steps": result.steps,
@@ -365,14 +381,62 @@ def _reviewed_rows(baseline: BaselineClassifier, examples: list[Example]) -> Tra
                        np.array([e.video_id for e in examples], dtype=np.int64))
 
 
-def _finetune_mllm(config: CascadeConfig, fit: list[Example], validation: list[Example], folder: Path) -> TrainResult:
-    """LoRA fine-tuning that starts from the active MLLM's adapter, ViT, projectors and head."""
+def _finetune_mllm(config: CascadeConfig, fit: list[tuple[VideoFeatures, str]],
+                   validation: list[tuple[VideoFeatures, str]], folder: Path, *, epochs: int,
+                   on_step: Callable[[int, int], None] | None = None) -> TrainResult:
+    """LoRA fine-tuning that starts from the active stage-2 model's adapter and trained modules."""
     active_dir = scoring.artifact_dir(config.mllm_version)
-    saved = MLLMConfig.from_dict(json.loads((active_dir / CONFIG_FILE).read_text()))
-    model_config = replace(saved, audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))
-    return train_mllm([(e.features, e.label) for e in fit], [(e.features, e.label) for e in validation],
-                      model_config, TrainConfig(epochs=settings.COEFVQ_RETRAIN_MLLM_EPOCHS), out_dir=folder,
-                      progress=False, init_from=active_dir)
+    saved = stage2_config_from_dict(json.loads((active_dir / CONFIG_FILE).read_text()))
+    where = {"audio_checkpoint": str(settings.COEFVQ_WHISPER_CHECKPOINT)}
+    is_llm = isinstance(saved, LLMConfig)
+    if is_llm:
+        where["backbone_path"] = str(settings.COEFVQ_LLM_PATH)
+    train_config = (TrainConfig(epochs=epochs, batch_size=LLM_BATCH_SIZE, lr=LLM_LORA_LR) if is_llm
+                    else TrainConfig(epochs=epochs))
+    return train_mllm(fit, validation, replace(saved, **where), train_config, out_dir=folder, progress=False,
+                      init_from=active_dir, on_step=on_step)
+
+
+def _step_reporter(attempt: Attempt, start: float, end: float, what: str) -> Callable[[int, int], None]:
+    """A train_mllm on_step that moves the run's progress from start to end (and its heartbeat,
+    so a long fine-tune is not taken for a dead worker)."""
+    def report(done: int, total: int) -> None:
+        attempt.step(start + (end - start) * done / max(1, total), f"{what} {done} of {total}")
+
+    return report
+
+
+def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeConfig) -> None:
+    """The first run's fine-tune: the active MLLM's LoRA on the benchmark's training videos and
+    text-only examples, gated like any run on videos it never trained on (the test split)."""
+    attempt.step(0.02, "Reading the benchmark")
+    splits, text_only = benchmark.finetune_data(run.benchmark)
+    fit = [(f, row["label"]) for row, f in splits["train"] + text_only]
+    validation = [(f, row["label"]) for row, f in splits["val"]]
+    test = splits["test"]
+    attempt.step(0.05, f"{len(fit)} training examples ({len(text_only)} text-only), {len(test)} held-out videos",
+                 train_examples=len(fit), gold_examples=len(test))
+    result = _finetune_mllm(config, fit, validation, _folder(run, attempt, "mllm"), epochs=1,
+                            on_step=_step_reporter(attempt, 0.05, 0.75, "LoRA step"))
+    attempt.step(0.75, f"Evaluating on {len(test)} held-out benchmark videos")
+    labels, features = [row["label"] for row, _ in test], [f for _, f in test]
+    active = scoring.load_mllm(config.mllm_version_id)
+    reports = {"mllm": {
+        "active": evaluation_report(labels, stage2_probabilities(active, features), label_names=active.labels),
+        "candidate": evaluation_report(labels, stage2_probabilities(result.model, features),
+                                       label_names=result.model.labels),
+    }}
+    verdict = Verdict("mllm", reports["mllm"]["active"]["binary"]["f1"], reports["mllm"]["candidate"]["binary"]["f1"],
+                      config.promotion_margin)
+    training = {"mllm": {"benchmark": run.benchmark, "fit_examples": len(fit), "validation_videos": len(validation),
+                         "steps": result.steps, "best_val_macro_f1": _finite_or_none(result.best_val_macro_f1),
+                         "seconds": round(sum(e.seconds for e in result.history), 1)}}
+    candidates = _register_candidates(attempt, run, {"mllm": result.model}, reports, training)
+    notes = [verdict.sentence(),
+             f"Held-out set: the benchmark's {len(test)} test videos, never trained on. Trained on {len(fit)} "
+             f"examples ({len(splits['train'])} rendered videos, {len(text_only)} text-only) in {result.steps} steps."]
+    _finish(attempt, config, candidates, {"mllm": candidates["mllm"]} if verdict.promoted else {}, notes=notes,
+            metrics={"mllm": {**reports["mllm"], "training": training["mllm"]}})
 
 
 def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Example],
@@ -401,10 +465,8 @@ def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Exampl
     return reports
 
 
-def _mllm_probabilities(model: MultimodalClassifier, features: list[VideoFeatures]) -> np.ndarray:
-    prepared = [video for start in range(0, len(features), MLLM_PREPARE_BATCH)
-                for video in model.prepare(features[start:start + MLLM_PREPARE_BATCH])]
-    return predict_probabilities(model, prepared, batch_size=32)  # (N, K)
+def _mllm_probabilities(model, features: list[VideoFeatures]) -> np.ndarray:
+    return stage2_probabilities(model, features)  # (N, K)
 
 
 def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],

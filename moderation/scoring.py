@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from inference.baseline import BaselineClassifier
 from inference.cascade import (DecisionBands, audit_sample, route, shannon_entropy, threshold_for_budget,
                                violation_probability)
-from inference.mllm import MultimodalClassifier
+from inference.llm import available_device, load_stage2
 
 from . import actions, pipeline
 from .models import CascadeConfig, ModelVersion, Prediction, ReviewTask, RoutingDecision, Video
@@ -46,11 +46,13 @@ def load_baseline(version_id: int) -> BaselineClassifier:
 
 
 @lru_cache(maxsize=2)
-def load_mllm(version_id: int) -> MultimodalClassifier:
-    # The Whisper checkpoint is a deployment setting, not part of the artifact.
-    model = MultimodalClassifier.load(artifact_dir(ModelVersion.objects.get(pk=version_id)),
-                                      audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))
-    return model.eval()
+def load_mllm(version_id: int):
+    """The stage-2 model of a version, loaded once per worker process on COEFVQ_STAGE2_DEVICE
+    (an LLMClassifier, or the older MiniLM-backbone MultimodalClassifier)."""
+    return load_stage2(artifact_dir(ModelVersion.objects.get(pk=version_id)),
+                       audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
+                       llm_path=str(settings.COEFVQ_LLM_PATH),
+                       device=available_device(settings.COEFVQ_STAGE2_DEVICE))
 
 
 def current_threshold(config: CascadeConfig) -> float:

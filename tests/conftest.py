@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from accounts import make_user
+from tiny_llm import save_tiny_qwen2
 
 from inference.synth import SynthSpec, render_video
 from moderation import roles
@@ -20,6 +21,18 @@ def _isolated_media(settings, tmp_path):
     """Every test writes uploads and frames into its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory) -> str:
+    return str(save_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2")))
+
+
+@pytest.fixture(autouse=True)
+def _tiny_llm(settings, tiny_qwen2_dir):
+    """Stage 2's LLM is a tiny random Qwen2 in every test; the real one is exercised by the first
+    run and the benchmarks."""
+    settings.COEFVQ_LLM_PATH = Path(tiny_qwen2_dir)
 
 
 @pytest.fixture(scope="session")

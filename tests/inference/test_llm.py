@@ -157,7 +157,7 @@ def test_save_and_reload_give_the_same_outputs(tiny_qwen2_dir, whisper_checkpoin
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
     assert saved["architecture"] == "llm-classifier" and saved["lora_r"] == 32 and saved["lora_alpha"] == 64
     assert len(saved["audio_whisper_sha256"]) == 64
-    reloaded = load_stage2(tmp_path / "m")
+    reloaded = load_stage2(tmp_path / "m", audio_checkpoint=whisper_checkpoint)
     assert isinstance(reloaded, LLMClassifier)
     torch.testing.assert_close(reloaded.probabilities(reloaded.features_to_inputs(features)), before)
 
@@ -208,7 +208,7 @@ def test_labels_must_start_with_distinct_tokens(tiny_qwen2_dir, whisper_checkpoi
 
 
 def test_a_base_model_without_chat_template_gets_a_plain_prompt(tmp_path, whisper_checkpoint):
-    from tests.inference.conftest import save_tiny_qwen2
+    from tiny_llm import save_tiny_qwen2
 
     folder = save_tiny_qwen2(tmp_path / "base", with_chat_template=False)
     model = LLMClassifier(config(str(folder), whisper_checkpoint, examples=())).eval()

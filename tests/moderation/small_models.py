@@ -1,12 +1,13 @@
 """Small but real models for the Django-side tests: a baseline trained on a dozen captions, and the
-MiniLM+Whisper MLLM straight from its constructor (untrained head), saved as the pipeline loads them."""
+stage-2 LLM classifier on a tiny random Qwen2 straight from its constructor (the prompted LLM, LoRA
+untrained), saved as the pipeline loads them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from inference.baseline import BaselineClassifier, train_baseline
-from inference.mllm import MLLMConfig, MultimodalClassifier
+from inference.llm import LLMClassifier, LLMConfig
 from inference.types import MediaInfo, VideoFeatures
 
 CAPTIONS = {
@@ -27,9 +28,12 @@ def caption_only(caption: str) -> VideoFeatures:
 CAPTION_ROWS = [(caption_only(caption), label) for label, captions in CAPTIONS.items() for caption in captions]
 
 
-def save_small_models(root: Path, whisper_checkpoint: str) -> BaselineClassifier:
-    """Train the baseline into root/baseline and save the MLLM into root/mllm; returns the baseline."""
+def save_small_models(root: Path, whisper_checkpoint: str, llm_path: str) -> BaselineClassifier:
+    """Train the baseline into root/baseline and save the stage-2 LLM classifier into root/mllm;
+    returns the baseline."""
     baseline = train_baseline(CAPTION_ROWS, CAPTION_ROWS, progress=False)
     baseline.save(root / "baseline")
-    MultimodalClassifier(MLLMConfig(audio_checkpoint=whisper_checkpoint)).save(root / "mllm")
+    LLMClassifier(LLMConfig(audio_checkpoint=whisper_checkpoint, backbone_path=llm_path, dtype="float32",
+                            n_frames=3, image_size=32, vision_d_model=32, vision_layers=1, vision_heads=2)
+                  ).save(root / "mllm")
     return baseline

@@ -41,11 +41,11 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tmp_path_factory, tiny_qwen2_dir):
     from django.conf import settings
 
     root = tmp_path_factory.mktemp("active-models")
-    baseline = save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT))
+    baseline = save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT), tiny_qwen2_dir)
     X = featurize_rows([video for video, _ in CAPTION_ROWS], baseline.encoder)  # (N, D)
     save_training_set(root / "baseline", TrainingSet(X, np.array([label for _, label in CAPTION_ROWS]),
                                                      np.full(len(CAPTION_ROWS), NO_VIDEO)))

@@ -21,11 +21,11 @@ from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, R
 pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tmp_path_factory, tiny_qwen2_dir):
     from django.conf import settings
 
     root = tmp_path_factory.mktemp("models")
-    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT))
+    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT), tiny_qwen2_dir)
     return root
 
 
@@ -70,6 +70,14 @@ def test_entropy_at_the_threshold_goes_to_the_mllm_with_rationale(cascade, speec
     mllm = video.predictions.get(stage="mllm")
     assert set(mllm.modality_contributions) == {"caption", "speech", "onscreen", "visual", "audio"}
     assert {"label", "spans", "frames"} <= set(mllm.rationale)
+    # Stage 2 wrote why, and quoted only what the video holds.
+    explanation = mllm.rationale["explanation"]
+    assert explanation.strip()
+    for span in mllm.rationale["spans"]:
+        assert f'"{span["text"]}"' in explanation
+        evidence = [video.caption, *video.transcript.values_list("text", flat=True),
+                    *video.ocr_lines.values_list("text", flat=True)]
+        assert span["text"] in {" ".join(text.split()) for text in evidence}
     assert video.final_label == mllm.label
     assert video.decision in Video.Decision.values
 

@@ -15,7 +15,9 @@ from inference.evaluate import evaluate_split
 from inference.policy import HARD_KINDS, LABELS
 from moderation import actions, scoring
 
-from .train import check_videos, extractor_for_training, load_splits, prepare_dataset
+from moderation.benchmark import extractor_for_training, load_splits, prepare_dataset
+
+from .train import check_videos
 
 
 class Command(BaseCommand):

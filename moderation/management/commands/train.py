@@ -7,7 +7,6 @@ are cached, so a second run only trains.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,22 +17,21 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inference.baseline import (BaselineConfig, entropy, evaluate_baseline, featurize_rows,
                                 train_baseline_on_features)
-from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached,
-                                 load_manifest, render_dataset)
+from inference.benchmark import BenchmarkItem, GeneratorConfig, load_manifest
 from inference.benchmark.text_only import (BASELINE_TEXT_ITEMS, MLLM_TEXT_ITEMS, as_baseline_rows, baseline_fit_rows,
                                            text_only_split)
-from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
+from inference.llm import LLM_LORA_LR, LLMClassifier, LLMConfig, available_device, stage2_probabilities
+from inference.llm_import import ensure_llm
 from inference.metrics import evaluation_report
 from inference.mllm import MLLMConfig
-from inference.policy import LABELS
 from inference.text_encoder import TextEncoder
 from inference.train_mllm import MLLM_LR, TrainConfig, train_mllm
 from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
 from moderation import actions
+from moderation.benchmark import extractor_for_training, load_splits, prepare_dataset
 from moderation.models import CascadeConfig, ModelVersion
 
 
-DEMO_MANIFEST = "demo.jsonl"
 # prepare_dataset puts max(videos // 5, 4) videos in val and in test; 12 leaves 4 to train on.
 MIN_VIDEOS = 12
 
@@ -46,9 +44,16 @@ def check_videos(videos: int) -> None:
 
 def check_training_options(options) -> None:
     check_videos(options["videos"])
-    for name in ("epochs", "lora_r", "lora_alpha"):
+    for name in ("lora_r", "lora_alpha"):
         if options[name] < 1:
             raise CommandError(f"--{name.replace('_', '-')} must be at least 1, not {options[name]}.")
+    # The LLM works from its prompt untrained (0 epochs); the MiniLM classifier has to learn.
+    least_epochs = 0 if options["stage2"] == "llm" else 1
+    if options["epochs"] < least_epochs:
+        raise CommandError(f"--epochs must be at least {least_epochs} for --stage2 {options['stage2']}, "
+                           f"not {options['epochs']}.")
+    if options["lr"] is None:
+        options["lr"] = LLM_LORA_LR if options["stage2"] == "llm" else MLLM_LR
     if not options["lr"] > 0:
         raise CommandError(f"--lr must be more than 0, not {options['lr']}.")
     if options["text_items"] is not None and options["text_items"] < 0:
@@ -60,37 +65,6 @@ def text_item_counts(text_items: int | None) -> dict[str, int]:
     if text_items is None:
         return {"baseline": BASELINE_TEXT_ITEMS, "mllm": MLLM_TEXT_ITEMS}
     return {"baseline": text_items, "mllm": text_items}
-
-
-def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
-    """Render the benchmark once (60/20/20 train/val/test) and return its manifest. The test
-    split also goes into demo.jsonl, an `ingest --manifest` file of videos no model trained on."""
-    manifest = data_dir / "manifest.jsonl"
-    if not manifest.exists():
-        n_val = n_test = max(videos // 5, 4)
-        config = GeneratorConfig(seed=seed, n_train=videos - n_val - n_test, n_val=n_val, n_test=n_test)
-        manifest = render_dataset(generate_specs(config), data_dir, progress=True)
-    demo = [json.dumps({"path": row["path"], "caption": row["caption"]})
-            for row in load_manifest(manifest) if row["split"] == "test"]
-    (data_dir / DEMO_MANIFEST).write_text("\n".join(demo) + "\n")
-    return manifest
-
-
-def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[tuple[dict, object]]]:
-    cache_dir = manifest.parent / "features"
-    build_feature_cache(manifest, cache_dir, extractor, extractor_version=extractor.version, progress=True)
-    return {
-        split: [(row, features_from_cache_dict(data))
-                for row, data in load_cached(manifest, cache_dir, extractor.version, split=split)]
-        for split in ("train", "val", "test")
-    }
-
-
-def extractor_for_training() -> FeatureExtractor:
-    # Greedy Whisper decoding for benchmark data: several times faster than beam 5 on a CPU for
-    # a few points of word accuracy (bench/run_cascade.py uses the same setting).
-    return FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
-                                                   beam_size=1))
 
 
 def version_name(kind: str) -> str:
@@ -107,8 +81,14 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--data", type=Path, default=None,
                             help="Benchmark folder (default var/bench/train-VIDEOS-seedSEED).")
-        parser.add_argument("--epochs", type=int, default=3)
-        parser.add_argument("--lr", type=float, default=MLLM_LR, help=f"The MLLM's learning rate (default {MLLM_LR:g}).")
+        parser.add_argument("--stage2", choices=["llm", "minilm"], default="llm",
+                            help="llm: the pretrained decoder LLM (COEFVQ_LLM_PATH) with LoRA; minilm: the older "
+                                 "MiniLM-backbone classifier.")
+        parser.add_argument("--epochs", type=int, default=3,
+                            help="Training epochs of stage 2; 0 puts the LLM in service as its prompt makes it "
+                                 "(LoRA untrained), to be fine-tuned later by `manage.py retrain --benchmark`.")
+        parser.add_argument("--lr", type=float, default=None,
+                            help=f"Stage 2's learning rate (default {LLM_LORA_LR:g} for the LLM, {MLLM_LR:g} for MiniLM).")
         parser.add_argument("--text-items", type=int, default=None,
                             help="Text-only training examples drawn on top of the rendered videos, for both models "
                                  f"(0: none; default: {BASELINE_TEXT_ITEMS} for the baseline, {MLLM_TEXT_ITEMS} for "
@@ -146,7 +126,8 @@ class Command(BaseCommand):
         if "baseline" in kinds:
             trained["baseline"] = self.train_baseline(policy, splits, text_only[counts["baseline"]])
         if "mllm" in kinds:
-            trained["mllm"] = self.train_mllm(policy, splits, text_only[counts["mllm"]], options)
+            train_stage2 = self.train_llm if options["stage2"] == "llm" else self.train_mllm
+            trained["mllm"] = train_stage2(policy, splits, text_only[counts["mllm"]], options)
         for version in trained.values():
             test = version.metrics["test"]
             self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
@@ -180,9 +161,40 @@ class Command(BaseCommand):
         actions.do_set_reference_entropies(registered, entropy(model.predict_proba(X_val)))
         return registered
 
+    def train_llm(self, policy, splits, text_only, options) -> ModelVersion:
+        """The LLM classifier: from its prompt (--epochs 0) or LoRA fine-tuned here."""
+        llm_path = Path(settings.COEFVQ_LLM_PATH)
+        if not (llm_path / "config.json").is_file():
+            ensure_llm(llm_path, progress=True)
+        version = version_name("mllm")
+        folder = Path(settings.COEFVQ_MODEL_DIR) / "mllm" / version
+        model_config = LLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT), backbone_path=str(llm_path),
+                                 policy_text=policy.description or LLMConfig.policy_text,
+                                 labels=tuple(policy.labels), violating=tuple(policy.violating_labels),
+                                 fusion=options["fusion"], lora_r=options["lora_r"], lora_alpha=options["lora_alpha"])
+        extra = {"fine_tuned": options["epochs"] > 0}
+        if options["epochs"] == 0:
+            model = LLMClassifier(model_config, device=available_device(settings.COEFVQ_STAGE2_DEVICE)).eval()
+            model.save(folder)
+        else:
+            result = train_mllm(_items(splits["train"]) + _items(text_only), _items(splits["val"]), model_config,
+                                TrainConfig(epochs=options["epochs"], lr=options["lr"], batch_size=4), out_dir=folder,
+                                progress=True)
+            model = result.model
+            extra.update(best_val_macro_f1=result.best_val_macro_f1, best_epoch=result.best_epoch,
+                         text_only_items=len(text_only), lr=options["lr"])
+        return self.register_stage2(policy, version, folder, model, splits["test"], extra)
+
+    def register_stage2(self, policy, version: str, folder: Path, model, test, extra: dict) -> ModelVersion:
+        probs = stage2_probabilities(model, [f for _, f in test], progress=True)  # (N, K)
+        metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
+                                             kinds=[row["kind"] for row, _ in test], label_names=model.labels),
+                   **extra}
+        return actions.do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
+                                         config=model.config.to_dict(), metrics=metrics)
+
     def train_mllm(self, policy, splits, text_only, options) -> ModelVersion:
-        def items(pairs):
-            return [(f, row["label"]) for row, f in pairs]
+        items = _items
 
         version = version_name("mllm")
         folder = Path(settings.COEFVQ_MODEL_DIR) / "mllm" / version
@@ -190,12 +202,11 @@ class Command(BaseCommand):
                                   lora_r=options["lora_r"], lora_alpha=options["lora_alpha"])
         result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]), model_config,
                             TrainConfig(epochs=options["epochs"], lr=options["lr"]), out_dir=folder, progress=True)
-        test = splits["test"]
-        outputs = result.model.predict([f for _, f in test])
-        probs = np.array([[o.probabilities[label] for label in LABELS] for o in outputs])  # (N, K)
-        metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
-                                             kinds=[row["kind"] for row, _ in test]),
-                   "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
-                   "text_only_items": len(text_only), "lr": options["lr"]}
-        return actions.do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
-                                         config=model_config.to_dict(), metrics=metrics)
+        return self.register_stage2(policy, version, folder, result.model, splits["test"], {
+            "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
+            "text_only_items": len(text_only), "lr": options["lr"]})
+
+
+def _items(pairs) -> list[tuple[object, str]]:
+    return [(f, row["label"]) for row, f in pairs]
+

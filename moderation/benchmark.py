@@ -1,0 +1,65 @@
+"""The synthetic benchmark of the demo policy as `train`, `evaluate` and a first-run fine-tune
+(moderation.retraining) read it: rendered once into a folder, features cached beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+
+from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached, load_manifest,
+                                 render_dataset)
+from inference.benchmark.text_only import text_only_split
+from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
+
+DEMO_MANIFEST = "demo.jsonl"
+
+
+def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
+    """Render the benchmark once (60/20/20 train/val/test) and return its manifest. The test
+    split also goes into demo.jsonl, an `ingest --manifest` file of videos no model trained on."""
+    manifest = data_dir / "manifest.jsonl"
+    if not manifest.exists():
+        n_val = n_test = max(videos // 5, 4)
+        config = GeneratorConfig(seed=seed, n_train=videos - n_val - n_test, n_val=n_val, n_test=n_test)
+        manifest = render_dataset(generate_specs(config), data_dir, progress=True)
+    demo = [json.dumps({"path": row["path"], "caption": row["caption"]})
+            for row in load_manifest(manifest) if row["split"] == "test"]
+    (data_dir / DEMO_MANIFEST).write_text("\n".join(demo) + "\n")
+    return manifest
+
+
+def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[tuple[dict, object]]]:
+    cache_dir = manifest.parent / "features"
+    build_feature_cache(manifest, cache_dir, extractor, extractor_version=extractor.version, progress=True)
+    return {
+        split: [(row, features_from_cache_dict(data))
+                for row, data in load_cached(manifest, cache_dir, extractor.version, split=split)]
+        for split in ("train", "val", "test")
+    }
+
+
+def extractor_for_training() -> FeatureExtractor:
+    # Greedy Whisper decoding for benchmark data: several times faster than beam 5 on a CPU for
+    # a few points of word accuracy (bench/run_cascade.py uses the same setting).
+    return FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
+                                                   beam_size=1))
+
+
+def finetune_source(data_dir: Path, seed: int, text_items: int) -> dict:
+    """What a first-run fine-tune (TrainingRun.benchmark) learns from, checked before it is queued."""
+    if not (Path(data_dir) / "manifest.jsonl").is_file():
+        raise FileNotFoundError(f"{data_dir} holds no rendered benchmark (manifest.jsonl); run `manage.py train` first")
+    if text_items < 0:
+        raise ValueError(f"text_items must be 0 or more, not {text_items}")
+    return {"dir": str(Path(data_dir).resolve()), "seed": int(seed), "text_items": int(text_items)}
+
+
+def finetune_data(source: dict) -> tuple[dict[str, list[tuple[dict, object]]], list[tuple[dict, object]]]:
+    """(the rendered splits, the text-only examples) of a finetune_source: train and text-only
+    to learn from, val to pick the epoch, test to gate on."""
+    manifest = Path(source["dir"]) / "manifest.jsonl"
+    splits = load_splits(manifest, extractor_for_training())
+    rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
+    return splits, text_only_split(GeneratorConfig(seed=source["seed"]), source["text_items"], rendered)
