@@ -55,7 +55,7 @@ from inference.policy import KINDS, LABELS, VIOLATING  # noqa: E402
 from inference.synth import SynthSpec, render_video  # noqa: E402
 
 # The first-run defaults of scripts/run.sh (COEFVQ_DEMO_VIDEOS unset).
-FIRST_RUN_TRAIN = ["train", "all", "--videos", "120", "--epochs", "1", "--activate", "--if-none-active"]
+FIRST_RUN_TRAIN = ["train", "all", "--videos", "120", "--epochs", "0", "--activate", "--if-none-active"]
 ROUTES = ("auto", "mllm")
 
 
@@ -334,6 +334,7 @@ def first_run(work: Path) -> tuple[Instance, dict]:
     instance = Instance(work / "var", work / "var" / "models")
     instance.manage("migrate", "--no-input", "-v", "0")
     instance.manage("import_whisper")
+    instance.manage("import_llm")  # COEFVQ_LLM_PATH from the environment reuses an imported folder
     out, wall = instance.manage(*FIRST_RUN_TRAIN)
     print(out, end="")
     record_file = work / "first_run.json"
@@ -427,6 +428,12 @@ def evaluate(passes: dict[str, list[dict]]) -> dict:
         "flag_everything": score([VIOLATING[0]] * len(CASES)),
         "auto_routed_to_mllm": sum(bool(r.get("routed_to_mllm")) for r in auto),
         "auto_decided_by": {stage: sum(r.get("decided_by") == stage for r in auto) for stage in ("baseline", "mllm")},
+        # Every video stage 2 decided must carry the explanation it wrote.
+        "mllm_decided_with_explanation": {
+            route: [sum(r.get("decided_by") == "mllm" for r in records),
+                    sum(r.get("decided_by") == "mllm" and bool((r.get("rationale") or {}).get("explanation"))
+                        for r in records)]
+            for route, records in passes.items()},
         "failed_videos": {route: [Path(r["path"]).stem for r in records if r.get("state") != "decided"]
                           for route, records in passes.items()},
     }
@@ -445,6 +452,7 @@ def per_video(passes: dict[str, list[dict]], bank: set) -> list[dict]:
                      "p_violation_mllm": p_violation(m.get("mllm_probabilities")),
                      "threshold": a.get("threshold"), "routed_to_mllm": a.get("routed_to_mllm"),
                      "cascade": a.get("final_label"), "decided_by": a.get("decided_by"),
+                     "explanation": (m.get("rationale") or {}).get("explanation"),
                      "mllm": m.get("final_label"), "transcript": m.get("transcript") or a.get("transcript"),
                      "ocr_text": m.get("ocr_text") or a.get("ocr_text"),
                      "states": [a.get("state"), m.get("state")], "errors": [a.get("error"), m.get("error")]})
@@ -493,7 +501,10 @@ def markdown(results: dict) -> str:
               f"(decided by baseline {s['auto_decided_by']['baseline']}, by MLLM {s['auto_decided_by']['mllm']}); "
               "a new install routes by the baseline's reference entropies (its validation videos) until it has "
               "its own history.",
-              f"Videos not decided: {s['failed_videos']}.", "",
+              f"Videos not decided: {s['failed_videos']}.",
+              "Stage-2 decisions with a written explanation (decided by stage 2, of them explained): "
+              + ", ".join(f"--route {r}: {n[1]} of {n[0]}" for r, n in s["mllm_decided_with_explanation"].items())
+              + ".", "",
               "Ingest wall time: " + ", ".join(f"--route {r}: {t:.0f} s" for r, t in results["ingest_wall_s"].items()),
               "", "## Every video", "",
               "| id | kind | label | voice, wpm | baseline | cascade (by) | MLLM | transcript |",

@@ -1,7 +1,13 @@
-"""Compare training recipes for the first-run MLLM on phrasings it never trained on.
+"""Compare stage-2 backbones and training recipes on phrasings they never trained on.
 
-    .venv/bin/python bench/mllm_recipes.py --work DIR [--seeds 0 1] [--text-items 3000]
-        [--epochs 1] [--lr 5e-4] [--batch-size 16] [--out bench/results/mllm_recipes]
+    .venv/bin/python bench/mllm_recipes.py --work DIR [--stage2 llm|minilm] [--seeds 0 1]
+        [--text-items 3000] [--epochs 1] [--lr 5e-4] [--batch-size 16] [--lora-r 32 --lora-alpha 64]
+        [--fusion late|early] [--out bench/results/mllm_recipes]
+
+`--stage2 llm` is the pretrained decoder LLM (COEFVQ_LLM_PATH, default var/models/...): with
+`--epochs 0` it is scored as its prompt makes it (no training, so one "seed"), otherwise its LoRA
+is fine-tuned as `manage.py retrain --benchmark` does. `--stage2 minilm` is the older MiniLM
+classifier, trained as `manage.py train mllm --stage2 minilm` does.
 
 DIR is a finished `bench/generalize.py --work DIR` folder: it holds the first run's rendered
 120-video benchmark with its feature cache (`var/bench/train-120-seed0`), the Whisper checkpoint
@@ -44,8 +50,9 @@ from run_cascade import git_commit, load_split, machine_description  # noqa: E40
 from inference.benchmark import TRAIN_MIX, BenchmarkItem, GeneratorConfig, generate_specs, load_manifest  # noqa: E402
 from inference.benchmark.text_only import text_only_features, text_only_split  # noqa: E402
 from inference.features import FeatureExtractor, FeatureExtractorConfig  # noqa: E402
-from inference.mllm import MLLMConfig, MultimodalClassifier  # noqa: E402
-from inference.train_mllm import MLLM_LR, TrainConfig, predict_probabilities, train_mllm  # noqa: E402
+from inference.llm import LLM_LORA_LR, LLMClassifier, LLMConfig, stage2_probabilities  # noqa: E402
+from inference.mllm import MLLMConfig  # noqa: E402
+from inference.train_mllm import MLLM_LR, TrainConfig, train_mllm  # noqa: E402
 from inference.types import VideoFeatures  # noqa: E402
 
 FIRST_RUN_BENCHMARK = Path("var/bench/train-120-seed0")  # manage.py train all --videos 120, seed 0
@@ -61,11 +68,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--text-items", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=MLLM_LR, help=f"default {MLLM_LR:g}, as manage.py train")
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--stage2", choices=["llm", "minilm"], default="llm")
+    parser.add_argument("--llm-path", type=Path, default=ROOT / "var" / "models" / "qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"default {LLM_LORA_LR:g} for the LLM, {MLLM_LR:g} for MiniLM (as manage.py train)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 4 for the LLM, 16 for MiniLM")
+    parser.add_argument("--lora-r", type=int, default=32)
+    parser.add_argument("--lora-alpha", type=int, default=64)
+    parser.add_argument("--fusion", choices=["late", "early"], default="late")
     parser.add_argument("--dev-items", type=int, default=800)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    llm = args.stage2 == "llm"
+    args.lr = args.lr if args.lr is not None else (LLM_LORA_LR if llm else MLLM_LR)
+    args.batch_size = args.batch_size or (4 if llm else TrainConfig.batch_size)
+    return args
 
 
 def dev_set(n: int) -> Scored:
@@ -88,10 +105,11 @@ def hand_written_set(work: Path, checkpoint: Path) -> Scored:
     return torch.load(cache, weights_only=False), [c.label for c in CASES], [c.kind for c in CASES]
 
 
-def score(model: MultimodalClassifier, scored: Scored) -> dict:
+def score(model, scored: Scored) -> dict:
     features, labels, kinds = scored
-    prepared = [p for start in range(0, len(features), 16) for p in model.prepare(features[start : start + 16])]
-    probs = predict_probabilities(model, prepared, batch_size=32)  # (N, n_labels)
+    start = time.perf_counter()
+    probs = stage2_probabilities(model, features, progress=True)  # (N, n_labels)
+    seconds_per_video = (time.perf_counter() - start) / max(1, len(features))
     predicted = [model.labels[i] for i in probs.argmax(-1)]
     truth = np.array([label != "ok" for label in labels])
     p_violation = 1.0 - probs[:, model.labels.index("ok")]  # (N,)
@@ -102,6 +120,7 @@ def score(model: MultimodalClassifier, scored: Scored) -> dict:
         "roc_auc": float(roc_auc_score(truth, p_violation)) if 0 < truth.sum() < len(truth) else None,
         "accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])),
         "per_kind": per_kind,
+        "seconds_per_video": round(seconds_per_video, 3),  # probabilities only, no explanation
         "predicted": predicted,
         "p_violation": [round(float(p), 4) for p in p_violation],
     }
@@ -128,24 +147,36 @@ def main(argv: list[str] | None = None) -> int:
     def items(pairs):
         return [(features, row["label"]) for row, features in pairs]
 
-    name = args.name or f"text{args.text_items}-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}"
+    if args.stage2 == "llm":
+        model_config = LLMConfig(audio_checkpoint=str(checkpoint), backbone_path=str(args.llm_path),
+                                 fusion=args.fusion, lora_r=args.lora_r, lora_alpha=args.lora_alpha)
+    else:
+        model_config = MLLMConfig(audio_checkpoint=str(checkpoint), fusion=args.fusion, lora_r=args.lora_r,
+                                  lora_alpha=args.lora_alpha)
+    name = args.name or (f"{args.stage2}-{args.fusion}-r{args.lora_r}a{args.lora_alpha}-text{args.text_items}"
+                         f"-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}")
     runs = []
-    for seed in args.seeds:
+    for seed in (args.seeds if args.epochs else [0]):  # an untrained LLM has no seed to vary
         start = time.perf_counter()
-        result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]),
-                            MLLMConfig(audio_checkpoint=str(checkpoint)),
-                            TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed),
-                            out_dir=args.work / "recipes" / name / f"seed{seed}")  # fmt: skip
+        if args.epochs:
+            result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]), model_config,
+                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed),
+                                out_dir=args.work / "recipes" / name / f"seed{seed}")  # fmt: skip
+            model, steps = result.model, result.steps
+        else:
+            model, steps = LLMClassifier(model_config).eval(), 0
         train_s = time.perf_counter() - start
-        runs.append({"seed": seed, "train_s": round(train_s, 1), "steps": result.steps,
-                     **{set_name: score(result.model, scored) for set_name, scored in sets.items()}})  # fmt: skip
+        runs.append({"seed": seed, "train_s": round(train_s, 1), "steps": steps,
+                     **{set_name: score(model, scored) for set_name, scored in sets.items()}})  # fmt: skip
         print(markdown_row(name, runs[-1]), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"name": name, "command": " ".join(["bench/mllm_recipes.py", *(argv or sys.argv[1:])]), "commit": commit,
               "machine": machine_description(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-              "recipe": {"text_items": args.text_items, "epochs": args.epochs, "lr": args.lr,
-                         "batch_size": args.batch_size, "dev_items": args.dev_items, "threads": args.threads},
+              "recipe": {"stage2": args.stage2, "fusion": args.fusion, "lora_r": args.lora_r,
+                         "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
+                         "lr": args.lr, "batch_size": args.batch_size, "dev_items": args.dev_items,
+                         "threads": args.threads},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = args.out / "results.md"
@@ -157,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-MARKDOWN_HEAD = """# First-run MLLM recipes on held-out phrasings (`bench/mllm_recipes.py`)
+MARKDOWN_HEAD = """# Stage-2 backbones and recipes on held-out phrasings (`bench/mllm_recipes.py`)
 
 Binary F1 (argmax), ROC AUC of p(violation), accuracy; per kind: correct labels / videos.
-Train seconds include the one-off pass (frozen Whisper, tokens, policy prior).
+Train seconds include the one-off pass (frozen Whisper, tokens, policy prior). Rows before the LLM
+rows are the MiniLM classifier (recipe names without a backbone prefix).
 
 | recipe | seed | train s | dev F1 | dev AUC | dev acc | dev speech_only | dev onscreen_only | 40 videos F1 | 40 AUC | 40 speech_only | 40 onscreen_only | own test F1 |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |

@@ -269,14 +269,15 @@ class LLMClassifier(nn.Module):
         self.vision = VisionTransformer(config.vision)
         self.visual_projector = nn.Sequential(nn.Linear(self.vision.d_model, d_model), nn.GELU(),
                                               nn.Linear(d_model, d_model))
-        self.visual_gate = nn.Parameter(torch.zeros(()))
+        # (1,), not 0-d: FSDP refuses 0-d parameters.
+        self.visual_gate = nn.Parameter(torch.zeros(1))
         if config.fusion == "early":
             self.audio_projector = nn.Sequential(nn.LayerNorm(d_audio), nn.Linear(d_audio, d_model), nn.GELU(),
                                                  nn.Linear(d_model, d_model))
         else:
             self.audio_head = nn.Sequential(nn.LayerNorm(d_audio), nn.Linear(d_audio, 64), nn.GELU(),
                                             nn.Linear(64, len(self.labels)))
-        self.audio_gate = nn.Parameter(torch.zeros(()))
+        self.audio_gate = nn.Parameter(torch.zeros(1))
 
         self.label_token_ids = self._label_token_ids()
         self.placeholder_id = self._placeholder_id()

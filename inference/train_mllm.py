@@ -194,23 +194,15 @@ def _trained_key(model: Stage2, key: str) -> bool:
 
 
 def load_trained_state(model: Stage2, state: dict[str, torch.Tensor]) -> None:
-    """Load LoRA + trained-module weights, each in the model's own shape (the gates were (1,)
-    while FSDP held them: see _shardable)."""
-    own = model.state_dict()
-    model.load_state_dict({k: v.reshape(own[k].shape) for k, v in state.items()}, strict=False)
+    """Load LoRA + trained-module weights."""
+    model.load_state_dict(state, strict=False)
 
 
 def _shardable(model: nn.Module) -> nn.Module:
-    """Make a model FSDP can wrap. FSDP (both versions) flattens each unit's parameters into one
-    1-d tensor of one dtype and shards it, so:
-    - 0-d parameters are refused: the LLM's tanh gates become (1,), which broadcast the same;
-    - a unit may not mix dtypes: a bf16 backbone beside the fp32 ViT and heads goes fp32. FSDP's
-      mixed-precision policy (bf16 in the launch config) still computes in bf16, and the
-      optimizer keeps fp32 master weights, as it should for training anyway."""
-    for module in model.modules():
-        for name, param in list(module.named_parameters(recurse=False)):
-            if param.dim() == 0:
-                setattr(module, name, nn.Parameter(param.detach().reshape(1), requires_grad=param.requires_grad))
+    """Make a model FSDP can wrap. FSDP flattens each unit's parameters into one 1-d tensor of one
+    dtype and shards it, so a unit may not mix dtypes: a bf16 backbone beside the fp32 ViT and
+    heads goes fp32. FSDP's mixed-precision policy (bf16 in the launch config) still computes in
+    bf16, and the optimizer keeps fp32 master weights, as it should for training anyway."""
     return model.float()
 
 
