@@ -1,4 +1,5 @@
-"""`manage.py train` at its smallest: 12 benchmark videos (4 train, 4 val, 4 test), one epoch.
+"""`manage.py train` at its smallest: 12 benchmark videos (4 train, 4 val, 4 test), one epoch,
+stage 2 on the tiny random Qwen2 (tests/conftest.py points COEFVQ_LLM_PATH at it).
 
 The benchmark is rendered and its features cached once per module in a shared folder (`--data`),
 so only the first test pays for rendering, Whisper and OCR; every test trains for real."""
@@ -14,13 +15,16 @@ from inference.policy import LABELS
 from inference.training_set import NO_VIDEO, load_training_set
 from small_models import caption_only
 from moderation import scoring
-from moderation.management.commands.train import MLLM_LR
-from moderation.models import CascadeConfig, ModelVersion, Policy
+from inference.llm import LLM_LORA_LR, LLMClassifier
+from moderation.models import CascadeConfig, ModelVersion, Policy, TrainingRun
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_model_dir")]
 
 TEXT_ITEMS = 24
 SMALLEST = ["--videos", "12", "--epochs", "1", "--text-items", str(TEXT_ITEMS)]
+# scripts/run.sh's line: the baseline trains, stage 2 is the LLM as its prompt makes it.
+FIRST_RUN = ["all", "--videos", "12", "--epochs", "0", "--text-items", str(TEXT_ITEMS), "--activate",
+             "--if-none-active"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def train(*args: str) -> str:
 
 @pytest.mark.slow
 def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_dir, fresh_model_dir):
-    first_run = ["all", *SMALLEST, "--data", str(bench_dir), "--activate", "--if-none-active"]
+    first_run = [*FIRST_RUN, "--data", str(bench_dir)]
     out = train(*first_run)
 
     icd = Policy.objects.get(slug="icd")
@@ -54,14 +58,17 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     # The artifacts load the way the pipeline loads them, and give a distribution over the labels.
     scored = scoring.load_baseline(baseline.pk).score(caption_only("selling pistols cheap, no papers"))
     assert set(scored.probs) == set(LABELS) and sum(scored.probs.values()) == pytest.approx(1.0)
-    assert scoring.load_mllm(mllm.pk).config.labels == LABELS
+    stage2 = scoring.load_mllm(mllm.pk)
+    assert isinstance(stage2, LLMClassifier) and stage2.config.labels == LABELS
+    assert stage2.config.policy_text == icd.description  # the prompt reads the Policy row
+    assert mllm.metrics["fine_tuned"] is False
     # The router starts calibrated: the baseline's entropies on the validation videos (4 here).
     assert len(baseline.reference_entropies) == 4 and all(e >= 0 for e in baseline.reference_entropies)
     # The baseline keeps the rows it learned from (train and val: all but the 4 test videos, and
     # the text-only examples); both models say how many text-only examples they learned from.
     kept = load_training_set(baseline.artifact_path)
     assert len(kept) == 12 - 4 + TEXT_ITEMS and (kept.video_ids == NO_VIDEO).all() and set(kept.y) <= set(LABELS)
-    assert baseline.metrics["text_only_rows"] == mllm.metrics["text_only_items"] == TEXT_ITEMS
+    assert baseline.metrics["text_only_rows"] == TEXT_ITEMS
 
     # The held-out test videos become the demo manifest that scripts/run.sh queues.
     demo = [json.loads(line) for line in (bench_dir / "demo.jsonl").read_text().splitlines()]
@@ -93,14 +100,15 @@ def test_each_model_gets_its_own_number_of_text_only_examples_unless_one_is_give
 
     baseline, mllm = (ModelVersion.objects.get(kind=kind) for kind in ("baseline", "mllm"))
     assert (baseline.metrics["text_only_rows"], mllm.metrics["text_only_items"]) == (6, 10)
-    assert mllm.metrics["lr"] == MLLM_LR
+    assert mllm.metrics["lr"] == LLM_LORA_LR and mllm.metrics["fine_tuned"] is True
 
 
 @pytest.mark.parametrize("args, message", [
     (["cnn"], "invalid choice: 'cnn'"),
     (["all", "--policy", "nope"], "There is no policy called 'nope'"),
     (["all", "--videos", "5"], "--videos 5 is too few"),
-    (["mllm", "--epochs", "0"], "--epochs must be at least 1"),
+    (["mllm", "--stage2", "minilm", "--epochs", "0"], "--epochs must be at least 1 for --stage2 minilm"),
+    (["mllm", "--epochs", "-1"], "--epochs must be at least 0 for --stage2 llm"),
     (["mllm", "--lora-r", "0"], "--lora-r must be at least 1"),
     (["all", "--text-items", "-1"], "--text-items must be 0 or more"),
     (["mllm", "--lr", "0"], "--lr must be more than 0"),
@@ -111,3 +119,34 @@ def test_bad_arguments_are_clear_errors_before_any_work(args, message, settings,
         train(*args)
     assert not (tmp_path / "var" / "bench").exists()
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.slow
+def test_the_first_run_fine_tune_is_a_gated_training_run_on_the_benchmark(bench_dir):
+    train(*FIRST_RUN, "--data", str(bench_dir))
+    prompted = ModelVersion.objects.get(kind="mllm", status="active")
+    out = StringIO()
+    call_command("retrain", "--benchmark", str(bench_dir), "--text-items", "8", "--wait", stdout=out, stderr=StringIO())
+
+    run = TrainingRun.objects.get()
+    assert run.trigger == "benchmark" and run.status in ("promoted", "refused"), run.error
+    assert run.benchmark["text_items"] == 8 and run.train_examples == 4 + 8 and run.gold_examples == 4
+    candidate = run.mllm_candidate
+    assert candidate is not None and run.baseline_candidate is None  # the baseline is not refit
+    report = run.metrics["mllm"]
+    assert {"active", "candidate", "training"} <= set(report) and report["active"]["n"] == 4
+    assert "Held-out set: the benchmark's 4 test videos" in run.decision and run.decision in out.getvalue()
+    active = ModelVersion.objects.get(kind="mllm", status="active")
+    assert active == (candidate if run.status == "promoted" else prompted)
+    assert isinstance(scoring.load_mllm(candidate.pk), LLMClassifier)
+
+    # scripts/run.sh asks on every start; one benchmark fine-tune per install.
+    again = StringIO()
+    call_command("retrain", "--benchmark", str(bench_dir), "--if-none-yet", stdout=again)
+    assert "already had its benchmark fine-tune" in again.getvalue() and TrainingRun.objects.count() == 1
+
+
+def test_a_benchmark_fine_tune_needs_a_rendered_benchmark(tmp_path):
+    with pytest.raises(CommandError, match="holds no rendered benchmark"):
+        call_command("retrain", "--benchmark", str(tmp_path / "nothing"), stdout=StringIO())
+    assert not TrainingRun.objects.exists()
