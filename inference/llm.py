@@ -9,15 +9,15 @@ inference.llm_import). One chat goes through it:
     user:       "Caption: ...                                          } every video, so its keys
                  Speech: [0.0-2.4 s] ... | [2.4-5.0 s] ...              } and values are computed
                  On-screen text: [1.0 s] ... ; [3.0 s] ...                once and reused
-                 Frames: <img><img>...    (+ Audio: <img>... with early fusion)"
+                 Frames at: 0.0 s, 1.5 s, ... (+ Audio at: ... with early fusion)"
     assistant:  "Label:"
 
 and the class scores are the LM's own next-token logits for " ok", " scam", ... So the untrained
 model already classifies from its instructions and examples, and LoRA (r 32, alpha 64 on the
 attention projections, through peft) teaches it the policy.
 
-Frames enter as tokens (a small ViT trained here, a LLaVA-style projector) added onto
-placeholder tokens; Whisper audio joins late (a vector from the frozen encoder, through a small
+Frames enter as tokens (a small ViT trained here, a LLaVA-style projector) added onto the tokens
+of the times that name them; Whisper audio joins late (a vector from the frozen encoder, through a small
 head, added to the label logits) or early (audio tokens like the frames), as in the paper. Both
 pass through tanh gates that start at zero, so an untrained model is exactly the prompted LLM and
 the other modalities can only add once trained (Flamingo's gated cross-attention, applied to
@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
 from inference.mllm import EvidenceSpan, MLLMOutput, Rationale, sample_frames, share_budget
 from inference.policy import LABELS, VIOLATING
-from inference.types import VideoFeatures
+from inference.types import SAMPLE_RATE, VideoFeatures
 from inference.vision import VisionConfig, VisionTransformer
 
 TEXT_MODALITIES: tuple[str, ...] = ("caption", "speech", "onscreen")
@@ -72,23 +72,39 @@ DEMO_POLICY_TEXT = (
     "threatens violence. A mention inside a protective, news or educational framing is ok, even when the "
     "framing sits in another modality; a disclaimer does not launder a promotion."
 )
-# Short generic examples in the prompt, one or two per label and framing. Written for the prompt,
-# not drawn from the benchmark's templates nor from bench/generalize.py's hand-written videos.
-DEMO_EXAMPLES: tuple[tuple[str, str, str], ...] = (
-    ("Caption: my sunday hike with the dog\nSpeech: look at that view, we made it to the top\n"
-     "On-screen text: (none)", "ok", "A hiking video with nothing the policy forbids."),
-    ("Caption: quick update\nSpeech: I can get you oxy or xanax, no script needed, message me for prices\n"
-     "On-screen text: (none)", "drugs", "The speaker offers prescription pills without a prescription."),
-    ("Caption: giveaway time\nSpeech: (none)\nOn-screen text: [2.0 s] send 0.1 ETH to this wallet and "
-     "receive 0.2 back", "scam", "The on-screen text promises to double crypto that viewers send."),
-    ("Caption: local news tonight\nSpeech: officers arrested two men and seized a stash of heroin\n"
-     "On-screen text: (none)", "ok", "A news report about a drug arrest; it promotes nothing."),
-    ("Caption: range day\nSpeech: untraceable pistols for sale, cash only, I ship anywhere\n"
-     "On-screen text: (none)", "weapons", "The speaker offers to sell untraceable guns."),
-    ("Caption: for educational purposes only\nSpeech: buy ten thousand followers for five dollars, link in bio\n"
-     "On-screen text: (none)", "scam", "It sells followers; the disclaimer does not change that."),
-    ("Caption: stay safe online\nSpeech: warning, anyone promising to double your bitcoin is a thief\n"
-     "On-screen text: (none)", "ok", "A protective warning against a crypto scam."),
+# How to read a video, around the policy's own text ({policy}, {labels}). General reading advice,
+# not tuned to any test set: what a small LLM gets wrong without it is treating a harmless caption
+# as the whole video, and taking an offer for a "framing".
+DEFAULT_INSTRUCTIONS = (
+    "You moderate short videos under this policy:\n{policy}\n\n"
+    "Each video comes as its caption, a transcript of its speech and the text shown on screen. The "
+    "transcript and the on-screen text are machine-made and may misspell or run words together. A violation "
+    "can sit in any one of these while the others are harmless small talk; read slang, abbreviations and "
+    "misspellings for what they mean. If any part offers, sells, advertises or asks for money for something "
+    "the policy forbids, or threatens someone, the video violates, whatever the rest says. Answer ok when "
+    "nothing does, or when the mention only reports, warns or teaches.\n"
+    "Answer with 'Label: <one of {labels}>', then 'Reason:' and one short sentence."
+)
+# Short examples in the prompt, each label in more than one field. Written for the prompt, not
+# drawn from the benchmark's templates nor from bench/generalize.py's hand-written videos:
+# (caption, speech, on-screen text, label, reason); "" = none.
+DEMO_EXAMPLES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("my sunday hike with the dog", "look at that view, we finally made it to the top", "", "ok",
+     "A hiking video; nothing is offered or threatened."),
+    ("quick update", "if you need oxy or xanax I got you, no script needed, message me for prices", "", "drugs",
+     "The speaker offers prescription pills without a prescription."),
+    ("cozy night in", "just reading my book and drinking tea", "SEND 0.1 ETH GET 0.2 BACK", "scam",
+     "The on-screen text promises to double the crypto viewers send."),
+    ("local news tonight", "officers arrested two men and seized a stash of heroin", "BREAKING NEWS", "ok",
+     "A news report about an arrest; it sells nothing."),
+    ("selling my old range gear, pistols and ammo, cash only, I ship anywhere", "", "", "weapons",
+     "The caption offers guns and ammunition for sale."),
+    ("for educational purposes only", "ten thousand followers for five dollars, link in my bio", "", "scam",
+     "It sells followers; the disclaimer does not change that."),
+    ("gym diaries", "keep your back straight and breathe out on the way up", "PILLS + POWDER, DELIVERY TONIGHT, DM",
+     "drugs", "The on-screen text advertises drug delivery."),
+    ("stay safe online", "warning, anyone promising to double your bitcoin is a thief", "", "ok",
+     "A warning against a crypto scam."),
 )
 
 
@@ -97,16 +113,16 @@ class LLMConfig:
     audio_checkpoint: str  # openai-whisper checkpoint file (inference.whisper_import)
     backbone_path: str  # local HF causal-LM folder (inference.llm_import writes the default)
     policy_text: str = DEMO_POLICY_TEXT
+    instructions: str = DEFAULT_INSTRUCTIONS
     labels: tuple[str, ...] = LABELS
     violating: tuple[str, ...] = VIOLATING
-    examples: tuple[tuple[str, str, str], ...] = DEMO_EXAMPLES  # (evidence, label, reason); () = none
+    examples: tuple[tuple[str, str, str, str, str], ...] = DEMO_EXAMPLES  # () = none
     dtype: str = "bfloat16"  # of the backbone; bf16 is fast on CPUs with AMX and on GPUs
     fusion: str = "late"  # "late" | "early": where the Whisper audio joins
     lora_r: int = 32
     lora_alpha: int = 64
     lora_dropout: float = 0.05
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    placeholder_token: str = "<|image_pad|>"  # where frame (and early audio) tokens go
     n_frames: int = 6
     image_size: int = 64
     patch_size: int = 16
@@ -126,7 +142,7 @@ class LLMConfig:
             raise ValueError("labels must contain 'ok'")
         if not set(self.violating) <= set(self.labels):
             raise ValueError(f"violating labels {sorted(set(self.violating) - set(self.labels))} are not labels")
-        if any(label not in self.labels for _, label, _ in self.examples):
+        if any(example[3] not in self.labels for example in self.examples):
             raise ValueError("every example's label must be one of the labels")
 
     @property
@@ -186,6 +202,8 @@ class LLMPrepared:
     text_ids: dict[str, list[int]]  # per text modality, truncated to its share of the budget
     frames: Tensor  # (T, 3, S, S) in [-1, 1]
     frame_mask: Tensor  # (T,) bool
+    frame_times: list[float]  # len T
+    audio_seconds: float
     audio_tokens: Tensor  # (k, d_audio)
     audio_pooled: Tensor  # (d_audio,)
     audio_present: bool
@@ -194,10 +212,10 @@ class LLMPrepared:
 
 @dataclass
 class LLMInputs:
-    suffix_ids: Tensor  # (B, L) long, right padded; placeholders where frame/audio tokens go
+    suffix_ids: Tensor  # (B, L) long, right padded
     suffix_mask: Tensor  # (B, L) bool
-    frame_slots: Tensor  # (B, L) long: index of the frame at a placeholder, -1 elsewhere
-    audio_slots: Tensor  # (B, L) long: index of the audio token at a placeholder, -1 elsewhere
+    frame_slots: Tensor  # (B, L) long: the frame whose token is added here (its time's first token), else -1
+    audio_slots: Tensor  # (B, L) long: the same for early-fusion audio tokens
     frames: Tensor  # (B, T, 3, S, S)
     audio_tokens: Tensor  # (B, k, d_audio)
     audio_pooled: Tensor  # (B, d_audio)
@@ -219,7 +237,13 @@ def evidence_pieces(features: VideoFeatures) -> dict[str, list[EvidencePiece]]:
 
 
 SEPARATORS = {"caption": " ", "speech": " | ", "onscreen": " ; "}
+FRAMES_HEADING = "\nFrames at:"
+AUDIO_HEADING = "\nAudio at:"
 HEADINGS = {"caption": "Caption: ", "speech": "\nSpeech: ", "onscreen": "\nOn-screen text: "}
+
+
+def time_list(times: list[float]) -> str:
+    return ",".join(f" {t:.1f} s" for t in times)
 
 
 def render_evidence(pieces: dict[str, list[EvidencePiece]]) -> str:
@@ -278,14 +302,16 @@ class LLMClassifier(nn.Module):
             self.audio_head = nn.Sequential(nn.LayerNorm(d_audio), nn.Linear(d_audio, 64), nn.GELU(),
                                             nn.Linear(64, len(self.labels)))
         self.audio_gate = nn.Parameter(torch.zeros(1))
+        # A bias per label on the LM's scores: the prompted model leans towards "ok"; fit on
+        # labelled videos without touching the LLM (calibrate_label_bias), and trained with LoRA.
+        self.label_bias = nn.Parameter(torch.zeros(len(self.labels)))
 
         self.label_token_ids = self._label_token_ids()
-        self.placeholder_id = self._placeholder_id()
         self.prefix_ids, self.suffix_tail_ids = self._prompt_ids()
         self.heading_ids = {m: self._ids(HEADINGS[m]) for m in TEXT_MODALITIES}
         self.none_ids = self._ids(NONE_TEXT)
-        self.frames_ids = self._ids("\nFrames:")
-        self.audio_ids = self._ids("\nAudio:")
+        self.frames_ids = self._ids(FRAMES_HEADING)
+        self.audio_ids = self._ids(AUDIO_HEADING)
         self._prefix_cache = None  # (keys/values of prefix_ids), only while not training
         self.to(device)
 
@@ -305,7 +331,7 @@ class LLMClassifier(nn.Module):
         return self.visual_gate.device
 
     def trained_module_names(self) -> tuple[str, ...]:
-        names = ["vision", "visual_projector", "visual_gate", "audio_gate"]
+        names = ["vision", "visual_projector", "visual_gate", "audio_gate", "label_bias"]
         names.append("audio_projector" if self.config.fusion == "early" else "audio_head")
         return tuple(names)
 
@@ -334,22 +360,25 @@ class LLMClassifier(nn.Module):
             raise ValueError(f"labels {self.labels} do not start with distinct tokens in this tokenizer")
         return ids
 
-    def _placeholder_id(self) -> int:
-        ids = self._ids(self.config.placeholder_token)
-        if len(ids) != 1:
-            raise ValueError(f"{self.config.placeholder_token!r} is not one token in this tokenizer")
-        return ids[0]
-
     def _messages(self, evidence: str) -> list[dict]:
         labels = ", ".join(self.labels)
-        system = (f"You moderate short videos. Policy:\n{self.config.policy_text}\n"
-                  f"Read the video's caption, speech transcript and on-screen text, then answer with "
-                  f"'Label: <one of {labels}>' and one short sentence that says why, quoting the evidence.")
+        system = self.config.instructions.format(policy=self.config.policy_text, labels=labels)
         messages = [{"role": "system", "content": system}]
-        for example, label, reason in self.config.examples:
-            messages += [{"role": "user", "content": example},
+        for caption, speech, onscreen, label, reason in self.config.examples:
+            messages += [{"role": "user", "content": self.example_text(caption, speech, onscreen)},
                          {"role": "assistant", "content": f"Label: {label}\nReason: {reason}"}]
         return messages + [{"role": "user", "content": evidence}]
+
+    def example_text(self, caption: str, speech: str, onscreen: str) -> str:
+        """An example video laid out as a real one is (made-up times, three frames)."""
+        pieces = {"caption": [EvidencePiece("caption", caption)] if caption else [],
+                  "speech": [EvidencePiece("speech", speech, 0.0, 4.0)] if speech else [],
+                  "onscreen": [EvidencePiece("onscreen", onscreen, 1.0, 1.0)] if onscreen else []}
+        text = render_evidence(pieces) + FRAMES_HEADING + time_list([0.0, 2.0, 4.0])
+        if self.config.fusion == "early":
+            text += AUDIO_HEADING + (time_list([1.0 * j for j in range(self.config.n_audio_tokens)]) if speech
+                                     else " " + NONE_TEXT)
+        return text
 
     def _prompt_ids(self) -> tuple[list[int], list[int]]:
         """(prefix ids: everything before this video's evidence, tail ids: after it up to 'Label:')."""
@@ -373,10 +402,13 @@ class LLMClassifier(nn.Module):
             ids = {m: self._ids(SEPARATORS[m].join(p.rendered() for p in pieces[m])) if pieces[m] else []
                    for m in TEXT_MODALITIES}
             budgets = share_budget([len(ids[m]) for m in TEXT_MODALITIES], self.config.max_evidence_tokens)
-            frames, frame_mask, _ = sample_frames(feature.frames, self.config.n_frames, self.config.image_size)
+            frames, frame_mask, frame_times = sample_frames(feature.frames, self.config.n_frames,
+                                                            self.config.image_size)
             prepared.append(LLMPrepared(
                 pieces=pieces, text_ids={m: ids[m][:b] for m, b in zip(TEXT_MODALITIES, budgets)},
-                frames=frames, frame_mask=frame_mask, audio_tokens=audio.tokens[i], audio_pooled=audio.pooled[i],
+                frames=frames, frame_mask=frame_mask, frame_times=frame_times,
+                audio_seconds=0.0 if feature.audio is None else len(feature.audio) / SAMPLE_RATE,
+                audio_tokens=audio.tokens[i], audio_pooled=audio.pooled[i],
                 audio_present=bool(audio.present[i]),
             ))
         return prepared
@@ -387,23 +419,39 @@ class LLMClassifier(nn.Module):
         for m in TEXT_MODALITIES:
             text = video.text_ids[m] if m not in video.dropped else []
             ids += self.heading_ids[m] + (text or self.none_ids)
-        # A dropped frame or audio token keeps its placeholder and loses only its gated addition,
-        # so its contribution is exactly 0 while its gate is.
+        # Frame and audio tokens land on the times that name them ("Frames at: 0.0 s, 1.5 s"), so
+        # with the gates at 0 the LLM reads plain text. A dropped one keeps its text and loses only
+        # its gated addition: its contribution is exactly 0 while its gate is.
         frame_slots = [-1] * len(ids)
-        n_frames = int(video.frame_mask.sum())
-        slots = list(range(n_frames)) if "visual" not in video.dropped else [-1] * n_frames
-        ids += self.frames_ids + ([self.placeholder_id] * n_frames or self.none_ids)
-        frame_slots += [-1] * len(self.frames_ids) + (slots or [-1] * len(self.none_ids))
+        times = [t for t, present in zip(video.frame_times, video.frame_mask.tolist()) if present]
+        piece_ids, slots = self._timed_slots(times, dropped="visual" in video.dropped)
+        ids += self.frames_ids + piece_ids
+        frame_slots += [-1] * len(self.frames_ids) + slots
         audio_slots = [-1] * len(ids)
         if self.config.fusion == "early":
             n_audio = self.config.n_audio_tokens if video.audio_present else 0
-            slots = list(range(n_audio)) if "audio" not in video.dropped else [-1] * n_audio
-            ids += self.audio_ids + ([self.placeholder_id] * n_audio or self.none_ids)
+            window = video.audio_seconds / max(1, n_audio)
+            piece_ids, slots = self._timed_slots([j * window for j in range(n_audio)], dropped="audio" in video.dropped)
+            ids += self.audio_ids + piece_ids
             frame_slots += [-1] * (len(ids) - len(frame_slots))
-            audio_slots += [-1] * len(self.audio_ids) + (slots or [-1] * len(self.none_ids))
+            audio_slots += [-1] * len(self.audio_ids) + slots
         ids += self.suffix_tail_ids
         pad = [-1] * (len(ids) - len(frame_slots))
         return ids, frame_slots + pad, audio_slots + [-1] * (len(ids) - len(audio_slots))
+
+    def _timed_slots(self, times: list[float], dropped: bool) -> tuple[list[int], list[int]]:
+        """Token ids of " 0.0 s, 1.5 s, ..." and, per id, the index of the time it starts (-1
+        elsewhere, and everywhere when dropped)."""
+        if not times:
+            none = self._ids(" " + NONE_TEXT)
+            return none, [-1] * len(none)
+        ids: list[int] = []
+        slots: list[int] = []
+        for k, t in enumerate(times):
+            piece = self._ids(time_list([t]) + ("," if k < len(times) - 1 else ""))
+            ids += piece
+            slots += [k if not dropped else -1] + [-1] * (len(piece) - 1)
+        return ids, slots
 
     def collate(self, prepared: list[LLMPrepared]) -> LLMInputs:
         rows = [self._suffix(video) for video in prepared]
@@ -449,7 +497,7 @@ class LLMClassifier(nn.Module):
         return cache
 
     def embed_suffix(self, inputs: LLMInputs) -> Tensor:
-        """Token embeddings, with gated frame (and early audio) tokens added at placeholders -> (B, L, d)."""
+        """Token embeddings, with gated frame (and early audio) tokens added at their slots -> (B, L, d)."""
         embeddings = self.language_model.get_input_embeddings()(inputs.suffix_ids)  # (B, L, d)
         B, T = inputs.frames.shape[:2]
         if bool((inputs.frame_slots >= 0).any()):
@@ -477,7 +525,7 @@ class LLMClassifier(nn.Module):
         last = inputs.suffix_mask.long().sum(1) - 1  # (B,)
         state = hidden[torch.arange(B, device=self.device), last]  # (B, d)
         weight = self.language_model.get_output_embeddings().weight[self.label_token_ids]  # (K, d)
-        logits = state.float() @ weight.float().T  # (B, K)
+        logits = state.float() @ weight.float().T + self.label_bias  # (B, K)
         if self.config.fusion == "late":
             audio = self.audio_head(inputs.audio_pooled.float())  # (B, K)
             logits = logits + torch.tanh(self.audio_gate) * audio * inputs.audio_present[:, None]
@@ -491,6 +539,34 @@ class LLMClassifier(nn.Module):
             chunk = LLMInputs(**{f.name: getattr(inputs, f.name)[start: start + batch_size] for f in fields(inputs)})
             out.append(F.softmax(self(chunk.to(self.device)), dim=-1).cpu())
         return torch.cat(out)
+
+    @torch.no_grad()
+    def calibrate_label_bias(self, features: list[VideoFeatures], labels: list[str], batch_size: int = 8,
+                             l2: float = 1e-3, progress: bool = False) -> Tensor:
+        """Fit label_bias alone (K numbers) to labelled videos by maximum likelihood, the LLM's
+        scores fixed: a cheap calibration for a model used from its prompt. Returns the bias."""
+        from tqdm.auto import tqdm
+
+        self.eval()
+        self.label_bias.zero_()
+        scores = torch.cat([self(self.features_to_inputs(features[start:start + batch_size])).cpu()
+                            for start in tqdm(range(0, len(features), batch_size), desc="calibrating",
+                                              disable=not progress, leave=False)])  # (N, K)
+        targets = torch.tensor([self.labels.index(label) for label in labels])  # (N,)
+        bias = torch.zeros(len(self.labels), requires_grad=True)
+        optimizer = torch.optim.LBFGS([bias], max_iter=200)
+
+        def loss() -> Tensor:
+            optimizer.zero_grad()
+            with torch.enable_grad():
+                value = F.cross_entropy(scores + bias, targets) + l2 * (bias ** 2).sum()
+                value.backward()
+            return value
+
+        optimizer.step(loss)
+        self.label_bias.copy_(bias.detach().to(self.label_bias.device))
+        self._prefix_cache = None
+        return self.label_bias.detach().cpu()
 
     def p_violation(self, probabilities: Tensor) -> Tensor:
         return probabilities[..., self.violating_index].sum(-1)
@@ -603,7 +679,7 @@ class LLMClassifier(nn.Module):
 
 
 def _valid_first(frames: Tensor, mask: Tensor) -> Tensor:
-    """Frames with the valid ones first, so placeholder k is the k-th present frame."""
+    """Frames with the valid ones first, so slot k is the k-th present frame."""
     order = torch.argsort((~mask).to(torch.int8), stable=True)  # (T,)
     return frames[order]
 

@@ -70,12 +70,15 @@ def test_prompt_holds_the_policy_the_examples_and_the_evidence(model):
     suffix = model.tokenizer.decode(inputs.suffix_ids[0][inputs.suffix_mask[0]])
     assert "Caption: free crypto" in suffix and "[2.0-4.0 s] buy cheap pills now" in suffix
     assert "[1.5 s] sunday vlog" in suffix and suffix.rstrip().endswith("Label:")
-    assert suffix.count("<|image_pad|>") == 3  # one placeholder per frame
+    assert "Frames at: 0.0 s, 1.0 s, 2.0 s" in suffix  # frame tokens land on these times
+    assert int((inputs.frame_slots[0] >= 0).sum()) == 3
 
 
 def test_missing_modalities_say_none(model):
     features = video(caption="", speech=(), onscreen="", frames=0, audio_s=0)
     assert render_evidence(evidence_pieces(features)) == "Caption: (none)\nSpeech: (none)\nOn-screen text: (none)"
+    inputs = model.features_to_inputs([features])
+    assert "Frames at: (none)" in model.tokenizer.decode(inputs.suffix_ids[0])
     out = model.predict([features])[0]
     assert abs(sum(out.probabilities.values()) - 1.0) < 1e-5
     assert out.modality_contributions == dict.fromkeys(MODALITIES, 0.0)
@@ -212,7 +215,7 @@ def test_a_base_model_without_chat_template_gets_a_plain_prompt(tmp_path, whispe
 
     folder = save_tiny_qwen2(tmp_path / "base", with_chat_template=False)
     model = LLMClassifier(config(str(folder), whisper_checkpoint, examples=())).eval()
-    assert model.tokenizer.decode(model.prefix_ids).startswith("system: You moderate short videos.")
+    assert model.tokenizer.decode(model.prefix_ids).startswith("system: You moderate short videos under this policy:")
     assert model.predict([video()])[0].label in model.labels
 
 
@@ -225,3 +228,17 @@ def test_custom_policy_labels_and_text(tiny_qwen2_dir, whisper_checkpoint):
     assert out.p_violation == pytest.approx(out.probabilities["drugs"], abs=1e-6)
     assert "Only drug sales" in model.tokenizer.decode(model.prefix_ids)
     assert replace(cfg, fusion="early").fusion == "early"
+
+
+def test_the_label_bias_is_fit_to_labelled_videos_and_saved(tiny_qwen2_dir, whisper_checkpoint, tmp_path):
+    torch.manual_seed(0)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, examples=())).eval()
+    videos = [video(caption=f"clip {i}", seed=i) for i in range(6)]
+    before = model.probabilities(model.features_to_inputs(videos))
+    bias = model.calibrate_label_bias(videos, ["drugs"] * 6)  # everything is "drugs" here
+    after = model.probabilities(model.features_to_inputs(videos))
+    drugs = model.labels.index("drugs")
+    assert int(bias.argmax()) == drugs and bool((after[:, drugs] > before[:, drugs]).all())
+    model.save(tmp_path / "m")
+    reloaded = LLMClassifier.load(tmp_path / "m", audio_checkpoint=whisper_checkpoint)
+    torch.testing.assert_close(reloaded.label_bias.detach(), model.label_bias.detach())

@@ -175,6 +175,11 @@ class Command(BaseCommand):
         extra = {"fine_tuned": options["epochs"] > 0}
         if options["epochs"] == 0:
             model = LLMClassifier(model_config, device=available_device(settings.COEFVQ_STAGE2_DEVICE)).eval()
+            # The LLM as its prompt makes it, with one bias per label fit on the rendered training
+            # and validation videos (it leans towards "ok" otherwise); the test split stays unseen.
+            seen = splits["train"] + splits["val"]
+            bias = model.calibrate_label_bias([f for _, f in seen], [row["label"] for row, _ in seen], progress=True)
+            extra["label_bias"] = dict(zip(model.labels, (round(float(b), 4) for b in bias)))
             model.save(folder)
         else:
             result = train_mllm(_items(splits["train"]) + _items(text_only), _items(splits["val"]), model_config,
