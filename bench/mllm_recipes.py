@@ -78,6 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fusion", choices=["late", "early"], default="late")
     parser.add_argument("--dev-items", type=int, default=800)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--timed-videos", type=int, default=10,
+                        help="hand-written videos timed through predict(explain=True), as the gpu worker runs it")
     args = parser.parse_args(argv)
     llm = args.stage2 == "llm"
     args.lr = args.lr if args.lr is not None else (LLM_LORA_LR if llm else MLLM_LR)
@@ -126,6 +128,18 @@ def score(model, scored: Scored) -> dict:
     }
 
 
+def product_seconds(model, features: list[VideoFeatures]) -> dict:
+    """Seconds per video of what the gpu worker runs for a routed video (scoring.score_mllm):
+    `predict(explain=True)`, i.e. probabilities, modality contributions and the explanation."""
+    model.predict(features[:1], explain=True)  # warm: the prompt prefix is cached once per process
+    times = []
+    for feature in features:
+        start = time.perf_counter()
+        model.predict([feature], explain=True)
+        times.append(time.perf_counter() - start)
+    return {"videos": len(times), "mean_s": round(float(np.mean(times)), 2), "max_s": round(float(np.max(times)), 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -167,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             model, steps = LLMClassifier(model_config).eval(), 0
         train_s = time.perf_counter() - start
         runs.append({"seed": seed, "train_s": round(train_s, 1), "steps": steps,
-                     **{set_name: score(model, scored) for set_name, scored in sets.items()}})  # fmt: skip
+                     **{set_name: score(model, scored) for set_name, scored in sets.items()},
+                     "product_seconds": product_seconds(model, sets["hand_written_40"][0][:args.timed_videos])})
         print(markdown_row(name, runs[-1]), flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
