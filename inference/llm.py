@@ -312,6 +312,9 @@ class LLMClassifier(nn.Module):
         self.none_ids = self._ids(NONE_TEXT)
         self.frames_ids = self._ids(FRAMES_HEADING)
         self.audio_ids = self._ids(AUDIO_HEADING)
+        # An explanation ends at the end of its line or of its first sentence.
+        self.stop_ids = {self.tokenizer.eos_token_id, *self._ids("\n")} - {None}
+        self.sentence_end_ids = {ids[-1] for ids in (self._ids("."), self._ids(". ")) if ids}
         self._prefix_cache = None  # (keys/values of prefix_ids), only while not training
         self.to(device)
 
@@ -344,10 +347,15 @@ class LLMClassifier(nn.Module):
         }
 
     def train(self, mode: bool = True) -> "LLMClassifier":
-        self._prefix_cache = None  # weights are about to change
+        if mode:
+            self._prefix_cache = None  # LoRA is about to change; eval() keeps what was computed
         super().train(mode)
         self.audio_encoder.train(False)
         return self
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._prefix_cache = None  # computed with the weights being replaced
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- the prompt -------------------------------------------------------------------
 
@@ -619,12 +627,11 @@ class LLMClassifier(nn.Module):
         length = len(self.prefix_ids) + embeds.shape[1]
         out = self.backbone(inputs_embeds=embeds, past_key_values=cache, use_cache=True,
                             attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
-        stop = {self.tokenizer.eos_token_id, *self._ids("\n")} - {None}
         generated: list[int] = []
         for _ in range(self.config.explain_max_new_tokens):
             token = int(out.logits[0, -1].argmax())
-            if token in stop or (generated and token in self._stop_after_sentence()):
-                if token not in stop:
+            if token in self.stop_ids or (generated and token in self.sentence_end_ids):
+                if token not in self.stop_ids:
                     generated.append(token)
                 break
             generated.append(token)
@@ -632,9 +639,6 @@ class LLMClassifier(nn.Module):
             out = self.backbone(input_ids=torch.tensor([[token]], device=self.device), past_key_values=out.past_key_values,
                                 use_cache=True, attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
         return self.tokenizer.decode(generated, skip_special_tokens=True).strip()
-
-    def _stop_after_sentence(self) -> set[int]:
-        return {ids[-1] for ids in (self._ids("."), self._ids(". ")) if ids}
 
     def explain(self, video: LLMPrepared, label: str, contributions: dict[str, float]
                 ) -> tuple[str, list[EvidenceSpan]]:

@@ -242,3 +242,16 @@ def test_the_label_bias_is_fit_to_labelled_videos_and_saved(tiny_qwen2_dir, whis
     model.save(tmp_path / "m")
     reloaded = LLMClassifier.load(tmp_path / "m", audio_checkpoint=whisper_checkpoint)
     torch.testing.assert_close(reloaded.label_bias.detach(), model.label_bias.detach())
+
+
+def test_the_prefix_is_computed_once_until_the_weights_change(model):
+    model.predict([video()])
+    cached = model._prefix_cache
+    model.predict([video(seed=2)])  # predict calls eval(): the cache stays
+    assert cached is not None and model._prefix_cache is cached
+    model.load_state_dict(model.trained_state_dict(), strict=False)
+    assert model._prefix_cache is None
+    model.predict([video()])
+    model.train()
+    assert model._prefix_cache is None
+    model.eval()
