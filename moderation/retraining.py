@@ -419,13 +419,8 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
     result = _finetune_mllm(config, fit, validation, _folder(run, attempt, "mllm"), epochs=1,
                             on_step=_step_reporter(attempt, 0.05, 0.75, "LoRA step"))
     attempt.step(0.75, f"Evaluating on {len(test)} held-out benchmark videos")
-    labels, features = [row["label"] for row, _ in test], [f for _, f in test]
-    active = scoring.load_mllm(config.mllm_version_id)
-    reports = {"mllm": {
-        "active": evaluation_report(labels, stage2_probabilities(active, features), label_names=active.labels),
-        "candidate": evaluation_report(labels, stage2_probabilities(result.model, features),
-                                       label_names=result.model.labels),
-    }}
+    reports = {"mllm": _stage2_reports(config, result.model, [row["label"] for row, _ in test],
+                                       [f for _, f in test])}
     verdict = Verdict("mllm", reports["mllm"]["active"]["binary"]["f1"], reports["mllm"]["candidate"]["binary"]["f1"],
                       config.promotion_margin)
     training = {"mllm": {"benchmark": run.benchmark, "fit_examples": len(fit), "validation_videos": len(validation),
@@ -454,19 +449,15 @@ def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Exampl
         "candidate": evaluation_report(labels, models["baseline"].predict_proba(X), label_names=label_names),
     }}
     if "mllm" in models:
-        features = [e.features for e in gold]
-        active_mllm = scoring.load_mllm(config.mllm_version_id)
-        reports["mllm"] = {
-            "active": evaluation_report(labels, _mllm_probabilities(active_mllm, features),
-                                        label_names=active_mllm.labels),
-            "candidate": evaluation_report(labels, _mllm_probabilities(models["mllm"], features),
-                                           label_names=models["mllm"].labels),
-        }
+        reports["mllm"] = _stage2_reports(config, models["mllm"], labels, [e.features for e in gold])
     return reports
 
 
-def _mllm_probabilities(model, features: list[VideoFeatures]) -> np.ndarray:
-    return stage2_probabilities(model, features)  # (N, K)
+def _stage2_reports(config: CascadeConfig, candidate, labels: list[str], features: list[VideoFeatures]) -> dict:
+    """{"active": report, "candidate": report} of the active and the new stage-2 model."""
+    active = scoring.load_mllm(config.mllm_version_id)
+    return {name: evaluation_report(labels, stage2_probabilities(model, features), label_names=model.labels)
+            for name, model in (("active", active), ("candidate", candidate))}
 
 
 def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],
