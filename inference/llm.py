@@ -41,21 +41,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
-from inference.mllm import EvidenceSpan, MLLMOutput, Rationale, sample_frames, share_budget
+from inference.mllm import (ADAPTER_DIR, CONFIG_FILE, EvidenceSpan, MLLMOutput, Rationale, load_trained_modules,
+                            sample_frames, save_classifier, share_budget, trained_state_dict)
 from inference.policy import LABELS, VIOLATING
 from inference.types import SAMPLE_RATE, VideoFeatures
 from inference.vision import VisionConfig, VisionTransformer
 
 TEXT_MODALITIES: tuple[str, ...] = ("caption", "speech", "onscreen")
 MODALITIES: tuple[str, ...] = (*TEXT_MODALITIES, "visual", "audio")
-CONFIG_FILE = "config.json"
-ADAPTER_DIR = "adapter"
-MODULES_FILE = "modules.safetensors"
 ARCHITECTURE = "llm-classifier"  # config.json's "architecture": tells loaders which class to build
 NONE_TEXT = "(none)"
 # LoRA's learning rate for the LLM: the pretrained model already knows the words, so a step the
@@ -672,17 +669,11 @@ class LLMClassifier(nn.Module):
     # -- save / load ------------------------------------------------------------------
 
     def trained_state_dict(self) -> dict[str, Tensor]:
-        names = self.trained_module_names()
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k.split(".")[0] in names}
+        return trained_state_dict(self)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """config.json + the LoRA adapter (peft) + the ViT, projectors, gates and audio head."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
-        self.backbone.save_pretrained(os.fspath(folder / ADAPTER_DIR))
-        save_file(self.trained_state_dict(), os.fspath(folder / MODULES_FILE))
-        return folder
+        return save_classifier(self, folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", **overrides) -> "LLMClassifier":
@@ -691,11 +682,7 @@ class LLMClassifier(nn.Module):
         folder = Path(folder)
         config = replace(LLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())), **overrides)
         model = cls(config, adapter_dir=folder / ADAPTER_DIR, device="cpu")
-        state = load_file(os.fspath(folder / MODULES_FILE))
-        missing = set(model.trained_state_dict()) - set(state)
-        if missing:
-            raise ValueError(f"{folder / MODULES_FILE} lacks {sorted(missing)[:5]}")
-        model.load_state_dict(state, strict=False)
+        load_trained_modules(model, folder)
         return model.to(device).eval()
 
 
