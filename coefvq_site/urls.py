@@ -34,6 +34,7 @@ urlpatterns = [
     path("dashboard/export/<slug:name>.csv", dashboard_views.dashboard_export, name="dashboard-export"),
     path("accounts/login/", login_rate_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("livez", ops_views.livez, name="livez"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("metrics", ops_views.prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),

@@ -1,4 +1,4 @@
-"""Endpoints for operators' machines: /healthz for a load balancer, /metrics for Prometheus.
+"""Endpoints for operators' machines: /livez and /healthz for a load balancer, /metrics for Prometheus.
 Thin: the checks live in `health`, the numbers in `metrics` and django-prometheus."""
 
 from __future__ import annotations
@@ -14,6 +14,14 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from . import health, metrics
+
+
+@never_cache
+@require_safe
+def livez(request):
+    """The process answers: no database, no broker. For a liveness probe, and the load run's floor
+    (the cost of the middleware and the server alone)."""
+    return HttpResponse("ok\n", content_type="text/plain")
 
 
 @never_cache

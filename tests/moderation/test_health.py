@@ -93,3 +93,10 @@ def test_a_running_worker_keeps_its_queue_healthy_and_stopping_it_does_not(clien
         worker.wait(timeout=30)
     time.sleep(settings.COEFVQ_WORKER_STALE_S + 1)
     assert client.get("/healthz").json()["down"] == ["workers:cpu", "workers:gpu"]
+
+
+def test_livez_answers_without_the_database_or_broker(client, settings, django_assert_num_queries):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    with django_assert_num_queries(0):
+        response = client.get("/livez")
+    assert response.status_code == 200 and response.content == b"ok\n"
