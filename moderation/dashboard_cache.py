@@ -22,6 +22,7 @@ database's size: replaying the cascade at each budget and scoring each quality b
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -76,7 +77,9 @@ def _cache_call(operation, *args, **kwargs):
 
 def _daily_rows(policy: Policy, window: dashboard.Window, name: str, rows_for) -> list[dict]:
     """`rows_for(window)` over `window`: its whole days that ended before the live hours from the
-    daily aggregates (counted now if missing), the rest counted live."""
+    daily aggregates (counted now if missing or older than COEFVQ_DASHBOARD_LIVE_H), the rest
+    counted live. One cache entry per table and policy holds its days (a file cache culls once it
+    holds 300 entries, fewer than a few tables of 90 days)."""
     day = timedelta(days=1)
     first_whole = dashboard.floor_to(window.start, "day")
     first_whole += day if first_whole < window.start else timedelta(0)
@@ -84,15 +87,18 @@ def _daily_rows(policy: Policy, window: dashboard.Window, name: str, rows_for) -
     if live_from <= first_whole:
         return rows_for(window)
     rows = rows_for(dashboard.Window(window.start, first_whole)) + rows_for(dashboard.Window(live_from, window.end))
-    days = [first_whole + i * day for i in range(round((live_from - first_whole) / day))]
-    keys = {start: f"dashboard:day:{name}:{policy.pk}:{start.isoformat()}" for start in days}
-    kept = _cache_call(cache.get_many, list(keys.values())) or {}
-    counted = {}
-    for start in days:
-        if keys[start] not in kept:
-            counted[keys[start]] = rows_for(dashboard.Window(start, start + day))
-        rows += kept[keys[start]] if keys[start] in kept else counted[keys[start]]
-    _cache_call(cache.set_many, counted, timeout=round(settings.COEFVQ_DASHBOARD_LIVE_H * 3600))
+    key = f"dashboard:days:{name}:{policy.pk}"
+    now = time.time()
+    keep_s = settings.COEFVQ_DASHBOARD_LIVE_H * 3600
+    days = {start: counted for start, counted in (_cache_call(cache.get, key) or {}).items()
+            if now - counted[0] < keep_s}  # day start -> (when counted, rows)
+    missing = False
+    for start in (first_whole + i * day for i in range(round((live_from - first_whole) / day))):
+        if start not in days:
+            days[start], missing = (now, rows_for(dashboard.Window(start, start + day))), True
+        rows += days[start][1]
+    if missing:
+        _cache_call(cache.set, key, days, timeout=round(keep_s) or 1)
     return rows
 
 
@@ -136,11 +142,15 @@ def build(policy: Policy, window: dashboard.Window) -> dashboard.Dashboard:
     )
 
 
+def _shown(window: dashboard.Window) -> dashboard.Window:
+    """A window's ends move with every load; a time axis of days shows them to the hour, one of
+    hours to the minute."""
+    cut = {"second": 0, "microsecond": 0, **({"minute": 0} if window.bucket == "day" else {})}
+    return replace(window, start=window.start.replace(**cut), end=window.end.replace(**cut))
+
+
 def _chart_key(name: str, args: tuple) -> str:
-    # A window's end moves with every load; to the minute is what a time axis can show.
-    shown = tuple(replace(arg, start=arg.start.replace(second=0, microsecond=0),
-                          end=arg.end.replace(second=0, microsecond=0))
-                  if isinstance(arg, dashboard.Window) else arg for arg in args)
+    shown = tuple(_shown(arg) if isinstance(arg, dashboard.Window) else arg for arg in args)
     return f"dashboard:chart:{name}:{hashlib.sha256(repr(shown).encode()).hexdigest()}"
 
 
