@@ -128,7 +128,8 @@ def _nearest_rank(queryset, order_by, fraction: float, count: int):
     if count == 0:
         return None
     rank = max(math.ceil(fraction * count), 1)
-    return queryset.order_by(order_by).values_list("value", flat=True)[rank - 1]
+    # The rows may have changed since they were counted (a review landed): then there is no answer.
+    return queryset.order_by(order_by).values_list("value", flat=True)[rank - 1:rank].first()
 
 
 # --- volume and MLLM call rate ------------------------------------------------------------------

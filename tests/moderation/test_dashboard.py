@@ -392,3 +392,21 @@ def test_daily_aggregates_add_up_to_one_count_over_the_window_and_the_last_hours
     assert dashboard_cache.build(policy, week).uploaded == 10
     cache.clear()
     assert dashboard_cache.build(policy, week).uploaded == 11 == dashboard.build(policy, week).uploaded
+
+
+def test_queue_waits_have_no_quantile_rather_than_an_error_when_tasks_close_while_counted(policy, world, day,
+                                                                                            monkeypatch):
+    """Under the load run the page answered 500: a review closed a task between counting the open
+    tasks and reading the rank the count pointed at."""
+    counted = ReviewTask.objects.filter(policy=policy, status="open").count()
+    real_aggregate = type(ReviewTask.objects.all()).aggregate
+
+    def counted_then_closed(queryset, *args, **kwargs):
+        counts = real_aggregate(queryset, *args, **kwargs)
+        ReviewTask.objects.filter(policy=policy, status="open").update(status="done", completed_at=world)
+        return counts
+
+    monkeypatch.setattr(type(ReviewTask.objects.all()), "aggregate", counted_then_closed)
+    queue = dashboard.queue_now(policy, day, now=world)
+    assert queue.open == counted == 2
+    assert queue.oldest_age_s is None and queue.p95_age_s is None
