@@ -362,6 +362,19 @@ def run_fine_tune(trained: Instance, work: Path) -> dict:
     return record
 
 
+def step_seconds(pass_dir: Path) -> dict[str, dict]:
+    """Per-video seconds of each step, as the pass's own workers recorded them in the event log
+    (extraction: decode, ASR, OCR; stage 1; stage 2 with its written explanation): n, mean, max."""
+    with sqlite3.connect(pass_dir / "db.sqlite3") as db:
+        rows = db.execute("SELECT data FROM moderation_videoevent").fetchall()
+    steps: dict[str, list[float]] = {}
+    for (data,) in rows:
+        for step, seconds in (json.loads(data or "{}").get("seconds") or {}).items():
+            steps.setdefault(step, []).append(float(seconds))
+    return {step: {"n": len(v), "mean": round(sum(v) / len(v), 3), "max": round(max(v), 3)}
+            for step, v in sorted(steps.items())}
+
+
 def ingest_pass(trained: Instance, work: Path, manifest: Path, route: str) -> tuple[list[dict], float]:
     """All videos through `ingest --inline --json --route ROUTE` on a fresh copy of the trained DB
     (migrated, as scripts/run.sh does on every start)."""
@@ -524,6 +537,10 @@ def markdown(results: dict) -> str:
               + ", ".join(f"--route {r}: {n[1]} of {n[0]}" for r, n in s["mllm_decided_with_explanation"].items())
               + ".", "",
               "Ingest wall time: " + ", ".join(f"--route {r}: {t:.0f} s" for r, t in results["ingest_wall_s"].items()),
+              "", "Seconds per video of each step, from the passes' own event logs (torch on 1 thread; the machine's "
+              "load is in the header):", "", "| pass | step | videos | mean s | max s |", "| --- | --- | ---: | ---: | ---: |",
+              *(f"| {r} | {step} | {v['n']} | {v['mean']:.2f} | {v['max']:.2f} |"
+                for r, steps in results.get("step_seconds", {}).items() for step, v in steps.items()),
               "", "## Every video", "",
               "| id | kind | label | voice, wpm | baseline | cascade (by) | MLLM | transcript |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -560,9 +577,10 @@ def main() -> None:
     manifest = render_all(work / "videos")
     trained, first = first_run(work)
     fine_tune = run_fine_tune(trained, work) if args.fine_tune else None
-    passes, ingest_wall = {}, {}
+    passes, ingest_wall, seconds = {}, {}, {}
     for route in ROUTES:
         passes[route], ingest_wall[route] = ingest_pass(trained, work, manifest, route)
+        seconds[route] = step_seconds(work / f"pass-{route}")
 
     bank = generator_ngrams()
     videos = per_video(passes, bank)
@@ -571,6 +589,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "wall_s": round(time.perf_counter() - started, 1), "work": str(work),
         "first_run": first, "fine_tune": fine_tune, "steps": trained.log, "ingest_wall_s": {r: round(t, 1) for r, t in ingest_wall.items()},
+        "step_seconds": seconds,
         "phrasing": {"shared_4grams": sum(v["shared_4grams"] for v in videos),
                      "total_4grams": sum(v["total_4grams"] for v in videos)},
         "labels": list(LABELS), "scores": evaluate(passes), "videos": videos,
