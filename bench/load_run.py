@@ -99,7 +99,12 @@ def stack_env(args) -> dict:
     metrics_dir = var_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
+    # Whisper's weights, converted once and shared with the product's own var/ (as scripts/test.sh does).
+    whisper = REPO / "var" / "models" / "whisper-tiny.en.pt"
+    subprocess.run([sys.executable, "-m", "inference.whisper_import", str(whisper)], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
     return {**os.environ, **RUN_SETTINGS, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+            "COEFVQ_WHISPER_CHECKPOINT": str(whisper),
             "COEFVQ_VAR_DIR": str(var_dir), "COEFVQ_MEDIA_ROOT": str(var_dir / "media"),
             "DJANGO_SETTINGS_MODULE": "coefvq_site.settings", "PYTHONPATH": str(REPO),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}

@@ -1,9 +1,9 @@
 """The dashboard page without its slow parts on every load, kept in the shared cache.
 
-Measured (bench/dashboard.py, bench/results/dashboard/): the counting queries take tens of
-milliseconds even at 100,000 videos; the seconds go to CPU work that does not depend on the
-database's size: replaying the cascade at each budget and scoring each quality bucket
-(scikit-learn metrics over the reviewed videos), and drawing nine SVG charts with matplotlib. So:
+Measured (bench/dashboard.py, bench/results/dashboard/, 100,000 videos): most of the seconds go
+to CPU work: replaying the cascade at each budget and scoring each quality bucket (scikit-learn
+metrics over the reviewed videos), and drawing nine SVG charts with matplotlib; the rest to
+counting 30 or 90 days of uploads, routing decisions and reviews (a few hundred ms). So:
 
 - The queue now and over time, reviewer throughput (a median, which does not add up over days),
   the entropy histogram and the training gates are read live on every load.

@@ -25,7 +25,7 @@ from moderation import live
 from review_queue_factory import decided_video, open_task
 
 # The server reads the test's users and tasks from its own connections: they must be committed.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 REPO = Path(__file__).resolve().parents[2]
 SOCKETS = 6
