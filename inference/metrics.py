@@ -20,6 +20,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from inference.cascade import AUTO_ACTION, AUTO_ALLOW, HUMAN_REVIEW, DecisionBands, flagged
 from inference.policy import KINDS, LABELS
 
 RECALL_AT_PRECISION_TARGETS: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9)
@@ -71,6 +72,41 @@ def binary_report(y_true_labels, probs, label_names: tuple[str, ...] = LABELS) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns on all-negative y; we return None instead
         report["average_precision"] = float(average_precision_score(y_bin, p_violation)) if has_pos else None
+    return report
+
+
+def band_report(y_violating, p_violation, bands: DecisionBands) -> dict:
+    """Violation-vs-ok metrics of the product's decision rule, not the argmax.
+
+    The bands put a video in one of three places: allowed, actioned, or held for a reviewer. A
+    violation is caught when it is not allowed (a reviewer then sees it), so precision, recall
+    and f1 count a video as flagged when it is actioned or held; `wrongly_allowed` and
+    `wrongly_actioned` are the automatic decisions a reviewer would overturn, `to_review` the
+    reviewers' share of the work. R@P and average precision are the threshold-free curve of
+    p_violation, as in `binary_report`.
+    """
+    y = np.asarray(y_violating, dtype=bool)  # (N,)
+    p = np.asarray(p_violation, dtype=np.float64)  # (N,)
+    if p.shape != y.shape:
+        raise ValueError(f"{len(y)} labels for {p.shape} probabilities")
+    decisions = np.array([bands.decide(float(value)) for value in p], dtype=object)  # (N,)
+    flags = flagged(p, bands)  # (N,)
+    has_pos = bool(y.any())
+    report = {
+        "n": int(len(y)),
+        "n_positive": int(y.sum()),
+        "precision": float(precision_score(y, flags, zero_division=0)),
+        "recall": float(recall_score(y, flags, zero_division=0)) if has_pos else None,
+        "f1": float(f1_score(y, flags, zero_division=0)),
+        "wrongly_allowed": int((y & (decisions == AUTO_ALLOW)).sum()),
+        "wrongly_actioned": int((~y & (decisions == AUTO_ACTION)).sum()),
+        "to_review": int((decisions == HUMAN_REVIEW).sum()),
+    }
+    for target in RECALL_AT_PRECISION_TARGETS:
+        report[f"R@P{round(target * 100)}"] = recall_at_precision(y, p, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report["average_precision"] = float(average_precision_score(y, p)) if has_pos else None
     return report
 
 

@@ -107,7 +107,7 @@ class CascadeConfigForm(forms.ModelForm):
         return data
 
 
-def _candidate(data) -> whatif.Candidate:
+def _candidate(data, active: CascadeConfig | None) -> whatif.Candidate:
     """A what-if candidate from the form's raw values; ValueError for anything that is not a number."""
     def number(name, default=None):
         raw = (data.get(name) or "").strip()
@@ -118,13 +118,19 @@ def _candidate(data) -> whatif.Candidate:
             raise ValueError(name)
         return value
 
-    candidate = whatif.Candidate(
-        entropy_threshold=number("entropy_threshold"), mllm_budget=number("mllm_budget"),
-        allow_below=number("allow_below", 0.0), action_above=number("action_above", 1.0),
-        audit_rate=number("audit_rate", 0.0),
-    )
-    actions.check_cascade_settings(**vars(candidate), promotion_margin=0.0, retrain_min_labels=1)
-    return candidate
+    values = dict(entropy_threshold=number("entropy_threshold"), mllm_budget=number("mllm_budget"),
+                  allow_below=number("allow_below", 0.0), action_above=number("action_above", 1.0),
+                  audit_rate=number("audit_rate", 0.0))
+    actions.check_cascade_settings(**values, promotion_margin=0.0, retrain_min_labels=1)
+    # The form's baseline: blank is "no baseline"; left out, the active one's.
+    if "baseline_version" in data:
+        raw = (data.get("baseline_version") or "").strip()
+        if raw and not raw.isdigit():
+            raise ValueError("baseline_version")
+        baseline_version_id = int(raw) if raw else None
+    else:
+        baseline_version_id = active.baseline_version_id if active is not None else None
+    return whatif.Candidate(**values, baseline_version_id=baseline_version_id)
 
 
 @admin.register(CascadeConfig)
@@ -183,12 +189,12 @@ class CascadeConfigAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             return JsonResponse({"detail": "Only admins can change the cascade."}, status=403)
         policy = get_object_or_404(Policy, pk=request.GET.get("policy") or 0)
+        active = CascadeConfig.objects.filter(policy=policy, is_active=True).first()
         try:
-            candidate = _candidate(request.GET)
+            candidate = _candidate(request.GET, active)
         except (ValueError, actions.ActionError) as error:
             message = error.message if isinstance(error, actions.ActionError) else f"{error} is not a number."
             return JsonResponse({"detail": message}, status=400)
-        active = CascadeConfig.objects.filter(policy=policy, is_active=True).first()
         return JsonResponse({
             "candidate": whatif.project(policy, candidate).as_dict(),
             "active": whatif.project(policy, whatif.Candidate.of(active)).as_dict() if active else None,

@@ -237,6 +237,22 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.version}"
 
+    # Recent entropies of a baseline that a budget is turned into a threshold over.
+    BUDGET_WINDOW = 2000
+    # Until a baseline has scored this many videos, its reference entropies join its own: fewer would
+    # make the routed share jump with every few uploads.
+    MIN_OWN_ENTROPIES = 200
+
+    def routing_entropies(self) -> list[float]:
+        """What the router turns a budget into a threshold over: this baseline's own recent
+        entropies (another baseline's mean something else), joined by its reference entropies
+        until it has scored MIN_OWN_ENTROPIES videos."""
+        history = list(self.predictions.filter(stage=Prediction.Stage.BASELINE).order_by("-created_at")
+                       .values_list("entropy", flat=True)[:self.BUDGET_WINDOW])
+        if len(history) < self.MIN_OWN_ENTROPIES:
+            history += list(self.reference_entropies or [])
+        return history
+
 
 class CascadeConfig(models.Model):
     """One version of a policy's routing and decision settings. A change is a new row, so the

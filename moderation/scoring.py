@@ -23,11 +23,6 @@ from .models import CascadeConfig, ModelVersion, Prediction, ReviewTask, Routing
 log = logging.getLogger(__name__)
 
 ROUTES = ("auto", "baseline", "mllm")
-# Recent baseline entropies a budget is turned into a threshold over.
-BUDGET_WINDOW = 2000
-# Until a baseline has scored this many videos, its reference entropies join its own: fewer would
-# make the routed share jump with every few uploads.
-MIN_OWN_ENTROPIES = 200
 
 
 def active_config(policy_id: int) -> CascadeConfig | None:
@@ -56,29 +51,15 @@ def load_mllm(version_id: int):
 
 
 def current_threshold(config: CascadeConfig) -> float:
-    """The entropy at and above which a video goes to the MLLM.
-
-    A budget is turned into a threshold over the active baseline's own recent entropies (another
-    baseline's entropies mean something else). Until it has scored MIN_OWN_ENTROPIES videos, its
-    reference entropies (on videos it never trained on, kept by the run that trained it) join
-    them, so the first videos after a deployment are routed by the budget, not by one or two
-    entropies.
-    """
+    """The entropy at and above which a video goes to the MLLM: the fixed one, or the budget's
+    over the active baseline's routing history (ModelVersion.routing_entropies), so the first
+    videos after a deployment are routed by the budget, not by one or two entropies."""
     if config.entropy_threshold is not None:
         return config.entropy_threshold
-    history = recent_entropies(config.baseline_version_id)
-    if len(history) < MIN_OWN_ENTROPIES:
-        history += list(config.baseline_version.reference_entropies or [])
+    history = config.baseline_version.routing_entropies()
     # With no history at all (a baseline registered without one), route everything: the budget is
     # then honoured as history builds up.
     return threshold_for_budget(history, config.mllm_budget) if history else 0.0
-
-
-def recent_entropies(baseline_version_id: int) -> list[float]:
-    return list(
-        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, model_version_id=baseline_version_id)
-        .order_by("-created_at").values_list("entropy", flat=True)[:BUDGET_WINDOW]
-    )
 
 
 def _store_prediction(video: Video, stage: str, version: ModelVersion, config: CascadeConfig, **fields) -> Prediction:
