@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -108,6 +109,33 @@ def band_report(y_violating, p_violation, bands: DecisionBands) -> dict:
         warnings.simplefilter("ignore")
         report["average_precision"] = float(average_precision_score(y, p)) if has_pos else None
     return report
+
+
+def _f1_along(y: np.ndarray, flags: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Binary F1 of boolean flags against boolean truth along `axis` (0 where nothing is positive)."""
+    tp = np.sum(y & flags, axis=axis)
+    wrong = np.sum(y ^ flags, axis=axis)  # false positives + false negatives
+    return np.divide(2 * tp, 2 * tp + wrong, out=np.zeros(np.shape(tp), dtype=np.float64), where=(2 * tp + wrong) > 0)
+
+
+def paired_f1_difference(y_violating, active_flags, candidate_flags, *, confidence: float = 0.95,
+                         resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """(F1 of the candidate minus F1 of the active decisions, a one-sided lower confidence bound
+    on that difference). Both decided the same videos, so the videos are resampled together (a
+    paired bootstrap): what one flip of one video does to F1 is part of the interval, and a
+    lucky gold set cannot pass for an improvement."""
+    y = np.asarray(y_violating, dtype=bool)  # (N,)
+    a = np.asarray(active_flags, dtype=bool)  # (N,)
+    b = np.asarray(candidate_flags, dtype=bool)  # (N,)
+    if not len(y) == len(a) == len(b) or len(y) < 2:
+        raise ValueError(f"need two or more videos decided by both models, got {len(y)}, {len(a)}, {len(b)}")
+    difference = float(_f1_along(y, b) - _f1_along(y, a))
+    if np.array_equal(a, b):
+        return difference, difference  # the same decisions everywhere: nothing to resample
+    result = bootstrap((y, a, b), lambda y, a, b, axis: _f1_along(y, b, axis) - _f1_along(y, a, axis),
+                       paired=True, vectorized=True, n_resamples=resamples, confidence_level=confidence,
+                       alternative="greater", method="percentile", rng=np.random.default_rng(seed))
+    return difference, float(result.confidence_interval.low)
 
 
 def macro_f1(y_true, y_pred, labels: tuple[str, ...] = LABELS) -> float:

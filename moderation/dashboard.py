@@ -605,6 +605,13 @@ def _binary(report: dict, name: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _gated_f1(report: dict) -> float | None:
+    """The F1 the gate compared: of the decisions under the bands; runs from before the gate
+    scored decisions kept only the argmax's."""
+    value = (report or {}).get("decisions", {}).get("f1")
+    return float(value) if isinstance(value, (int, float)) else _binary(report, "f1")
+
+
 def gate_results(policy: Policy, window: Window | None = None, limit: int = RECENT_RUNS) -> list[GateResult]:
     """The latest finished training runs' gates, newest first, each model kind a row."""
     runs = (TrainingRun.objects.filter(policy=policy, status__in=TrainingRun.FINISHED)
@@ -620,7 +627,7 @@ def gate_results(policy: Policy, window: Window | None = None, limit: int = RECE
             gold, active = candidate.metrics.get("gold", {}), candidate.metrics.get("active_on_gold", {})
             rows.append(GateResult(
                 run=run.pk, finished_at=run.finished_at, status=run.status, kind=kind, version=candidate.version,
-                outcome=candidate.status, active_f1=_binary(active, "f1"), candidate_f1=_binary(gold, "f1"),
+                outcome=candidate.status, active_f1=_gated_f1(active), candidate_f1=_gated_f1(gold),
                 active_recall_at_p80=_binary(active, "R@P80"), candidate_recall_at_p80=_binary(gold, "R@P80"),
                 gold_videos=run.gold_examples, new_labels=run.new_labels,
             ))

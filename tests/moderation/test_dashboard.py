@@ -328,3 +328,13 @@ def test_retraining_shows_each_gate_with_the_gold_scores(client, policy, world, 
     assert "refused" in section and "promoted" in section and "0.700 → 0.780" in section
     rows = _csv(client.get("/dashboard/export/retraining.csv?days=1"))
     assert [row["outcome"] for row in rows] == ["rejected", "retired"]
+
+
+def test_retraining_shows_the_f1_the_gate_compared(policy, world):
+    """The gate scores the decisions under the bands; the argmax's F1 is kept beside it."""
+    run = _finished_run(policy, "refused", 0.70, 0.78, "rejected", world - H)
+    run.baseline_candidate.metrics["gold"]["decisions"] = {"f1": 0.74}
+    run.baseline_candidate.metrics["active_on_gold"]["decisions"] = {"f1": 0.75}
+    run.baseline_candidate.save()
+    [gate] = dashboard.gate_results(policy)
+    assert (gate.active_f1, gate.candidate_f1) == (0.75, 0.74)
