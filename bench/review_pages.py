@@ -155,7 +155,7 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from moderation import actions
+    from moderation.actions.review_queue import review_priority
     from moderation.models import Policy, Prediction, ReviewTask, Video
 
     have = Video.objects.count()
@@ -206,7 +206,7 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
         for i, s in enumerate(scored):
             if not s.reason:
                 continue
-            priority = actions.review_priority(policy, s.probabilities, s.p_violation, s.reason)
+            priority = review_priority(policy, s.probabilities, s.p_violation, s.reason)
             yield dict(
                 id=tid, video_id=first_video + i, policy_id=policy.pk, reason=s.reason, priority=priority,
                 due_at=arrived[i] - timedelta(hours=settings.COEFVQ_REVIEW_PRIORITY_HEADSTART_H * priority), model_label=s.label,

@@ -81,14 +81,14 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def ingest_and_wait(paths: list[tuple[Path, str]], timeout_s: float) -> tuple[list[int], float]:
-    from moderation import actions
+    from moderation.actions.ingest import do_ingest
     from moderation.models import Video
 
     started = time.perf_counter()
     ids = []
     for path, caption in paths:
         with path.open("rb") as stream:
-            ids.append(actions.do_ingest(stream, filename=path.name, source="cli", caption=caption).video.pk)
+            ids.append(do_ingest(stream, filename=path.name, source="cli", caption=caption).video.pk)
     deadline = time.monotonic() + timeout_s
     while Video.objects.filter(pk__in=ids).exclude(state__in=SETTLED).exists():
         if time.monotonic() > deadline:
@@ -262,13 +262,14 @@ def main(argv=None) -> int:
     django.setup()
     import torch
 
-    from moderation import actions, scoring
+    from moderation import scoring
+    from moderation.actions.model_registry import do_change_cascade_config
     from moderation.models import Policy
 
     torch.set_num_threads(1)
     policy = Policy.objects.get(slug="icd")
-    actions.do_change_cascade_config(policy, actor=None, note="bench/worker_cost.py", entropy_threshold=None,
-                                     mllm_budget=args.budget)
+    do_change_cascade_config(policy, actor=None, note="bench/worker_cost.py", entropy_threshold=None,
+                             mllm_budget=args.budget)
     demo = [json.loads(line) for line in (data / "demo.jsonl").read_text().splitlines() if line.strip()]
     clips = [(Path(row["path"]) if Path(row["path"]).is_absolute() else data / row["path"], row["caption"])
              for row in demo][: args.clips + 1]

@@ -41,21 +41,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
-from inference.mllm import EvidenceSpan, MLLMOutput, Rationale, sample_frames, share_budget
+from inference.mllm import (ADAPTER_DIR, CONFIG_FILE, EvidenceSpan, MLLMOutput, Rationale, load_trained_modules,
+                            sample_frames, save_classifier, share_budget, trained_state_dict)
 from inference.policy import LABELS, VIOLATING
 from inference.types import SAMPLE_RATE, VideoFeatures
 from inference.vision import VisionConfig, VisionTransformer
 
 TEXT_MODALITIES: tuple[str, ...] = ("caption", "speech", "onscreen")
 MODALITIES: tuple[str, ...] = (*TEXT_MODALITIES, "visual", "audio")
-CONFIG_FILE = "config.json"
-ADAPTER_DIR = "adapter"
-MODULES_FILE = "modules.safetensors"
 ARCHITECTURE = "llm-classifier"  # config.json's "architecture": tells loaders which class to build
 NONE_TEXT = "(none)"
 # LoRA's learning rate for the LLM: the pretrained model already knows the words, so a step the
@@ -524,6 +521,11 @@ class LLMClassifier(nn.Module):
     def forward(self, inputs: LLMInputs) -> Tensor:
         """-> (B, n_labels) logits: the LM's next-token logits for each label's first token after
         'Label:', plus the gated late audio term."""
+        return self.logits_and_cache(inputs)[0]
+
+    def logits_and_cache(self, inputs: LLMInputs):
+        """-> ((B, n_labels) logits, the keys and values of prefix + suffix): the explanation
+        continues from the cache instead of reading the video's prompt a second time."""
         B, L = inputs.suffix_ids.shape
         cache = self._prefix(B)
         mask = torch.cat([torch.ones(B, len(self.prefix_ids), dtype=torch.long, device=self.device),
@@ -537,7 +539,7 @@ class LLMClassifier(nn.Module):
         if self.config.fusion == "late":
             audio = self.audio_head(inputs.audio_pooled.float())  # (B, K)
             logits = logits + torch.tanh(self.audio_gate) * audio * inputs.audio_present[:, None]
-        return logits
+        return logits, cache
 
     @torch.no_grad()
     def probabilities(self, inputs: LLMInputs, batch_size: int = 8) -> Tensor:
@@ -589,7 +591,9 @@ class LLMClassifier(nn.Module):
             # Removing a modality whose gate is still 0 changes nothing: no pass for it.
             removable = [m for m in MODALITIES if self._can_contribute(m, video)]
             variants = [video] + [replace(video, dropped=frozenset({m})) for m in removable]
-            probs = self.probabilities(self.collate(variants), batch_size=len(variants))  # (1 + M, K)
+            inputs = self.collate(variants).to(self.device)
+            logits, cache = self.logits_and_cache(inputs)  # (1 + M, K)
+            probs = F.softmax(logits, dim=-1).cpu()  # (1 + M, K)
             p_violation = self.p_violation(probs)  # (1 + M,)
             full = probs[0]
             label = self.labels[int(full.argmax())]
@@ -597,7 +601,12 @@ class LLMClassifier(nn.Module):
             contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(removable)})
             rationale = Rationale(label=label)
             if explain:
-                rationale.explanation, rationale.spans = self.explain(video, label, contributions)
+                # The full video is row 0; a shorter variant's padding may run past its end.
+                cache.batch_select_indices(torch.tensor([0], device=self.device))
+                padding = cache.get_seq_length() - len(self.prefix_ids) - int(inputs.suffix_mask[0].sum())
+                if padding:
+                    cache.crop(-padding)  # a negative count removes that many positions from the end
+                rationale.explanation, rationale.spans = self.explain(video, label, contributions, cache)
             outputs.append(MLLMOutput(
                 label=label, probabilities={k: float(p) for k, p in zip(self.labels, full.tolist())},
                 p_violation=float(p_violation[0]), modality_contributions=contributions, rationale=rationale,
@@ -618,13 +627,18 @@ class LLMClassifier(nn.Module):
         return self.predict_prepared(self.prepare(features), explain=explain)
 
     @torch.no_grad()
-    def generate_reason(self, video: LLMPrepared, label: str) -> str:
-        """The model's own sentence after 'Label: <label>\\nReason:', greedy, bounded."""
-        inputs = self.collate([video]).to(self.device)
-        cache = self._prefix(1)
+    def generate_reason(self, video: LLMPrepared, label: str, cache=None) -> str:
+        """The model's own sentence after 'Label: <label>\\nReason:', greedy, bounded. `cache`:
+        the keys and values of this video's prompt when the caller has them already."""
         answer = torch.tensor([self._ids(f" {label}\nReason:")], device=self.device)  # (1, A)
-        embeds = torch.cat([self.embed_suffix(inputs), self.language_model.get_input_embeddings()(answer)], 1)
-        length = len(self.prefix_ids) + embeds.shape[1]
+        answer_embeds = self.language_model.get_input_embeddings()(answer)  # (1, A, d)
+        if cache is None:
+            inputs = self.collate([video]).to(self.device)
+            cache = self._prefix(1)
+            embeds = torch.cat([self.embed_suffix(inputs), answer_embeds], 1)  # (1, L + A, d)
+        else:
+            embeds = answer_embeds
+        length = cache.get_seq_length() + embeds.shape[1]
         out = self.backbone(inputs_embeds=embeds, past_key_values=cache, use_cache=True,
                             attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
         generated: list[int] = []
@@ -640,12 +654,12 @@ class LLMClassifier(nn.Module):
                                 use_cache=True, attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
         return self.tokenizer.decode(generated, skip_special_tokens=True).strip()
 
-    def explain(self, video: LLMPrepared, label: str, contributions: dict[str, float]
+    def explain(self, video: LLMPrepared, label: str, contributions: dict[str, float], cache=None
                 ) -> tuple[str, list[EvidenceSpan]]:
         """(the model's sentence followed by the evidence it rests on, quoted verbatim with
         times; the quoted spans). Spans come from the modalities that pushed p(violation) the
         way of the label, best matching the sentence's words first."""
-        reason = self.generate_reason(video, label)
+        reason = self.generate_reason(video, label, cache)
         spans = cited_spans(video.pieces, reason, contributions, toward_violation=label in self.config.violating,
                             limit=self.config.n_evidence)
         quotes = "; ".join(span_citation(span) for span in spans)
@@ -655,17 +669,11 @@ class LLMClassifier(nn.Module):
     # -- save / load ------------------------------------------------------------------
 
     def trained_state_dict(self) -> dict[str, Tensor]:
-        names = self.trained_module_names()
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k.split(".")[0] in names}
+        return trained_state_dict(self)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """config.json + the LoRA adapter (peft) + the ViT, projectors, gates and audio head."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
-        self.backbone.save_pretrained(os.fspath(folder / ADAPTER_DIR))
-        save_file(self.trained_state_dict(), os.fspath(folder / MODULES_FILE))
-        return folder
+        return save_classifier(self, folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", **overrides) -> "LLMClassifier":
@@ -674,11 +682,7 @@ class LLMClassifier(nn.Module):
         folder = Path(folder)
         config = replace(LLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())), **overrides)
         model = cls(config, adapter_dir=folder / ADAPTER_DIR, device="cpu")
-        state = load_file(os.fspath(folder / MODULES_FILE))
-        missing = set(model.trained_state_dict()) - set(state)
-        if missing:
-            raise ValueError(f"{folder / MODULES_FILE} lacks {sorted(missing)[:5]}")
-        model.load_state_dict(state, strict=False)
+        load_trained_modules(model, folder)
         return model.to(device).eval()
 
 

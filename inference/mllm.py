@@ -701,30 +701,45 @@ class MultimodalClassifier(nn.Module):
     # -- save / load ------------------------------------------------------------------
 
     def trained_state_dict(self) -> dict[str, Tensor]:
-        names = self.trained_module_names()
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k.split(".")[0] in names}
+        return trained_state_dict(self)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """config.json + the LoRA adapter (peft) + the ViT, projectors and head (safetensors)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
-        self.backbone.save_pretrained(os.fspath(folder / ADAPTER_DIR))
-        save_file(self.trained_state_dict(), os.fspath(folder / MODULES_FILE))
-        return folder
+        return save_classifier(self, folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, **overrides) -> "MultimodalClassifier":
         """Rebuild from the backbone path + the saved folder; overrides replace config fields
         (e.g. backbone_path or audio_checkpoint on another machine)."""
         folder = Path(folder)
-        config = MLLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-        config = replace(config, **overrides)
+        config = replace(MLLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())), **overrides)
         model = cls(config, adapter_dir=folder / ADAPTER_DIR)
-        state = load_file(os.fspath(folder / MODULES_FILE))
-        missing = set(model.trained_state_dict()) - set(state)
-        if missing:
-            raise ValueError(f"{folder / MODULES_FILE} lacks {sorted(missing)[:5]}")
-        model.load_state_dict(state, strict=False)
-        model.eval()
-        return model
+        load_trained_modules(model, folder)
+        return model.eval()
+
+
+# -- the artifact both stage-2 classifiers save: config, peft adapter, the modules they train ----
+
+
+def trained_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The state of the modules the classifier trains besides LoRA (named by trained_module_names)."""
+    names = model.trained_module_names()
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k.split(".")[0] in names}
+
+
+def save_classifier(model: nn.Module, folder: str | os.PathLike) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2))
+    model.backbone.save_pretrained(os.fspath(folder / ADAPTER_DIR))
+    save_file(trained_state_dict(model), os.fspath(folder / MODULES_FILE))
+    return folder
+
+
+def load_trained_modules(model: nn.Module, folder: Path) -> None:
+    """Load a saved folder's modules into a classifier built (with its adapter) from its config."""
+    state = load_file(os.fspath(folder / MODULES_FILE))
+    missing = set(trained_state_dict(model)) - set(state)
+    if missing:
+        raise ValueError(f"{folder / MODULES_FILE} lacks {sorted(missing)[:5]}")
+    model.load_state_dict(state, strict=False)

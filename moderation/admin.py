@@ -1,4 +1,4 @@
-"""Django admin: where admins steer the cascade. Changes go through `actions`, so the admin and
+"""Django admin: where admins steer the cascade. Changes go through `actions/`, so the admin and
 the API validate the same way, and configuration changes become new versions (the history)."""
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from . import actions, roles, whatif
+from . import roles, whatif
+from .actions.audit import record_audit
+from .actions.model_registry import (CONFIG_SETTINGS, DEFAULT_MLLM_BUDGET, check_cascade_settings, config_changes,
+                                      do_activate_models, do_change_cascade_config, do_roll_back_model)
+from .actions.validation import ActionError
 from .models import (AuditEntry, CascadeConfig, MediaFacts, ModelVersion, OcrLine, Policy, Prediction, Review, ReviewTask,
                      RoutingDecision, TrainingRun, TranscriptSegment, Video, VideoEvent)
 
@@ -66,9 +70,9 @@ class PolicyAdmin(admin.ModelAdmin):
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             changed = {name: form.cleaned_data[name] for name in form.changed_data}
-            actions.record_audit(request.user, "policy.changed" if change else "policy.created", obj,
-                                 f"{obj}: {', '.join(changed) or 'no field'} {'changed' if change else 'created'}.",
-                                 changes=changed)
+            record_audit(request.user, "policy.changed" if change else "policy.created", obj,
+                         f"{obj}: {', '.join(changed) or 'no field'} {'changed' if change else 'created'}.",
+                         changes=changed)
 
 
 @admin.register(AuditEntry)
@@ -85,7 +89,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 class CascadeConfigForm(forms.ModelForm):
     class Meta:
         model = CascadeConfig
-        fields = ["policy", *actions.CONFIG_SETTINGS, "baseline_version", "mllm_version", "change_note"]
+        fields = ["policy", *CONFIG_SETTINGS, "baseline_version", "mllm_version", "change_note"]
         widgets = {"change_note": forms.Textarea(attrs={"rows": 2})}
 
     def __init__(self, *args, **kwargs):
@@ -101,8 +105,8 @@ class CascadeConfigForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            actions.check_cascade_settings(**{name: data.get(name) for name in actions.CONFIG_SETTINGS})
-        except actions.ActionError as error:
+            check_cascade_settings(**{name: data.get(name) for name in CONFIG_SETTINGS})
+        except ActionError as error:
             raise forms.ValidationError(error.message, code=error.code)
         return data
 
@@ -121,7 +125,7 @@ def _candidate(data, active: CascadeConfig | None) -> whatif.Candidate:
     values = dict(entropy_threshold=number("entropy_threshold"), mllm_budget=number("mllm_budget"),
                   allow_below=number("allow_below", 0.0), action_above=number("action_above", 1.0),
                   audit_rate=number("audit_rate", 0.0))
-    actions.check_cascade_settings(**values, promotion_margin=0.0, retrain_min_labels=1)
+    check_cascade_settings(**values, promotion_margin=0.0, retrain_min_labels=1)
     # The form's baseline: blank is "no baseline"; left out, the active one's.
     if "baseline_version" in data:
         raw = (data.get("baseline_version") or "").strip()
@@ -156,15 +160,15 @@ class CascadeConfigAdmin(admin.ModelAdmin):
 
     @admin.display(description="changed")
     def changes(self, config):
-        diff = actions.config_changes(config)
+        diff = config_changes(config)
         return format_html_join(", ", "{}: {} → {}", ((name.replace("_id", ""), old, new)
                                                       for name, (old, new) in diff.items())) or "—"
 
     def get_changeform_initial_data(self, request):
         current = CascadeConfig.objects.filter(is_active=True).select_related("policy").first()
         if current is None:
-            return {"policy": Policy.objects.filter(is_default=True).first(), "mllm_budget": actions.DEFAULT_MLLM_BUDGET}
-        initial = {name: getattr(current, name) for name in actions.CONFIG_SETTINGS}
+            return {"policy": Policy.objects.filter(is_default=True).first(), "mllm_budget": DEFAULT_MLLM_BUDGET}
+        initial = {name: getattr(current, name) for name in CONFIG_SETTINGS}
         return {**initial, "policy": current.policy, "baseline_version": current.baseline_version,
                 "mllm_version": current.mllm_version}
 
@@ -176,8 +180,8 @@ class CascadeConfigAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        settings = {name: data[name] for name in (*actions.CONFIG_SETTINGS, "baseline_version", "mllm_version")}
-        new = actions.do_change_cascade_config(data["policy"], actor=request.user, note=data["change_note"], **settings)
+        settings = {name: data[name] for name in (*CONFIG_SETTINGS, "baseline_version", "mllm_version")}
+        new = do_change_cascade_config(data["policy"], actor=request.user, note=data["change_note"], **settings)
         obj.pk, obj.version = new.pk, new.version
 
     def get_urls(self):
@@ -192,8 +196,8 @@ class CascadeConfigAdmin(admin.ModelAdmin):
         active = CascadeConfig.objects.filter(policy=policy, is_active=True).first()
         try:
             candidate = _candidate(request.GET, active)
-        except (ValueError, actions.ActionError) as error:
-            message = error.message if isinstance(error, actions.ActionError) else f"{error} is not a number."
+        except (ValueError, ActionError) as error:
+            message = error.message if isinstance(error, ActionError) else f"{error} is not a number."
             return JsonResponse({"detail": message}, status=400)
         return JsonResponse({
             "candidate": whatif.project(policy, candidate).as_dict(),
@@ -240,9 +244,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         version = queryset.get()
         try:
-            config = actions.do_activate_models(version.policy, actor=request.user,
-                                                note=f"Promoted {version} in the admin", **{version.kind: version})
-        except actions.ActionError as error:
+            config = do_activate_models(version.policy, actor=request.user,
+                                        note=f"Promoted {version} in the admin", **{version.kind: version})
+        except ActionError as error:
             self.message_user(request, error.message, messages.ERROR)
             return
         self.message_user(request, f"{version} is active ({config}).", messages.SUCCESS)
@@ -251,8 +255,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def roll_back(self, request, queryset):
         for version in queryset:
             try:
-                config = actions.do_roll_back_model(version, actor=request.user)
-            except actions.ActionError as error:
+                config = do_roll_back_model(version, actor=request.user)
+            except ActionError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
                 restored = getattr(config, f"{version.kind}_version")
@@ -294,7 +298,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         try:
             run = retraining.do_request_training_run(policy, trigger=TrainingRun.Trigger.BUTTON,
                                                      requested_by=request.user)
-        except actions.ActionError as error:
+        except ActionError as error:
             self.message_user(request, error.message, messages.ERROR)
             return HttpResponseRedirect(changelist)
         self.message_user(request, f"Retraining started ({run}).", messages.SUCCESS)

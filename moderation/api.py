@@ -1,4 +1,4 @@
-"""REST API: thin views over `actions`. Token or session auth; schema at /api/schema/."""
+"""REST API: thin views over `actions/` (the operations). Token or session auth; schema at /api/schema/."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from . import actions, roles
+from . import roles
+from .actions.ingest import do_ingest
+from .actions.review_queue import do_claim_next, do_skip_review, do_submit_review
+from .actions.validation import ActionError
 from .models import Review, ReviewTask, Video
 from .serializers import (ClaimSerializer, ReviewDecisionSerializer, ReviewSerializer, ReviewSkipSerializer,
                           ReviewTaskSerializer, VideoSerializer, VideoSummarySerializer, VideoUploadSerializer)
@@ -22,7 +25,7 @@ class IsReviewer(permissions.BasePermission):
         return roles.has_role(request.user, *roles.ROLES)
 
 
-def _error(error: actions.ActionError) -> Response:
+def _error(error: ActionError) -> Response:
     return Response({"detail": error.message, "code": error.code}, status=error.status)
 
 
@@ -56,11 +59,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         upload.is_valid(raise_exception=True)
         data = upload.validated_data
         try:
-            result = actions.do_ingest(
+            result = do_ingest(
                 data["file"], filename=data["file"].name, source=Video.Source.API, caption=data["caption"],
                 title=data["title"], policy_slug=data["policy"] or None, uploader=request.user,
             )
-        except actions.ActionError as error:
+        except ActionError as error:
             return _error(error)
         return Response(
             VideoSerializer(result.video, context={"request": request}).data,
@@ -87,8 +90,8 @@ class ReviewTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=False, methods=["post"])
     def claim(self, request, format=None):
         try:
-            task = actions.do_claim_next(request.user)
-        except actions.ActionError as error:
+            task = do_claim_next(request.user)
+        except ActionError as error:
             return _error(error)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -101,8 +104,8 @@ class ReviewTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form = ReviewDecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            review = actions.do_submit_review(int(pk), request.user, **form.validated_data)
-        except actions.ActionError as error:
+            review = do_submit_review(int(pk), request.user, **form.validated_data)
+        except ActionError as error:
             return _error(error)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
@@ -113,8 +116,8 @@ class ReviewTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form = ReviewSkipSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            actions.do_skip_review(int(pk), request.user, **form.validated_data)
-        except actions.ActionError as error:
+            do_skip_review(int(pk), request.user, **form.validated_data)
+        except ActionError as error:
             return _error(error)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

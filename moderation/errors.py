@@ -9,7 +9,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.defaults import page_not_found
 
-from .actions import upload_too_large_message
+from .actions.ingest import upload_too_large_message
 
 _PERIOD_WORDS = {"s": ("second", 1), "m": ("minute", 60), "h": ("hour", 3600), "d": ("day", 86400)}
 

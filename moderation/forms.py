@@ -1,6 +1,6 @@
 from django import forms
 
-from .actions import MAX_CAPTION_CHARS, MAX_TITLE_CHARS
+from .actions.validation import MAX_CAPTION_CHARS, MAX_TITLE_CHARS
 from .models import Policy
 
 

@@ -23,7 +23,9 @@ from inference.ocr import OcrConfig, OcrReader
 from inference.sandbox import decode_isolated
 from inference.types import DecodedMedia, MediaError, VideoFeatures
 
-from . import actions, evidence
+from . import evidence
+from .actions.enqueue import send_task
+from .actions.video_state import do_fail, do_start_attempt, do_transition
 from .models import CascadeConfig, FrameSample, MediaFacts, OcrLine, TranscriptSegment, Video
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def decode_or_fail(video: Video) -> DecodedMedia | None:
     try:
         return decode(video)
     except MediaError as error:
-        actions.do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
+        do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
         return None
 
 
@@ -80,7 +82,7 @@ def evidence_or_fail(video: Video) -> VideoFeatures | None:
     try:
         backfill_evidence(video)
     except MediaError as error:
-        actions.do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
+        do_fail(video.pk, code=error.code, reason=error.reason, expected=[video.state])
         return None
     return evidence.load_features(video)
 
@@ -88,7 +90,7 @@ def evidence_or_fail(video: Video) -> VideoFeatures | None:
 def extract(video_id: int) -> None:
     """Probe, decode (the only decode of this video), transcribe and read on-screen text, and
     store it all."""
-    attempt = actions.do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
+    attempt = do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
     if attempt is None:
         return
     video = Video.objects.get(pk=video_id)
@@ -138,7 +140,7 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines, second
             OcrLine(video=video, index=i, t_s=line.t_s, text=line.text, score=line.score, box=list(line.box))
             for i, line in enumerate(lines)
         )
-        moved = actions.do_transition(
+        moved = do_transition(
             video.pk,
             expected=[Video.State.EXTRACTING],
             to_state=Video.State.EXTRACTED,
@@ -172,7 +174,7 @@ def enqueue_allowed() -> bool:
 def enqueue_scoring(video_id: int) -> None:
     if not enqueue_allowed() or not has_cascade(Video.objects.values_list("policy_id", flat=True).get(pk=video_id)):
         return  # nothing to score with yet: the video rests extracted
-    actions.send_task("score_baseline", video_id, retried_by="the reconciler")
+    send_task("score_baseline", video_id, retried_by="the reconciler")
 
 
 # Configurations that can score: active, with a baseline. One row must satisfy both (a filter
@@ -187,16 +189,6 @@ def has_cascade(policy_id: int) -> bool:
 
 # An extracted video whose policy has no active baseline rests there until one is deployed.
 WAITING_FOR_MODELS = Q(state=Video.State.EXTRACTED) & ~Exists(scoring_configs().filter(policy_id=OuterRef("policy_id")))
-
-
-def run_inline(video_id: int) -> None:
-    """The whole pipeline in this process, for `ingest --inline`: no broker, no worker."""
-    from . import scoring
-
-    with inline_mode():
-        extract(video_id)
-        scoring.score_baseline(video_id)
-        scoring.score_mllm(video_id)
 
 
 def settled_ids(video_ids) -> set[int]:

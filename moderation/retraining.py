@@ -49,8 +49,11 @@ from inference.train_mllm import TrainConfig, TrainResult, train_mllm
 from inference.training_set import TrainingSet, load_training_set, save_training_set
 from inference.types import MediaError, VideoFeatures
 
-from . import actions, benchmark, evidence, live, pipeline, scoring
-from .actions import ActionError
+from . import benchmark, evidence, live, pipeline, scoring
+from .actions.audit import record_audit
+from .actions.enqueue import send_task
+from .actions.model_registry import do_activate_models, do_register_model, do_set_reference_entropies
+from .actions.validation import ActionError
 from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, TrainingRun, Video
 
 log = logging.getLogger(__name__)
@@ -199,8 +202,8 @@ def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, 
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(policy=policy, trigger=trigger, requested_by=user, benchmark=source or {})
-            actions.record_audit(user, "training_run.requested", run, f"Retraining of {policy} requested ({trigger}).",
-                                 trigger=trigger)
+            record_audit(user, "training_run.requested", run, f"Retraining of {policy} requested ({trigger}).",
+                         trigger=trigger)
     except IntegrityError:
         unfinished = TrainingRun.objects.filter(policy=policy, status__in=UNFINISHED).first()
         which = f"#{unfinished.pk} is {unfinished.get_status_display().lower()}" if unfinished else "is unfinished"
@@ -214,7 +217,7 @@ def do_request_training_run(policy: Policy, *, trigger: str, requested_by=None, 
 
 
 def enqueue_training(run_id: int) -> None:
-    actions.send_task("run_training", run_id, retried_by="maybe_retrain")
+    send_task("run_training", run_id, retried_by="maybe_retrain")
 
 
 def maybe_retrain() -> list[TrainingRun]:
@@ -627,7 +630,7 @@ def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, o
             folder = _folder(run, attempt, kind)
             model_config = ({"temperature": float(model.temperature_)} if kind == "baseline"
                             else model.config.to_dict())
-            candidates[kind] = actions.do_register_model(
+            candidates[kind] = do_register_model(
                 run.policy, kind=kind, version=folder.name, artifact_path=str(folder), config=model_config,
                 metrics={"gold": reports[kind]["candidate"], "active_on_gold": reports[kind]["active"],
                          "training": training_notes[kind], "training_run": run.pk})
@@ -684,8 +687,8 @@ def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, Model
         attempt.rows().update(status=status, progress=1.0, step="Finished", decision="\n".join(notes),
                               metrics=metrics, finished_at=now, heartbeat_at=now)
         run = TrainingRun.objects.get(pk=attempt.run_id)
-        actions.record_audit(None, f"training_run.{status}", run, f"{run}: " + " ".join(notes),
-                             promoted=[str(version) for version in promoted.values()])
+        record_audit(None, f"training_run.{status}", run, f"{run}: " + " ".join(notes),
+                     promoted=[str(version) for version in promoted.values()])
     live.training_progress(attempt.run_id, status=status, progress=1.0, step="Finished")
 
 
@@ -700,9 +703,9 @@ def _activate(attempt: Attempt, config: CascadeConfig, promoted: dict[str, Model
     run = TrainingRun.objects.select_related("requested_by").get(pk=attempt.run_id)
     names = " and ".join(str(version) for version in promoted.values())
     if baseline_entropies:
-        actions.do_set_reference_entropies(promoted["baseline"], baseline_entropies)
-    actions.do_activate_models(config.policy, actor=run.requested_by,
-                               note=f"Training run #{run.pk} promoted {names}.", **promoted)
+        do_set_reference_entropies(promoted["baseline"], baseline_entropies)
+    do_activate_models(config.policy, actor=run.requested_by,
+                       note=f"Training run #{run.pk} promoted {names}.", **promoted)
 
 
 def _fail(attempt: Attempt, error: Exception) -> None:

@@ -17,7 +17,10 @@ from inference.cascade import (DecisionBands, audit_sample, route, shannon_entro
                                violation_probability)
 from inference.llm import available_device, load_stage2
 
-from . import actions, pipeline
+from . import pipeline
+from .actions.enqueue import send_task
+from .actions.review_queue import do_open_review
+from .actions.video_state import do_start_attempt, do_transition
 from .models import CascadeConfig, ModelVersion, Prediction, ReviewTask, RoutingDecision, Video
 
 log = logging.getLogger(__name__)
@@ -77,8 +80,8 @@ def score_baseline(video_id: int) -> None:
     config = active_config(policy_id) if policy_id else None
     if config is None or config.baseline_version is None:
         return  # no baseline deployed: the video rests extracted
-    attempt = actions.do_start_attempt(video_id, expected=[Video.State.EXTRACTED, Video.State.SCORING],
-                                       to_state=Video.State.SCORING)
+    attempt = do_start_attempt(video_id, expected=[Video.State.EXTRACTED, Video.State.SCORING],
+                               to_state=Video.State.SCORING)
     if attempt is None:
         return
     video = Video.objects.select_related("media").get(pk=video_id)
@@ -108,8 +111,8 @@ def score_baseline(video_id: int) -> None:
         why = (f"Entropy {routing.entropy:.3f}, threshold {routing.threshold:.3f}"
                + (f", route forced to {routing.forced_route}" if routing.forced_route else "") + ".")
         if routing.routed_to_mllm:
-            if actions.do_transition(video_id, expected=[Video.State.SCORING], to_state=Video.State.AWAITING_MLLM,
-                                     attempts=0, message=f"{why} To the MLLM.", data={"seconds": seconds}):
+            if do_transition(video_id, expected=[Video.State.SCORING], to_state=Video.State.AWAITING_MLLM,
+                             attempts=0, message=f"{why} To the MLLM.", data={"seconds": seconds}):
                 transaction.on_commit(lambda: enqueue_mllm(video_id))
         else:
             _decide(video, config, output.probs, decided_by=Prediction.Stage.BASELINE, expected=Video.State.SCORING,
@@ -118,13 +121,13 @@ def score_baseline(video_id: int) -> None:
 
 def enqueue_mllm(video_id: int) -> None:
     if pipeline.enqueue_allowed():
-        actions.send_task("score_mllm", video_id, retried_by="the reconciler")
+        send_task("score_mllm", video_id, retried_by="the reconciler")
 
 
 def score_mllm(video_id: int) -> None:
     """Stage 2: the multimodal LLM with its rationale and modality contributions, then decide."""
-    attempt = actions.do_start_attempt(video_id, expected=[Video.State.AWAITING_MLLM],
-                                       to_state=Video.State.AWAITING_MLLM)
+    attempt = do_start_attempt(video_id, expected=[Video.State.AWAITING_MLLM],
+                               to_state=Video.State.AWAITING_MLLM)
     if attempt is None:
         return
     video = Video.objects.select_related("media").get(pk=video_id)
@@ -152,6 +155,14 @@ def score_mllm(video_id: int) -> None:
                 expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.", seconds=seconds)
 
 
+def run_inline(video_id: int) -> None:
+    """The whole pipeline in this process, for `ingest --inline`: no broker, no worker."""
+    with pipeline.inline_mode():
+        pipeline.extract(video_id)
+        score_baseline(video_id)
+        score_mllm(video_id)
+
+
 def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided_by: str, expected: str, why: str,
             seconds: dict[str, float]):
     labels = tuple(probabilities)
@@ -161,7 +172,7 @@ def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided
     audited = decision != "human_review" and audit_sample(video.sha256, config.audit_rate, salt=video.policy.slug)
     label = max(probabilities, key=probabilities.get)
     needs_review = decision == "human_review" or audited
-    decided = actions.do_transition(
+    decided = do_transition(
         video.pk, expected=[expected], to_state=Video.State.DECIDED,
         message=f"{why} P(violation) {p_violation:.2f}: {decision}{' (audit sample)' if audited else ''}.",
         data={"decision": decision, "audit": audited, "p_violation": p_violation, "seconds": seconds},
@@ -169,5 +180,5 @@ def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided
     )
     if decided and needs_review:
         reason = ReviewTask.Reason.AUDIT if audited else ReviewTask.Reason.REVIEW_BAND
-        actions.do_open_review(video, reason=reason, model_label=label, probabilities=probabilities,
-                               p_violation=p_violation)
+        do_open_review(video, reason=reason, model_label=label, probabilities=probabilities,
+                       p_violation=p_violation)

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 
-from .actions import upload_too_large_message
+from .actions.ingest import upload_too_large_message
 from .models import MediaFacts, OcrLine, Prediction, Review, ReviewTask, TranscriptSegment, Video
 
 

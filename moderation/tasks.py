@@ -16,7 +16,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from . import actions, pipeline, retraining, scoring
+from . import pipeline, retraining, scoring
+from .actions.review_queue import do_release_expired_claims
 from .models import Video
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def reconcile_stuck_videos() -> int:
 @shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=10)
 def release_expired_review_claims() -> int:
     """Free review claims whose lease ran out, so live queue pages show them as free again."""
-    return actions.do_release_expired_claims()
+    return do_release_expired_claims()
 
 
 @shared_task(acks_late=True)

@@ -1,4 +1,4 @@
-"""Browser pages. Thin: validation and changes live in `actions`."""
+"""Browser pages. Thin: validation and changes live in `actions/`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from . import actions, byte_ranges, roles, workspace
+from . import byte_ranges, roles, workspace
+from .actions.ingest import do_ingest
+from .actions.review_queue import do_claim_next, do_skip_review, do_submit_review
+from .actions.validation import ActionError
 from .forms import UploadForm
 from .models import ReviewTask, Video
 from .throttling import upload_rate_limited
@@ -38,12 +41,12 @@ def upload(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = actions.do_ingest(
+            result = do_ingest(
                 data["file"], filename=data["file"].name, source=Video.Source.WEB, caption=data["caption"],
                 title=data["title"], policy_slug=data["policy"].slug if data["policy"] else None,
                 uploader=request.user,
             )
-        except actions.ActionError as error:
+        except ActionError as error:
             form.add_error("file", error.message)
             status = error.status  # 413 for a file over the hard limit
         else:
@@ -129,8 +132,8 @@ def review_queue(request):
 @require_POST
 def claim_next(request):
     try:
-        task = actions.do_claim_next(request.user)
-    except actions.ActionError as error:
+        task = do_claim_next(request.user)
+    except ActionError as error:
         return _refused(request, error)
     if task is None:
         messages.info(request, "The queue is empty: nothing to review right now.")
@@ -164,9 +167,9 @@ def _why_closed(task: ReviewTask, user) -> str:
 @require_POST
 def review_decide(request, task_id: int):
     try:
-        review = actions.do_submit_review(task_id, request.user, claim_token=request.POST.get("claim_token", ""),
-                                          label=request.POST.get("label", ""), note=request.POST.get("note", ""))
-    except actions.ActionError as error:
+        review = do_submit_review(task_id, request.user, claim_token=request.POST.get("claim_token", ""),
+                                  label=request.POST.get("label", ""), note=request.POST.get("note", ""))
+    except ActionError as error:
         return _refused(request, error, task_id=task_id)
     messages.success(request, f"Saved: video #{review.video_id} is {review.label}.")
     return _to_next_item(request)
@@ -176,23 +179,23 @@ def review_decide(request, task_id: int):
 @require_POST
 def review_skip(request, task_id: int):
     try:
-        actions.do_skip_review(task_id, request.user, claim_token=request.POST.get("claim_token", ""),
-                               reason=request.POST.get("reason", ""))
-    except actions.ActionError as error:
+        do_skip_review(task_id, request.user, claim_token=request.POST.get("claim_token", ""),
+                       reason=request.POST.get("reason", ""))
+    except ActionError as error:
         return _refused(request, error, task_id=task_id)
     messages.info(request, "Skipped; the video went back to the queue for someone else.")
     return _to_next_item(request)
 
 
 def _to_next_item(request):
-    task = actions.do_claim_next(request.user)
+    task = do_claim_next(request.user)
     if task is None:
         messages.info(request, "All done: the queue is empty.")
         return redirect("review-queue")
     return redirect("review", task_id=task.pk)
 
 
-def _refused(request, error: actions.ActionError, *, task_id: int | None = None):
+def _refused(request, error: ActionError, *, task_id: int | None = None):
     """A bad field (400) sends the reviewer back to the item, which they still hold; a lost claim,
     a finished task or a missing role ends on a page that says so, with nothing written."""
     if error.status == 400 and task_id is not None:

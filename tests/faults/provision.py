@@ -59,22 +59,23 @@ def activate_models() -> dict:
     from inference.baseline import train_baseline
     from inference.mllm import MLLMConfig, MultimodalClassifier
     from inference.types import MediaInfo, VideoFeatures
-    from moderation import actions
+    from moderation.actions.ingest import check_policy
+    from moderation.actions.model_registry import do_activate_models, do_change_cascade_config, do_register_model
 
-    policy = actions.check_policy(None)
+    policy = check_policy(None)
     model_dir = Path(settings.COEFVQ_MODEL_DIR)
     rows = [(VideoFeatures(info=MediaInfo(container="text", duration_s=0.0, size_bytes=0, has_video=False,
                                           has_audio=False), caption=caption, frames=[], audio=None), label)
             for label, captions in CAPTIONS.items() for caption in captions]
     train_baseline(rows, rows, progress=False).save(model_dir / "baseline")
     MultimodalClassifier(MLLMConfig(audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT))).save(model_dir / "mllm")
-    baseline = actions.do_register_model(policy, kind="baseline", version="b1", artifact_path="baseline",
-                                         config={}, metrics={})
-    mllm = actions.do_register_model(policy, kind="mllm", version="m1", artifact_path="mllm", config={}, metrics={})
-    actions.do_activate_models(policy, baseline=baseline, mllm=mllm, note="fault tests")
-    actions.do_change_cascade_config(policy, actor=None, note="fault tests: everything to review",
-                                     entropy_threshold=99.0, mllm_budget=None, allow_below=0.0, action_above=1.0,
-                                     audit_rate=0.0)
+    baseline = do_register_model(policy, kind="baseline", version="b1", artifact_path="baseline",
+                                 config={}, metrics={})
+    mllm = do_register_model(policy, kind="mllm", version="m1", artifact_path="mllm", config={}, metrics={})
+    do_activate_models(policy, baseline=baseline, mllm=mllm, note="fault tests")
+    do_change_cascade_config(policy, actor=None, note="fault tests: everything to review",
+                             entropy_threshold=99.0, mllm_budget=None, allow_below=0.0, action_above=1.0,
+                             audit_rate=0.0)
     return {"labels": list(policy.labels)}
 
 

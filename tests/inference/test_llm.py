@@ -204,6 +204,21 @@ def test_explanation_is_written_and_quotes_only_the_evidence(model):
     assert set(quoted) <= {t for t, _ in evidence}
 
 
+def test_the_explanation_continues_from_the_scoring_pass(tiny_qwen2_dir, whisper_checkpoint):
+    """predict(explain=True) writes from the keys and values of its own scoring pass: the same
+    words as reading the prompt again, also when a variant without a modality is the longest row
+    (a one-word caption replaced by "(none)")."""
+    torch.manual_seed(0)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, explain_max_new_tokens=12)).eval()
+    perturb(model, seed=3)
+    for features in (video(), video(caption="hi", speech=("buy cheap pills now",), onscreen=None)):
+        prepared = model.prepare([features])[0]
+        out = model.predict_prepared([prepared], explain=True)[0]
+        afresh = model.generate_reason(prepared, out.label)
+        assert afresh
+        assert out.rationale.explanation.startswith(afresh)
+
+
 def test_labels_must_start_with_distinct_tokens(tiny_qwen2_dir, whisper_checkpoint):
     with pytest.raises(ValueError, match="distinct"):
         LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, labels=("ok", "okay"), violating=("okay",),

@@ -6,7 +6,7 @@ import hashlib
 
 from django.utils import timezone
 
-from moderation import actions
+from moderation.actions.review_queue import do_open_review
 from moderation.models import Policy, ReviewTask, Video
 
 
@@ -20,8 +20,8 @@ def decided_video(name: str, *, label: str = "ok", p_violation: float = 0.5, vio
         decided_by="baseline", decision="human_review", needs_review=True,
     )
     probabilities = {"ok": 1 - p_violation, "scam": 0.0, "drugs": 0.0, "weapons": 0.0, violating: p_violation}
-    actions.do_open_review(video, reason=reason, model_label=label, probabilities=probabilities,
-                           p_violation=p_violation)
+    do_open_review(video, reason=reason, model_label=label, probabilities=probabilities,
+                   p_violation=p_violation)
     return video
 
 

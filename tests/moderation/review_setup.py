@@ -1,6 +1,6 @@
 """Review tasks as the cascade leaves them, for the reviewer workspace tests: a decided video with
 its real file, frames, transcript, on-screen text, both stages' predictions with a rationale and
-modality contributions, and its routing decision; then `actions.do_open_review`."""
+modality contributions, and its routing decision; then `do_open_review`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from moderation import actions
+from moderation.actions.ingest import do_ingest
+from moderation.actions.review_queue import do_open_review
 from moderation.models import (CascadeConfig, FrameSample, ModelVersion, OcrLine, Policy, Prediction, ReviewTask,
                                RoutingDecision, TranscriptSegment, Video)
 
@@ -52,8 +53,8 @@ def _jpeg(shade: int) -> ContentFile:
 
 
 def decided_video(data: bytes, *, name: str, title: str = "") -> Video:
-    video = actions.do_ingest(io.BytesIO(data), filename=name, source="cli", caption=CAPTION, title=title,
-                              enqueue=False).video
+    video = do_ingest(io.BytesIO(data), filename=name, source="cli", caption=CAPTION, title=title,
+                      enqueue=False).video
     Video.objects.filter(pk=video.pk).update(state=Video.State.DECIDED, final_label="scam", decided_by="mllm",
                                              decision=Video.Decision.HUMAN_REVIEW, needs_review=True)
     video.refresh_from_db()
@@ -85,8 +86,8 @@ def add_predictions(video: Video) -> None:
 
 
 def open_review(video: Video, reason: str = ReviewTask.Reason.REVIEW_BAND) -> ReviewTask:
-    return actions.do_open_review(video, reason=reason, model_label="scam", probabilities=MLLM_PROBS,
-                                  p_violation=1 - MLLM_PROBS["ok"])
+    return do_open_review(video, reason=reason, model_label="scam", probabilities=MLLM_PROBS,
+                          p_violation=1 - MLLM_PROBS["ok"])
 
 
 def review_task_for(clip: Path, *, title: str = "") -> ReviewTask:

@@ -4,14 +4,17 @@ from pathlib import Path
 import pytest
 from django.db import DatabaseError, transaction
 
-from moderation import actions
+from moderation.actions.ingest import IngestResult, do_ingest
+from moderation.actions.model_registry import DEFAULT_MLLM_BUDGET, do_activate_models, do_register_model
+from moderation.actions.validation import ActionError
+from moderation.actions.video_state import do_fail, do_start_attempt, do_transition
 from moderation.models import Video, VideoEvent
 
 pytestmark = pytest.mark.django_db
 
 
-def ingest(data: bytes, name="clip.mp4", **kwargs) -> actions.IngestResult:
-    return actions.do_ingest(io.BytesIO(data), filename=name, source="cli", enqueue=False, **kwargs)
+def ingest(data: bytes, name="clip.mp4", **kwargs) -> IngestResult:
+    return do_ingest(io.BytesIO(data), filename=name, source="cli", enqueue=False, **kwargs)
 
 
 def test_ingest_keeps_the_file_under_its_hash_and_records_the_event():
@@ -46,7 +49,7 @@ def test_uploaded_name_cannot_choose_a_directory():
     [({"caption": "x" * 5001}, "caption_too_long"), ({"policy_slug": "nope"}, "unknown_policy")],
 )
 def test_bad_values_are_refused_with_a_clear_message(kwargs, code):
-    with pytest.raises(actions.ActionError) as error:
+    with pytest.raises(ActionError) as error:
         ingest(b"data", **kwargs)
     assert error.value.code == code
     assert Video.objects.count() == 0
@@ -54,28 +57,28 @@ def test_bad_values_are_refused_with_a_clear_message(kwargs, code):
 
 def test_transition_is_compare_and_set():
     video = ingest(b"cas").video
-    assert actions.do_transition(video.pk, expected=["received"], to_state="extracting")
-    assert not actions.do_transition(video.pk, expected=["received"], to_state="extracting")
+    assert do_transition(video.pk, expected=["received"], to_state="extracting")
+    assert not do_transition(video.pk, expected=["received"], to_state="extracting")
     assert list(video.events.values_list("to_state", flat=True)) == ["received", "extracting"]
 
 
 def test_attempts_are_counted_and_a_held_lease_turns_duplicates_away():
     video = ingest(b"lease").video
-    assert actions.do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") == 1
+    assert do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") == 1
     # A duplicate message while the first worker's lease runs: nothing to do.
-    assert actions.do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") is None
+    assert do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") is None
     Video.objects.filter(pk=video.pk).update(lease_expires_at=None)
-    assert actions.do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") == 2
+    assert do_start_attempt(video.pk, expected=["received", "extracting"], to_state="extracting") == 2
 
 
 def test_failing_keeps_the_reason_and_the_file():
     video = ingest(b"fail").video
-    assert actions.do_fail(video.pk, reason="The file is damaged.", code="damaged")
+    assert do_fail(video.pk, reason="The file is damaged.", code="damaged")
     video.refresh_from_db()
     assert (video.state, video.error_reason) == ("failed", "The file is damaged.")
     assert Path(video.file.path).exists()
     # Terminal: nothing moves it again.
-    assert not actions.do_fail(video.pk, reason="again", code="x")
+    assert not do_fail(video.pk, reason="again", code="x")
 
 
 def test_audit_events_are_append_only_in_the_database():
@@ -91,15 +94,15 @@ def test_activating_models_makes_a_new_configuration_version_and_retires_the_old
     from moderation.models import CascadeConfig, ModelVersion, Policy
 
     policy = Policy.objects.get(slug="icd")
-    first = actions.do_register_model(policy, kind="baseline", version="b1", artifact_path="/m/b1", config={}, metrics={})
-    v1 = actions.do_activate_models(policy, baseline=first)
-    assert (v1.version, v1.mllm_budget, v1.baseline_version) == (1, actions.DEFAULT_MLLM_BUDGET, first)
+    first = do_register_model(policy, kind="baseline", version="b1", artifact_path="/m/b1", config={}, metrics={})
+    v1 = do_activate_models(policy, baseline=first)
+    assert (v1.version, v1.mllm_budget, v1.baseline_version) == (1, DEFAULT_MLLM_BUDGET, first)
     CascadeConfig.objects.filter(pk=v1.pk).update(audit_rate=0.1)
-    second = actions.do_register_model(policy, kind="baseline", version="b2", artifact_path="/m/b2", config={}, metrics={})
-    v2 = actions.do_activate_models(policy, baseline=second, note="retrained")
+    second = do_register_model(policy, kind="baseline", version="b2", artifact_path="/m/b2", config={}, metrics={})
+    v2 = do_activate_models(policy, baseline=second, note="retrained")
     assert (v2.version, v2.audit_rate, v2.is_active) == (2, 0.1, True)  # other settings carried over
     assert list(CascadeConfig.objects.filter(is_active=True)) == [v2]
     assert ModelVersion.objects.get(pk=first.pk).status == "retired"
     assert ModelVersion.objects.get(pk=second.pk).status == "active"
-    with pytest.raises(actions.ActionError, match="already exists"):
-        actions.do_register_model(policy, kind="baseline", version="b2", artifact_path="/x", config={}, metrics={})
+    with pytest.raises(ActionError, match="already exists"):
+        do_register_model(policy, kind="baseline", version="b2", artifact_path="/x", config={}, metrics={})

@@ -7,7 +7,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from moderation import actions
+from moderation.actions.model_registry import config_changes, do_activate_models
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, Video
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ def models(policy):
     baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", artifact_path="b1",
                                            metrics={"f1": 0.8})
     mllm = ModelVersion.objects.create(policy=policy, kind="mllm", version="m1", artifact_path="m1")
-    actions.do_activate_models(policy, baseline=baseline, mllm=mllm, note="first models")
+    do_activate_models(policy, baseline=baseline, mllm=mllm, note="first models")
     return baseline, mllm
 
 
@@ -40,7 +40,7 @@ def test_a_change_is_a_new_version_with_who_and_why(admin_client, admin_user, po
     assert after.version == before.version + 1 and after.mllm_budget == 0.1
     assert (after.created_by, after.change_note) == (admin_user, "tighter budget")
     assert not CascadeConfig.objects.get(pk=before.pk).is_active, "the old version stays as history"
-    assert actions.config_changes(after) == {"mllm_budget": (0.2, 0.1)}
+    assert config_changes(after) == {"mllm_budget": (0.2, 0.1)}
     listing = admin_client.get("/admin/moderation/cascadeconfig/").content.decode()
     assert "mllm_budget: 0.2 → 0.1" in listing
 

@@ -23,7 +23,8 @@ from django.test import Client
 from django.utils import timezone
 
 from coefvq_site.asgi import application
-from moderation import actions, roles
+from moderation import roles
+from moderation.actions.review_queue import do_claim_next
 from moderation.models import ReviewTask
 from review_queue_factory import decided_video, open_task
 
@@ -92,7 +93,7 @@ def test_a_reviewer_hears_when_a_task_is_added_and_when_another_reviewer_claims_
         task = await database_sync_to_async(open_task)(video)
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "added", "task": task.pk}
 
-        claimed = await database_sync_to_async(actions.do_claim_next)(second_reviewer)
+        claimed = await database_sync_to_async(do_claim_next)(second_reviewer)
         assert claimed.pk == task.pk
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "claimed", "task": task.pk}
         await socket.disconnect()
@@ -162,7 +163,7 @@ def test_embedded_default_tells_when_a_claim_ran_out(in_process_layer, reviewer,
 
     async def scenario():
         await database_sync_to_async(decided_video)("a")
-        claimed = await database_sync_to_async(actions.do_claim_next)(second_reviewer)
+        claimed = await database_sync_to_async(do_claim_next)(second_reviewer)
         socket = queue_socket(SAME_ORIGIN, cookie)
         assert (await socket.connect(timeout=WAIT_S))[0]
         await database_sync_to_async(expire_claim_in_a_moment)(claimed)

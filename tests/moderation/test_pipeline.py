@@ -6,7 +6,8 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from moderation import actions, pipeline, tasks
+from moderation import pipeline, tasks
+from moderation.actions.ingest import do_ingest
 from moderation.models import CascadeConfig, ModelVersion, Video
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def ingest_path(path: Path, caption="") -> Video:
     with path.open("rb") as stream:
-        return actions.do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False).video
+        return do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False).video
 
 
 def test_extract_stores_media_facts_frames_transcript_and_onscreen_text(speech_text_clip):
@@ -73,7 +74,7 @@ def test_reconciler_re_enqueues_stuck_videos_on_the_real_broker(silent_clip):
     stuck = ingest_path(silent_clip)
     an_hour_ago = timezone.now() - timedelta(hours=1)
     Video.objects.filter(pk=stuck.pk).update(state_changed_at=an_hour_ago, updated_at=an_hour_ago)
-    fresh = actions.do_ingest(open(__file__, "rb"), filename="fresh.mp4", source="cli", enqueue=False).video
+    fresh = do_ingest(open(__file__, "rb"), filename="fresh.mp4", source="cli", enqueue=False).video
     assert tasks.reconcile_stuck_videos() == 1
     assert broker.llen("cpu") == 1
     assert str(stuck.pk) in broker.lindex("cpu", 0).decode()
@@ -89,7 +90,7 @@ def test_reconciler_sends_a_stuck_video_once_per_stuck_period(silent_clip):
     an_hour_ago = timezone.now() - timedelta(hours=1)
     waiting = ingest_path(silent_clip)
     Video.objects.filter(pk=waiting.pk).update(state_changed_at=an_hour_ago, updated_at=an_hour_ago)
-    orphaned = actions.do_ingest(open(__file__, "rb"), filename="orphan.mp4", source="cli", enqueue=False).video
+    orphaned = do_ingest(open(__file__, "rb"), filename="orphan.mp4", source="cli", enqueue=False).video
     Video.objects.filter(pk=orphaned.pk).update(state=Video.State.EXTRACTING, lease_expires_at=an_hour_ago)
 
     assert tasks.reconcile_stuck_videos() == 2

@@ -28,8 +28,10 @@ from inference.baseline import featurize_rows
 from inference.cascade import threshold_for_budget
 from inference.synth import MOTIFS, SynthSpec, render_video
 from inference.training_set import NO_VIDEO, TrainingSet, load_training_set, save_training_set
-from moderation import actions, benchmark, pipeline, retraining, scoring
-from moderation.actions import ActionError
+from moderation import benchmark, pipeline, retraining, scoring
+from moderation.actions.ingest import do_ingest
+from moderation.actions.review_queue import do_claim_next, do_open_review, do_submit_review
+from moderation.actions.validation import ActionError
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, TrainingRun, Video
 
 pytestmark = pytest.mark.django_db
@@ -109,16 +111,16 @@ def clip_variants(clips: list[Path], *, gold: int, training: int) -> list[bytes]
 
 def reviewed_video(data: bytes, caption: str, label: str, reviewer) -> Video:
     """A video the cascade decided and a reviewer then labelled, through the queue's operations."""
-    video = actions.do_ingest(io.BytesIO(data), filename="clip.mp4", source="cli", caption=caption,
-                              enqueue=False).video
+    video = do_ingest(io.BytesIO(data), filename="clip.mp4", source="cli", caption=caption,
+                      enqueue=False).video
     with pipeline.inline_mode():
         pipeline.extract(video.pk)  # the stored evidence both models retrain on
     Video.objects.filter(pk=video.pk).update(state=Video.State.DECIDED, final_label="ok", decided_by="baseline",
                                              decision=Video.Decision.HUMAN_REVIEW, needs_review=True)
-    actions.do_open_review(video, reason="review_band", model_label="ok",
-                           probabilities={"ok": 0.5, "scam": 0.5, "drugs": 0.0, "weapons": 0.0}, p_violation=0.5)
-    task = actions.do_claim_next(reviewer)
-    actions.do_submit_review(task.pk, reviewer, claim_token=task.claim_token, label=label)
+    do_open_review(video, reason="review_band", model_label="ok",
+                   probabilities={"ok": 0.5, "scam": 0.5, "drugs": 0.0, "weapons": 0.0}, p_violation=0.5)
+    task = do_claim_next(reviewer)
+    do_submit_review(task.pk, reviewer, claim_token=task.claim_token, label=label)
     return video
 
 

@@ -11,7 +11,10 @@ from django.contrib.auth.models import Group
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from moderation import actions, roles
+from moderation import roles
+from moderation.actions.review_queue import (do_claim_next, do_open_review, do_release_expired_claims, do_skip_review,
+                                             do_submit_review)
+from moderation.actions.validation import ActionError
 from moderation.models import Review, ReviewSkip, ReviewTask, Video, VideoEvent
 from review_queue_factory import decided_video, open_task
 
@@ -32,11 +35,11 @@ def make_reviewer(django_user_model):
 
 def claim_order(make_reviewer, count: int) -> list[int]:
     """The videos that `count` reviewers are given, one claim each, in turn."""
-    return [actions.do_claim_next(make_reviewer(f"r{i}")).video_id for i in range(count)]
+    return [do_claim_next(make_reviewer(f"r{i}")).video_id for i in range(count)]
 
 
 def submit(task: ReviewTask, user, label="scam", token=None):
-    return actions.do_submit_review(task.pk, user, claim_token=token or task.claim_token, label=label)
+    return do_submit_review(task.pk, user, claim_token=token or task.claim_token, label=label)
 
 
 # --- order ------------------------------------------------------------------------------------------
@@ -74,7 +77,7 @@ def test_audit_samples_come_after_review_band_items_of_the_same_age(make_reviewe
 
 def test_a_video_has_at_most_one_open_task():
     video = decided_video("a")
-    again = actions.do_open_review(video, reason="review_band", model_label="ok", probabilities={}, p_violation=0.5)
+    again = do_open_review(video, reason="review_band", model_label="ok", probabilities={}, p_violation=0.5)
     assert again == open_task(video) and video.review_tasks.count() == 1
 
 
@@ -84,23 +87,23 @@ def test_a_video_has_at_most_one_open_task():
 def test_asking_again_gives_the_same_item_with_its_lease_renewed(reviewer, make_reviewer):
     decided_video("a")
     decided_video("b")
-    first = actions.do_claim_next(reviewer)
+    first = do_claim_next(reviewer)
     ReviewTask.objects.filter(pk=first.pk).update(claim_expires_at=timezone.now() + timedelta(seconds=30))
-    again = actions.do_claim_next(reviewer)
+    again = do_claim_next(reviewer)
     assert again.pk == first.pk and again.claim_token == first.claim_token
     stored = ReviewTask.objects.get(pk=first.pk)
     assert stored.claim_expires_at > timezone.now() + timedelta(seconds=60), "the lease was renewed"
-    assert actions.do_claim_next(make_reviewer("other")).pk != first.pk
+    assert do_claim_next(make_reviewer("other")).pk != first.pk
 
 
 def test_an_empty_queue_gives_nothing(reviewer):
-    assert actions.do_claim_next(reviewer) is None
+    assert do_claim_next(reviewer) is None
 
 
 def test_only_reviewers_may_claim(uploader):
     decided_video("a")
-    with pytest.raises(actions.ActionError) as refused:
-        actions.do_claim_next(uploader)
+    with pytest.raises(ActionError) as refused:
+        do_claim_next(uploader)
     assert refused.value.status == 403
     assert ReviewTask.objects.get().claimed_by is None
 
@@ -117,9 +120,9 @@ def assert_nothing_was_written(video: Video):
 
 def test_a_submit_after_the_lease_ran_out_is_refused_and_writes_nothing(reviewer):
     video = decided_video("a", label="ok")
-    task = actions.do_claim_next(reviewer)
+    task = do_claim_next(reviewer)
     ReviewTask.objects.filter(pk=task.pk).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
-    with pytest.raises(actions.ActionError) as refused:
+    with pytest.raises(ActionError) as refused:
         submit(task, reviewer)
     assert (refused.value.status, refused.value.code) == (409, "claim_lost")
     assert_nothing_was_written(video)
@@ -127,13 +130,13 @@ def test_a_submit_after_the_lease_ran_out_is_refused_and_writes_nothing(reviewer
 
 def test_a_submit_after_someone_else_reclaimed_is_refused_and_theirs_counts(reviewer, make_reviewer):
     video = decided_video("a", label="ok")
-    task = actions.do_claim_next(reviewer)
+    task = do_claim_next(reviewer)
     ReviewTask.objects.filter(pk=task.pk).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
     other = make_reviewer("other")
-    retaken = actions.do_claim_next(other)
+    retaken = do_claim_next(other)
     assert retaken.pk == task.pk and retaken.claim_token != task.claim_token
 
-    with pytest.raises(actions.ActionError) as refused:
+    with pytest.raises(ActionError) as refused:
         submit(task, reviewer)
     assert (refused.value.status, refused.value.code) == (409, "claim_lost")
     assert_nothing_was_written(video)
@@ -145,17 +148,17 @@ def test_a_submit_after_someone_else_reclaimed_is_refused_and_theirs_counts(revi
 
 def test_a_submit_with_someone_elses_token_is_refused(reviewer, make_reviewer):
     video = decided_video("a", label="ok")
-    task = actions.do_claim_next(reviewer)
-    with pytest.raises(actions.ActionError, match="ran out"):
+    task = do_claim_next(reviewer)
+    with pytest.raises(ActionError, match="ran out"):
         submit(task, make_reviewer("other"))
     assert_nothing_was_written(video)
 
 
 def test_a_task_is_reviewed_once(reviewer):
     decided_video("a")
-    task = actions.do_claim_next(reviewer)
+    task = do_claim_next(reviewer)
     submit(task, reviewer)
-    with pytest.raises(actions.ActionError) as refused:
+    with pytest.raises(ActionError) as refused:
         submit(task, reviewer, label="ok")
     assert (refused.value.status, refused.value.code) == (409, "already_reviewed")
     assert Review.objects.count() == 1
@@ -163,8 +166,8 @@ def test_a_task_is_reviewed_once(reviewer):
 
 def test_a_label_outside_the_policy_is_refused(reviewer):
     video = decided_video("a")
-    task = actions.do_claim_next(reviewer)
-    with pytest.raises(actions.ActionError, match="not a label"):
+    task = do_claim_next(reviewer)
+    with pytest.raises(ActionError, match="not a label"):
         submit(task, reviewer, label="spam")
     assert_nothing_was_written(video)
 
@@ -174,30 +177,30 @@ def test_a_label_outside_the_policy_is_refused(reviewer):
 
 def test_a_skip_needs_a_reason(reviewer):
     decided_video("a")
-    task = actions.do_claim_next(reviewer)
-    with pytest.raises(actions.ActionError) as refused:
-        actions.do_skip_review(task.pk, reviewer, claim_token=task.claim_token, reason="   ")
+    task = do_claim_next(reviewer)
+    with pytest.raises(ActionError) as refused:
+        do_skip_review(task.pk, reviewer, claim_token=task.claim_token, reason="   ")
     assert refused.value.code == "skip_reason_required"
     assert ReviewTask.objects.get().claimed_by == reviewer and not ReviewSkip.objects.exists()
 
 
 def test_a_skipped_item_goes_to_someone_else_and_never_back_to_the_skipper(reviewer, make_reviewer):
     video = decided_video("a")
-    task = actions.do_claim_next(reviewer)
-    actions.do_skip_review(task.pk, reviewer, claim_token=task.claim_token, reason="I know the uploader")
-    assert actions.do_claim_next(reviewer) is None
-    assert actions.do_claim_next(make_reviewer("other")).video_id == video.pk
+    task = do_claim_next(reviewer)
+    do_skip_review(task.pk, reviewer, claim_token=task.claim_token, reason="I know the uploader")
+    assert do_claim_next(reviewer) is None
+    assert do_claim_next(make_reviewer("other")).video_id == video.pk
     assert ReviewSkip.objects.get().reason == "I know the uploader"
 
 
 def test_releasing_frees_only_claims_whose_lease_ran_out(reviewer, make_reviewer):
     decided_video("a")
     decided_video("b")
-    expired = actions.do_claim_next(reviewer)
-    live = actions.do_claim_next(make_reviewer("other"))
+    expired = do_claim_next(reviewer)
+    live = do_claim_next(make_reviewer("other"))
     ReviewTask.objects.filter(pk=expired.pk).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
 
-    assert actions.do_release_expired_claims() == 1
+    assert do_release_expired_claims() == 1
     expired.refresh_from_db()
     live.refresh_from_db()
     assert (expired.claimed_by, expired.claim_token) == (None, None)
@@ -210,7 +213,7 @@ def test_releasing_frees_only_claims_whose_lease_ran_out(reviewer, make_reviewer
 @pytest.mark.parametrize("label, disagrees", [("ok", False), ("scam", True)])
 def test_a_review_becomes_the_final_label_and_notes_whether_it_overrules_the_model(reviewer, label, disagrees):
     video = decided_video("a", label="ok")
-    review = submit(actions.do_claim_next(reviewer), reviewer, label=label)
+    review = submit(do_claim_next(reviewer), reviewer, label=label)
     assert review.disagrees_with_model is disagrees
     assert (review.model_label, review.model_decided_by) == ("ok", "baseline")
     video.refresh_from_db()
@@ -220,7 +223,7 @@ def test_a_review_becomes_the_final_label_and_notes_whether_it_overrules_the_mod
 
 def test_reviews_are_append_only_in_the_database(reviewer):
     decided_video("a")
-    review = submit(actions.do_claim_next(reviewer), reviewer)
+    review = submit(do_claim_next(reviewer), reviewer)
     with pytest.raises(ValueError):
         review.save()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -232,10 +235,10 @@ def test_reviews_are_append_only_in_the_database(reviewer):
 
 def test_claims_skips_and_reviews_leave_an_audit_trail(reviewer, make_reviewer):
     video = decided_video("a", label="ok")
-    task = actions.do_claim_next(reviewer)
-    actions.do_skip_review(task.pk, reviewer, claim_token=task.claim_token, reason="unsure")
+    task = do_claim_next(reviewer)
+    do_skip_review(task.pk, reviewer, claim_token=task.claim_token, reason="unsure")
     other = make_reviewer("other")
-    submit(actions.do_claim_next(other), other, label="scam")
+    submit(do_claim_next(other), other, label="scam")
     trail = list(VideoEvent.objects.filter(video=video, actor__isnull=False).order_by("id")
                  .values_list("actor__username", "message"))
     assert trail == [
@@ -261,7 +264,7 @@ def test_fifty_reviewers_claiming_thirty_items_at_once_each_get_a_different_one_
     def claim(user):
         try:
             start.wait()
-            task = actions.do_claim_next(user)
+            task = do_claim_next(user)
             claims[user.pk] = task.pk if task else None
         except BaseException as error:  # noqa: BLE001 - reported by the assertion below
             errors.append(error)

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from moderation import actions
+from moderation.actions.review_queue import do_open_review
 from moderation.models import Policy, Review, ReviewTask, Video
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +19,8 @@ def decided_video(name: str, label="ok", p_violation=0.5) -> Video:
                                  state_changed_at=timezone.now(), final_label=label, decided_by="baseline",
                                  decision="human_review", needs_review=True)
     probabilities = {"ok": 1 - p_violation, "scam": p_violation, "drugs": 0.0, "weapons": 0.0}
-    actions.do_open_review(video, reason="review_band", model_label=label, probabilities=probabilities,
-                           p_violation=p_violation)
+    do_open_review(video, reason="review_band", model_label=label, probabilities=probabilities,
+                   p_violation=p_violation)
     return video
 
 

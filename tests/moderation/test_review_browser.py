@@ -12,7 +12,8 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from review_setup import decided_video, open_review, review_task_for
 
-from moderation import actions, roles
+from moderation import roles
+from moderation.actions.review_queue import do_claim_next
 from moderation.models import Review, ReviewTask
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -182,7 +183,7 @@ def test_the_queue_updates_live_and_the_video_streams_from_the_asgi_server(
         # Another process opens a task, then another reviewer claims the first: no reload.
         cat = off_the_browser_thread(lambda: review_task_for(silent_clip, title="Cat"))
         page.wait_for_selector(f'#queue-table tr[data-task="{cat.pk}"]')
-        off_the_browser_thread(lambda: actions.do_claim_next(otto))
+        off_the_browser_thread(lambda: do_claim_next(otto))
         page.wait_for_selector(f'#queue-table tr[data-task="{waiting.pk}"] >> text=otto until')
         page.screenshot(path=tmp_path / "queue-live.png", full_page=True)
 

@@ -11,7 +11,9 @@ from django.utils import timezone
 from accounts import make_user
 from review_setup import decided_video, open_review, review_task_for
 
-from moderation import actions, roles
+from moderation import roles
+from moderation.actions.ingest import do_ingest
+from moderation.actions.review_queue import do_claim_next
 from moderation.byte_ranges import UnsatisfiableRange, parse_range
 from moderation.models import Review, ReviewSkip, ReviewTask, Video, VideoEvent
 
@@ -83,7 +85,7 @@ def test_queue_pages_through_open_tasks_with_a_bounded_number_of_queries(
     client.force_login(reviewer)
     small_queue = queries_for(client, "/queue/")
     queue_of(57, batch="b")
-    actions.do_claim_next(other_reviewer)
+    do_claim_next(other_reviewer)
     # Session, user, role checks (the view's and the navigation's), count, one page of rows.
     with django_assert_max_num_queries(8):
         first = client.get("/queue/")
@@ -158,7 +160,7 @@ def test_claim_next_on_an_empty_queue_says_so(client, reviewer):
 
 
 def test_only_the_claim_holder_may_decide_and_a_lead_may_look(client, reviewer, other_reviewer, lead, task):
-    actions.do_claim_next(reviewer)
+    do_claim_next(reviewer)
     client.force_login(other_reviewer)
     refused = client.get(f"/review/{task.pk}/")
     assert refused.status_code == 403
@@ -195,7 +197,7 @@ def test_a_decision_after_the_claim_ran_out_writes_nothing(client, reviewer, oth
     client.force_login(reviewer)
     claimed = claim(client)
     ReviewTask.objects.filter(pk=task.pk).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
-    actions.do_claim_next(other_reviewer)  # someone else has it now
+    do_claim_next(other_reviewer)  # someone else has it now
     events_before = VideoEvent.objects.count()
     response = client.post(f"/review/{task.pk}/decide/", {"claim_token": claimed.claim_token, "label": "ok"})
     assert response.status_code == 409
@@ -211,7 +213,7 @@ def test_a_forged_decision_without_the_csrf_token_is_refused(reviewer, task):
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(reviewer)
-    claimed = actions.do_claim_next(reviewer)
+    claimed = do_claim_next(reviewer)
     response = strict.post(f"/review/{task.pk}/decide/", {"claim_token": claimed.claim_token, "label": "ok"})
     assert response.status_code == 403 and not Review.objects.exists()
 
@@ -250,8 +252,8 @@ def test_skipping_needs_a_reason(client, reviewer, task):
 @pytest.fixture
 def own_video(client, uploader, speech_text_clip):
     client.force_login(uploader)
-    video = actions.do_ingest(io.BytesIO(speech_text_clip.read_bytes()), filename="festival.mp4", source="web",
-                              uploader=uploader, enqueue=False).video
+    video = do_ingest(io.BytesIO(speech_text_clip.read_bytes()), filename="festival.mp4", source="web",
+                      uploader=uploader, enqueue=False).video
     return video, speech_text_clip.read_bytes()
 
 

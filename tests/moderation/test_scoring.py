@@ -15,7 +15,10 @@ from small_models import save_small_models
 from inference.baseline import BaselineClassifier
 from inference.cascade import threshold_for_budget
 from inference.sandbox import decode_isolated
-from moderation import actions, evidence, pipeline, scoring
+from moderation import evidence, pipeline, scoring
+from moderation.actions.ingest import do_ingest
+from moderation.actions.model_registry import do_set_reference_entropies
+from moderation.actions.validation import ActionError
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, ReviewTask, RoutingDecision, Video
 
 pytestmark = pytest.mark.django_db
@@ -44,9 +47,9 @@ def cascade(model_dir):
 
 def ingest_inline(path, caption, route="auto") -> Video:
     with path.open("rb") as stream:
-        video = actions.do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False,
-                                  route=route).video
-    pipeline.run_inline(video.pk)
+        video = do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False,
+                          route=route).video
+    scoring.run_inline(video.pk)
     video.refresh_from_db()
     return video
 
@@ -94,7 +97,7 @@ def test_forced_routes_override_the_router(cascade, silent_clip, speech_text_cli
 def test_scoring_twice_stores_one_prediction(cascade, silent_clip):
     video = ingest_inline(silent_clip, "my cat sleeping in the sun")
     scoring.score_baseline(video.pk)
-    pipeline.run_inline(video.pk)
+    scoring.run_inline(video.pk)
     assert Prediction.objects.filter(video=video).count() == 1
     assert video.events.filter(to_state="decided").count() == 1
 
@@ -116,15 +119,15 @@ def test_budget_becomes_a_threshold_over_recent_entropies(cascade, silent_clip, 
 
 def test_a_new_baseline_routes_by_its_reference_entropies_until_it_has_its_own(cascade, silent_clip, tmp_path):
     reference = [0.05 * i for i in range(20)]
-    actions.do_set_reference_entropies(cascade.baseline_version, reference)
+    do_set_reference_entropies(cascade.baseline_version, reference)
     CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=None, mllm_budget=0.25)
     cascade = scoring.active_config(cascade.policy_id)
     assert scoring.current_threshold(cascade) == threshold_for_budget(reference, 0.25)  # no video scored yet
     video = ingest_inline(silent_clip, "my cat sleeping in the sun", route="baseline")
     own = video.predictions.get().entropy
     assert scoring.current_threshold(cascade) == threshold_for_budget([own] + reference, 0.25)
-    with pytest.raises(actions.ActionError):
-        actions.do_set_reference_entropies(cascade.mllm_version, reference)  # only a baseline's entropies route
+    with pytest.raises(ActionError):
+        do_set_reference_entropies(cascade.mllm_version, reference)  # only a baseline's entropies route
 
 
 def test_each_video_is_decoded_once_and_both_stages_read_its_stored_evidence(cascade, speech_text_clip, monkeypatch):
@@ -154,7 +157,7 @@ def test_each_video_is_decoded_once_and_both_stages_read_its_stored_evidence(cas
 
 def test_a_video_extracted_before_audio_was_kept_is_decoded_once_more(cascade, speech_text_clip, monkeypatch):
     with speech_text_clip.open("rb") as stream:
-        video = actions.do_ingest(stream, filename="old.mp4", source="cli", caption="festival", enqueue=False).video
+        video = do_ingest(stream, filename="old.mp4", source="cli", caption="festival", enqueue=False).video
     with pipeline.inline_mode():
         pipeline.extract(video.pk)
     media = Video.objects.get(pk=video.pk).media

@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.db import connection
 
-from moderation import actions
+from moderation.actions.ingest import do_ingest
 from moderation.models import Video
 
 # Serialized rollback: the seeded policy and roles are put back before the test, and the flush after
@@ -52,9 +52,9 @@ def wait_for_state(video_id: int, states, timeout: float = 240) -> Video:
 
 def test_worker_extracts_speech_and_onscreen_text(worker, speech_text_clip, garbage_file):
     with speech_text_clip.open("rb") as stream:
-        good = actions.do_ingest(stream, filename="festival.mp4", source="api", caption="fest").video
+        good = do_ingest(stream, filename="festival.mp4", source="api", caption="fest").video
     with garbage_file.open("rb") as stream:
-        bad = actions.do_ingest(stream, filename="broken.mp4", source="api").video
+        bad = do_ingest(stream, filename="broken.mp4", source="api").video
 
     good = wait_for_state(good.pk, {"extracted", "failed"})
     bad = wait_for_state(bad.pk, {"extracted", "failed"})

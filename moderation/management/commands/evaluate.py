@@ -13,7 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inference.evaluate import evaluate_split
 from inference.policy import HARD_KINDS, LABELS
-from moderation import actions, scoring
+from moderation import scoring
+from moderation.actions.ingest import check_policy
+from moderation.actions.validation import ActionError
 
 from moderation.benchmark import extractor_for_training, load_splits, prepare_dataset
 
@@ -33,8 +35,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            policy = actions.check_policy(options["policy"])
-        except actions.ActionError as error:
+            policy = check_policy(options["policy"])
+        except ActionError as error:
             raise CommandError(error.message) from None
         check_videos(options["videos"])
         config = scoring.active_config(policy.pk)

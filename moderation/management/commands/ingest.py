@@ -21,7 +21,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from inference.whisper_import import ensure_checkpoint
-from moderation import actions, pipeline
+from moderation import pipeline, scoring
+from moderation.actions.ingest import check_policy, do_ingest
+from moderation.actions.validation import ActionError
 from moderation.models import Video
 
 
@@ -137,8 +139,8 @@ class Command(BaseCommand):
         for item in inputs:
             item.caption = item.caption or options["caption"]
         try:
-            actions.check_policy(options["policy"])
-        except actions.ActionError as error:
+            check_policy(options["policy"])
+        except ActionError as error:
             raise CommandError(error.message) from None
         if options["inline"]:
             ensure_checkpoint(settings.COEFVQ_WHISPER_CHECKPOINT)
@@ -147,7 +149,7 @@ class Command(BaseCommand):
         if options["inline"]:
             for _, video, _ in tqdm(results, desc="processing", unit="video", file=sys.stderr, disable=None):
                 if video is not None:
-                    pipeline.run_inline(video.pk)
+                    scoring.run_inline(video.pk)
         elif options["wait"]:
             self.wait_for([video for _, video, _ in results if video is not None], options["timeout"])
 
@@ -171,7 +173,7 @@ class Command(BaseCommand):
                 continue
             try:
                 with item.path.open("rb") as stream:
-                    result = actions.do_ingest(
+                    result = do_ingest(
                         stream, filename=item.path.name, source=Video.Source.CLI, caption=item.caption,
                         title=item.title, policy_slug=options["policy"], enqueue=not options["inline"],
                         route=options["route"],
@@ -179,7 +181,7 @@ class Command(BaseCommand):
             except OSError as error:
                 item.error = f"Cannot read the file: {error.strerror}."
                 results.append((item, None, False))
-            except actions.ActionError as error:
+            except ActionError as error:
                 item.error = error.message
                 results.append((item, None, False))
             else:

@@ -12,7 +12,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm.auto import tqdm
 
-from moderation import actions, benchmark, retraining
+from moderation import benchmark, retraining
+from moderation.actions.ingest import check_policy
+from moderation.actions.validation import ActionError
 from moderation.models import TrainingRun
 
 
@@ -48,14 +50,14 @@ class Command(BaseCommand):
             except (FileNotFoundError, ValueError) as error:
                 raise CommandError(str(error)) from None
         try:
-            policy = actions.check_policy(options["policy"])
+            policy = check_policy(options["policy"])
             if source is not None and options["if_none_yet"] and TrainingRun.objects.filter(
                     policy=policy, trigger=TrainingRun.Trigger.BENCHMARK).exists():
                 self.stdout.write(f"{policy} already had its benchmark fine-tune; nothing queued.")
                 return
             run = retraining.do_request_training_run(policy, trigger=trigger, enqueue=not options["wait"],
                                                      source=source)
-        except actions.ActionError as error:
+        except ActionError as error:
             raise CommandError(error.message) from None
         if not options["wait"]:
             self.stdout.write(f"Training run #{run.pk} of {policy} queued for a gpu worker.")

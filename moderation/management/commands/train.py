@@ -27,7 +27,9 @@ from inference.mllm import MLLMConfig
 from inference.text_encoder import TextEncoder
 from inference.train_mllm import MLLM_LR, TrainConfig, train_mllm
 from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
-from moderation import actions
+from moderation.actions.ingest import check_policy
+from moderation.actions.model_registry import do_activate_models, do_register_model, do_set_reference_entropies
+from moderation.actions.validation import ActionError
 from moderation.benchmark import (extractor_for_training, finetune_source, load_splits, prepare_dataset,
                                   save_replay_sources)
 from moderation.models import CascadeConfig, ModelVersion
@@ -103,8 +105,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            policy = actions.check_policy(options["policy"])
-        except actions.ActionError as error:
+            policy = check_policy(options["policy"])
+        except ActionError as error:
             raise CommandError(error.message) from None
         check_training_options(options)
         if options["if_none_active"] and CascadeConfig.objects.filter(
@@ -135,7 +137,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
                               f" -> {version.artifact_path}")
         if options["activate"]:
-            config = actions.do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained)
+            config = do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained)
             self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
 
     def train_baseline(self, policy, splits, text_only) -> ModelVersion:
@@ -156,11 +158,11 @@ class Command(BaseCommand):
         # Kept beside the model, so retraining from reviewer labels still learns from the benchmark too.
         save_training_set(folder, TrainingSet(np.concatenate([X_fit, X_val]), np.array(y_fit + y_val, dtype=str),
                                               np.full(len(y_fit) + len(y_val), NO_VIDEO, dtype=np.int64)))
-        registered = actions.do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
-                                               config={"temperature": float(model.temperature_)}, metrics=metrics)
+        registered = do_register_model(policy, kind="baseline", version=version, artifact_path=str(folder),
+                                       config={"temperature": float(model.temperature_)}, metrics=metrics)
         # The router's history until the baseline has scored traffic of its own: its entropies on
         # the validation videos, which it calibrated on but never fit.
-        actions.do_set_reference_entropies(registered, entropy(model.predict_proba(X_val)))
+        do_set_reference_entropies(registered, entropy(model.predict_proba(X_val)))
         return registered
 
     def train_llm(self, policy, splits, text_only, options, source: dict) -> ModelVersion:
@@ -198,8 +200,8 @@ class Command(BaseCommand):
         metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
                                              kinds=[row["kind"] for row, _ in test], label_names=model.labels),
                    **extra}
-        return actions.do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
-                                         config=model.config.to_dict(), metrics=metrics)
+        return do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
+                                 config=model.config.to_dict(), metrics=metrics)
 
     def train_mllm(self, policy, splits, text_only, options, source: dict) -> ModelVersion:
         items = _items

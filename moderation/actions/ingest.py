@@ -1,0 +1,149 @@
+"""Ingestion: keep an upload under its content's address and start its processing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from ..models import Policy, Video, VideoEvent
+from .enqueue import send_task
+from .validation import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, ActionError, check_text
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    video: Video
+    created: bool  # False: the same bytes were uploaded before; that video is returned
+
+
+def check_policy(slug: str | None) -> Policy:
+    if slug:
+        policy = Policy.objects.filter(slug=slug).first()
+        if policy is None:
+            raise ActionError(f"There is no policy called {slug!r}.", code="unknown_policy")
+        return policy
+    policy = Policy.objects.filter(is_default=True).first()
+    if policy is None:
+        raise ActionError("No default policy is configured; name one.", code="no_default_policy")
+    return policy
+
+
+def safe_extension(filename: str) -> str:
+    """The file's extension, kept only for a human's benefit; never used to pick a decoder."""
+    ext = Path(filename).suffix.lower()
+    return ext if ext[1:].isalnum() and len(ext) <= 8 else ""
+
+
+def safe_display_name(filename: str) -> str:
+    """The base name the uploader gave, with any directory part and control characters removed."""
+    name = Path(filename.replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable())
+    return name[:255] or "upload"
+
+
+def upload_too_large_message() -> str:
+    return f"The file is larger than {filesizeformat(settings.COEFVQ_UPLOAD_HARD_MAX_BYTES)} and was not accepted."
+
+
+def _spool(stream: IO[bytes]) -> tuple[Path, str, int]:
+    """Copy an upload into the media folder's staging area, hashing it on the way."""
+    staging = Path(settings.MEDIA_ROOT) / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(dir=staging, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > settings.COEFVQ_UPLOAD_HARD_MAX_BYTES:
+                    raise ActionError(upload_too_large_message(), code="upload_too_large", status=413)
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return Path(tmp_name), digest.hexdigest(), size
+
+
+def do_ingest(
+    stream: IO[bytes],
+    *,
+    filename: str,
+    source: str,
+    caption: str = "",
+    title: str = "",
+    policy_slug: str | None = None,
+    uploader=None,
+    enqueue: bool = True,
+    route: str = Video.Route.AUTO,
+) -> IngestResult:
+    """Keep an upload and start its processing. The same bytes twice give the same video."""
+    policy = check_policy(policy_slug)
+    caption = check_text(caption, field="caption", limit=MAX_CAPTION_CHARS)
+    title = check_text(title, field="title", limit=MAX_TITLE_CHARS)
+    if source not in Video.Source.values:
+        raise ActionError(f"Unknown source {source!r}.", code="unknown_source")
+    if route not in Video.Route.values:
+        raise ActionError(f"Unknown route {route!r}; use one of {', '.join(Video.Route.values)}.", code="unknown_route")
+
+    spooled, sha256, size = _spool(stream)
+    try:
+        existing = Video.objects.filter(policy=policy, sha256=sha256).first()
+        if existing is not None:
+            return IngestResult(existing, created=False)
+        try:
+            return IngestResult(
+                _create_video(spooled, policy, sha256, size, filename, source, caption, title, uploader, enqueue, route),
+                created=True,
+            )
+        except IntegrityError:
+            # Another upload of the same bytes committed first.
+            return IngestResult(Video.objects.get(policy=policy, sha256=sha256), created=False)
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
+def _create_video(spooled: Path, policy, sha256, size, filename, source, caption, title, uploader, enqueue,
+                  route) -> Video:
+    video = Video(
+        policy=policy,
+        sha256=sha256,
+        size_bytes=size,
+        original_filename=safe_display_name(filename),
+        extension=safe_extension(filename),
+        caption=caption,
+        title=title,
+        uploader=uploader if uploader is not None and uploader.is_authenticated else None,
+        source=source,
+        route=route,
+        state=Video.State.RECEIVED,
+        state_changed_at=timezone.now(),
+    )
+    relative = video.file.field.generate_filename(video, "original")
+    destination = Path(settings.MEDIA_ROOT) / relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with transaction.atomic():
+        video.file.name = relative
+        video.save()
+        VideoEvent.objects.create(
+            video=video, to_state=Video.State.RECEIVED, actor=video.uploader, message=f"Uploaded via {source}."
+        )
+        # Keep the bytes before the row becomes visible to workers.
+        if not destination.exists():
+            shutil.copyfile(spooled, destination)
+        if enqueue:
+            transaction.on_commit(lambda: send_task("extract_video", video.pk, retried_by="the reconciler"))
+    return video
