@@ -3,6 +3,8 @@ messages only nudge the next step. State changes go through `moderation.actions`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -84,6 +86,9 @@ class Video(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_reason = models.TextField(blank=True, help_text="Why processing failed, in words a moderator understands.")
+    held_reason = models.TextField(
+        blank=True, help_text="Why a step cannot run now for a reason that is not the file's (a model or configuration "
+                              "problem): the video waits where it is and is tried again. For admins.")
 
     # Filled by the cascade.
     route = models.CharField(max_length=8, choices=Route.choices, default=Route.AUTO)
@@ -236,6 +241,12 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.version}"
+
+    @property
+    def folder(self) -> Path:
+        """The artifact's folder: `artifact_path`, under COEFVQ_MODEL_DIR when relative."""
+        path = Path(self.artifact_path)
+        return path if path.is_absolute() else Path(settings.COEFVQ_MODEL_DIR) / path
 
     # Recent entropies of a baseline that a budget is turned into a threshold over.
     BUDGET_WINDOW = 2000

@@ -1,11 +1,13 @@
 """The admin as an admin uses it: configuration versions with validation and history, the
 what-if panel's numbers, and promotion and roll-back of model versions."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.db.models import F
 from django.utils import timezone
+from small_models import save_small_models
 
 from moderation.actions.model_registry import config_changes, do_activate_models
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, Video
@@ -189,3 +191,37 @@ def test_policy_labels_are_validated(admin_client):
         "severity": "{}"})
     assert response.status_code == 200 and "include &quot;ok&quot;" in response.content.decode()
     assert not Policy.objects.filter(slug="spam").exists()
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory, tiny_qwen2_dir):
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("models")
+    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT), tiny_qwen2_dir)
+    return root
+
+
+def policy_form(policy, **changes) -> dict:
+    data = {"name": policy.name, "slug": policy.slug, "description": policy.description,
+            "labels": json.dumps(policy.labels), "violating_labels": json.dumps(policy.violating_labels),
+            "severity": json.dumps(policy.severity), "is_default": "on" if policy.is_default else ""}
+    return {**data, **{name: json.dumps(value) for name, value in changes.items()}}
+
+
+def test_a_label_no_active_model_knows_is_refused_with_the_reason(admin_client, policy, saved_models):
+    baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1",
+                                           artifact_path=str(saved_models / "baseline"))
+    mllm = ModelVersion.objects.create(policy=policy, kind="mllm", version="m1", artifact_path=str(saved_models / "mllm"))
+    do_activate_models(policy, baseline=baseline, mllm=mllm, note="first models")
+    url = f"/admin/moderation/policy/{policy.pk}/change/"
+
+    response = admin_client.post(url, policy_form(policy, labels=[*policy.labels, "spam"]))
+
+    assert response.status_code == 200
+    assert "&#x27;spam&#x27; is not a label the active baseline b1 predicts" in response.content.decode()
+    assert "spam" not in Policy.objects.get(pk=policy.pk).labels
+    # Which known labels violate is the policy's to change.
+    severity = {label: weight for label, weight in policy.severity.items() if label != "drugs"}
+    response = admin_client.post(url, policy_form(policy, violating_labels=["scam", "weapons"], severity=severity))
+    assert response.status_code == 302 and Policy.objects.get(pk=policy.pk).violating_labels == ["scam", "weapons"]
