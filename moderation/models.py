@@ -363,6 +363,8 @@ class ReviewTask(models.Model):
     class Reason(models.TextChoices):
         REVIEW_BAND = "review_band", "Model unsure (review band)"
         AUDIT = "audit", "Audit sample of an automatic decision"
+        SECOND_REVIEW = "second_review", "Reopened by a lead for a second review"
+        CORRECTION = "correction", "A lead's correction of a review"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
