@@ -347,6 +347,34 @@ def first_run(work: Path) -> tuple[Instance, dict]:
     return instance, record
 
 
+def run_fine_tune(trained: Instance, work: Path) -> dict:
+    """The first run's benchmark fine-tune of the LLM, run here instead of on a gpu worker. Like
+    first_run, the record of the run that really trained is kept in the work folder."""
+    record_file = work / "fine_tune.json"
+    bench = trained.var_dir / "bench" / f"train-{FIRST_RUN_TRAIN[FIRST_RUN_TRAIN.index('--videos') + 1]}-seed0"
+    out, wall = trained.manage("retrain", "--benchmark", str(bench), "--if-none-yet", "--wait")
+    print(out, end="")
+    if "nothing queued" in out and record_file.exists():
+        return {**json.loads(record_file.read_text()), "measured_in_an_earlier_invocation": True}
+    record = {"command": f"manage.py retrain --benchmark {bench} --if-none-yet --wait", "wall_s": round(wall, 1),
+              "output": out.strip().splitlines(), "machine": machine()}
+    record_file.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def step_seconds(pass_dir: Path) -> dict[str, dict]:
+    """Per-video seconds of each step, as the pass's own workers recorded them in the event log
+    (extraction: decode, ASR, OCR; stage 1; stage 2 with its written explanation): n, mean, max."""
+    with sqlite3.connect(pass_dir / "db.sqlite3") as db:
+        rows = db.execute("SELECT data FROM moderation_videoevent").fetchall()
+    steps: dict[str, list[float]] = {}
+    for (data,) in rows:
+        for step, seconds in (json.loads(data or "{}").get("seconds") or {}).items():
+            steps.setdefault(step, []).append(float(seconds))
+    return {step: {"n": len(v), "mean": round(sum(v) / len(v), 3), "max": round(max(v), 3)}
+            for step, v in sorted(steps.items())}
+
+
 def ingest_pass(trained: Instance, work: Path, manifest: Path, route: str) -> tuple[list[dict], float]:
     """All videos through `ingest --inline --json --route ROUTE` on a fresh copy of the trained DB
     (migrated, as scripts/run.sh does on every start)."""
@@ -482,6 +510,9 @@ def markdown(results: dict) -> str:
         + ("" if results["first_run"]["trained"] else " (models already active: NOT a first run)")
         + (" - measured by an earlier invocation over the same --work folder"
            if results["first_run"].get("measured_in_an_earlier_invocation") else "") + ".", "",
+        *([f"Then the LLM's benchmark fine-tune (`{results['fine_tune']['command']}`, which scripts/run.sh queues "
+           f"for the gpu worker): **{results['fine_tune']['wall_s'] / 60:.1f} min**; its gate said: "
+           + " ".join(results["fine_tune"]["output"][-2:]), ""] if results.get("fine_tune") else []),
         "## Scores (final_label vs the policy label)", "",
         "| system | accuracy | binary P | binary R | binary F1 | ROC AUC | "
         + " | ".join(KINDS) + " |",
@@ -506,6 +537,10 @@ def markdown(results: dict) -> str:
               + ", ".join(f"--route {r}: {n[1]} of {n[0]}" for r, n in s["mllm_decided_with_explanation"].items())
               + ".", "",
               "Ingest wall time: " + ", ".join(f"--route {r}: {t:.0f} s" for r, t in results["ingest_wall_s"].items()),
+              "", "Seconds per video of each step, from the passes' own event logs (torch on 1 thread; the machine's "
+              "load is in the header):", "", "| pass | step | videos | mean s | max s |", "| --- | --- | ---: | ---: | ---: |",
+              *(f"| {r} | {step} | {v['n']} | {v['mean']:.2f} | {v['max']:.2f} |"
+                for r, steps in results.get("step_seconds", {}).items() for step, v in steps.items()),
               "", "## Every video", "",
               "| id | kind | label | voice, wpm | baseline | cascade (by) | MLLM | transcript |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -529,6 +564,10 @@ def main() -> None:
                         help="Working folder (videos, the private var/). Default: a new temporary folder. "
                              "Reusing one skips training (then the first-run time is not measured).")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "generalization")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="Before the ingest passes, run the fine-tune that scripts/run.sh queues after start-up "
+                             "(`retrain --benchmark ... --if-none-yet`, here with --wait), as a newcomer's install "
+                             "has it once that run is done.")
     args = parser.parse_args()
     check_voices_unused()
     started = time.perf_counter()
@@ -537,9 +576,11 @@ def main() -> None:
 
     manifest = render_all(work / "videos")
     trained, first = first_run(work)
-    passes, ingest_wall = {}, {}
+    fine_tune = run_fine_tune(trained, work) if args.fine_tune else None
+    passes, ingest_wall, seconds = {}, {}, {}
     for route in ROUTES:
         passes[route], ingest_wall[route] = ingest_pass(trained, work, manifest, route)
+        seconds[route] = step_seconds(work / f"pass-{route}")
 
     bank = generator_ngrams()
     videos = per_video(passes, bank)
@@ -547,7 +588,8 @@ def main() -> None:
         "command": shlex.join([".venv/bin/python", "bench/generalize.py", *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "wall_s": round(time.perf_counter() - started, 1), "work": str(work),
-        "first_run": first, "steps": trained.log, "ingest_wall_s": {r: round(t, 1) for r, t in ingest_wall.items()},
+        "first_run": first, "fine_tune": fine_tune, "steps": trained.log, "ingest_wall_s": {r: round(t, 1) for r, t in ingest_wall.items()},
+        "step_seconds": seconds,
         "phrasing": {"shared_4grams": sum(v["shared_4grams"] for v in videos),
                      "total_4grams": sum(v["total_4grams"] for v in videos)},
         "labels": list(LABELS), "scores": evaluate(passes), "videos": videos,

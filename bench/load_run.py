@@ -1,17 +1,26 @@
 """Load run: many reviewers working the queue while videos pour in, against a real stack.
 
     .venv/bin/python bench/load_run.py [--reviewers 50] [--videos 1000] [--open-tasks 3000]
-                                       [--duration 150] [--max-requests 60000]
+                                       [--duration 150] [--max-requests 60000] [--web-workers N]
+                                       [--cpu-workers 1]
+    .venv/bin/python bench/load_run.py --ingest-only --cpu-workers 1|2 [--videos 40]
 
-Starts what production runs, on loopback: daphne (the web server) and a Celery worker, on the
-local PostgreSQL (its own database, --database-url, default coefvq_load, dropped and made anew)
-and Redis (--redis-url). Seeds --open-tasks decided videos waiting for review, then for
+Starts what production runs, on loopback: uvicorn with --web-workers processes (default: one per
+core, as scripts/run.sh), a Celery `cpu` worker with --cpu-workers processes and a `gpu` worker,
+on the local PostgreSQL (its own database, --database-url, default coefvq_load, dropped and made
+anew) and Redis (--redis-url). Seeds --open-tasks decided videos waiting for review, then for
 --duration seconds (or until --max-requests requests):
 
-- each of --reviewers threads signs in through the login form, then loops: the queue page,
-  POST /api/review-tasks/claim/ (token), the review page, POST /api/review-tasks/<id>/decision/;
+- each of --reviewers threads signs in through the login form, then loops: GET /livez (the floor:
+  middleware and server, no database), the queue page, POST /api/review-tasks/claim/ (token), the
+  review page, POST /api/review-tasks/<id>/decision/;
+- a lead loads the dashboard (last 30 days) every --dashboard-every seconds;
 - --upload-threads threads upload --videos tiny generated clips through POST /api/videos/, which
   the worker processes as far as the machine allows.
+
+Every latency is also reported as a ratio to /livez's under the same load. --ingest-only measures
+the workers alone: it uploads --videos clips with no other load, then starts the workers and
+times until every clip is extracted (or --duration passes); run it with --cpu-workers 1 and 2.
 
 Then it checks the database: no task has two reviews, no two reviewers held one task at once
 (every claim's token is logged), every 201 decision has its Review row. It writes results.json
@@ -27,6 +36,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -46,6 +56,8 @@ BIN = Path(sys.executable).parent
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/coefvq_load"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
+FLOOR = "floor: /livez"
+LEAD = "lead00"
 PASSWORD = "load-run-password-1"
 # Every simulated reviewer signs in from 127.0.0.1, so the per-address sign-in limit is raised for
 # the run; uploads come from one account, so its upload limit is too. Everything else is default.
@@ -66,6 +78,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=150.0, help="seconds of load")
     parser.add_argument("--max-requests", type=int, default=60_000, help="stop after this many requests")
     parser.add_argument("--upload-threads", type=int, default=4)
+    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 1, help="uvicorn processes")
+    parser.add_argument("--cpu-workers", type=int, default=1, help="processes of the cpu queue's worker")
+    parser.add_argument("--dashboard-every", type=float, default=5.0, help="seconds between a lead's dashboard loads")
+    parser.add_argument("--ingest-only", action="store_true", help="time the workers extracting --videos clips")
+    parser.add_argument("--real-clips", action="store_true",
+                        help="upload rendered clips with speech and on-screen text (inference.synth) instead of noise")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
@@ -78,9 +96,13 @@ def parse_args() -> argparse.Namespace:
 
 def stack_env(args) -> dict:
     var_dir = REPO / "var" / "load_run"
+    metrics_dir = var_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     return {**os.environ, **RUN_SETTINGS, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
             "COEFVQ_VAR_DIR": str(var_dir), "COEFVQ_MEDIA_ROOT": str(var_dir / "media"),
-            "DJANGO_SETTINGS_MODULE": "coefvq_site.settings", "PYTHONPATH": str(REPO)}
+            "DJANGO_SETTINGS_MODULE": "coefvq_site.settings", "PYTHONPATH": str(REPO),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
 
 
 def recreate_database(database_url: str) -> None:
@@ -103,19 +125,29 @@ def setup_django(env: dict) -> None:
 
 
 class Stack:
-    """daphne and a Celery worker as child processes, each in its own process group."""
+    """uvicorn and the Celery workers as child processes, each in its own process group."""
 
-    def __init__(self, env: dict, port: int, log_dir: Path):
+    def __init__(self, env: dict, port: int, log_dir: Path, web_workers: int, cpu_workers: int):
         self.env, self.port, self.log_dir = env, port, log_dir
+        self.web_workers, self.cpu_workers = web_workers, cpu_workers
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> None:
+    def start(self, web: bool = True, workers: bool = True) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._spawn("daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-                               "coefvq_site.asgi:application"])
-        self._spawn("worker", [str(BIN / "celery"), "-A", "coefvq_site", "worker", "-Q", "cpu,gpu", "-c", "1",
-                               "-l", "warning", "--without-gossip", "--without-mingle"])
-        self._wait_for_web()
+        if web:
+            self._spawn("web", [str(BIN / "uvicorn"), "coefvq_site.asgi:application", "--host", "127.0.0.1",
+                                "--port", str(self.port), "--workers", str(self.web_workers), "--lifespan", "off",
+                                "--log-level", "warning"])
+        if workers:
+            self.start_workers()
+        if web:
+            self._wait_for_web()
+
+    def start_workers(self) -> None:
+        for queue, processes in (("cpu", self.cpu_workers), ("gpu", 1)):
+            self._spawn(f"worker-{queue}", [str(BIN / "celery"), "-A", "coefvq_site", "worker", "-Q", queue,
+                                            "-n", f"{queue}@%h", "-c", str(processes), "-l", "warning",
+                                            "--without-gossip", "--without-mingle"])
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.log_dir / f"{name}.log", "w")
@@ -130,7 +162,7 @@ class Stack:
                     return
             except requests.RequestException:
                 time.sleep(0.5)
-        raise RuntimeError(f"daphne did not answer within {timeout:.0f} s; see {self.log_dir}/daphne.log")
+        raise RuntimeError(f"the web server did not answer within {timeout:.0f} s; see {self.log_dir}/web.log")
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -165,6 +197,7 @@ def seed(args) -> tuple[list[str], str, dict[str, str]]:
         if name != "uploader":
             user.groups.add(reviewer_group)
         tokens[name] = Token.objects.create(user=user).key
+    User.objects.create_user(LEAD, password=PASSWORD).groups.add(Group.objects.get(name=roles.LEAD))
     policy = Policy.objects.get(slug="icd")
     now = timezone.now()
     videos = Video.objects.bulk_create(
@@ -178,6 +211,21 @@ def seed(args) -> tuple[list[str], str, dict[str, str]]:
                    due_at=now, model_label="ok", p_violation=0.5)
         for i, video in enumerate(videos))
     return names, tokens.pop("uploader"), tokens
+
+
+def real_clips(count: int) -> list[bytes]:
+    """Distinct clips with speech and on-screen text, as the product sees them: Whisper and OCR have work."""
+    import tempfile
+
+    from inference.synth import SynthSpec, render_video
+
+    clips = []
+    with tempfile.TemporaryDirectory() as folder:
+        for index in range(count):
+            spec = SynthSpec(speech_text=f"clip number {index}: call the hotline about the garden festival",
+                             onscreen_text=[(0.0, 3.0, f"FESTIVAL {index}")], speed_wpm=170)
+            clips.append(render_video(Path(folder) / f"{index}.mp4", spec).read_bytes())
+    return clips
 
 
 def tiny_clips(count: int) -> list[bytes]:
@@ -228,6 +276,8 @@ class Log:
     uploads: list = field(default_factory=list)  # (video id, created)
     errors: Counter = field(default_factory=Counter)  # "kind status" -> count
     sign_in_all_s: float = 0.0  # every reviewer signing in at once, before the timed load
+    started_wall: float = 0.0  # the timed load's start and end (time.time())
+    ended_wall: float = 0.0
 
 
 def timed(log: Log, kind: str, call):
@@ -276,6 +326,9 @@ def sign_in_all(base: str, usernames: list[str], log: Log) -> dict[str, requests
 def review_loop(base: str, session: requests.Session, username: str, token: str, budget: Budget, log: Log) -> None:
     api = {"Authorization": f"Token {token}"}
     while budget.take():
+        timed(log, FLOOR, lambda: session.get(f"{base}/livez", timeout=60))
+        if not budget.take():
+            return
         timed(log, "page: queue", lambda: session.get(f"{base}/queue/", timeout=60))
         if not budget.take():
             return
@@ -297,6 +350,13 @@ def review_loop(base: str, session: requests.Session, username: str, token: str,
         log.claims.append((username, task["id"], task["claim_token"], claimed_at, time.monotonic()))
         if decided is not None and decided.status_code == 201:
             log.decisions.append((username, task["id"], decided.json()["id"]))
+
+
+def dashboard_loop(base: str, session: requests.Session, every_s: float, budget: Budget, log: Log) -> None:
+    """A lead watching the dashboard while the team works."""
+    while budget.take():
+        timed(log, "page: dashboard (30 days)", lambda: session.get(f"{base}/dashboard/?days=30", timeout=120))
+        time.sleep(every_s)
 
 
 def upload_loop(base: str, token: str, clips: list[bytes], next_clip, budget: Budget, log: Log) -> None:
@@ -323,7 +383,7 @@ def run_load(args, reviewers: list[str], tokens: dict[str, str], uploader_token:
     base = f"http://127.0.0.1:{args.port}"
     log = Log()
     signing_in = time.monotonic()
-    sessions = sign_in_all(base, reviewers, log)
+    sessions = sign_in_all(base, reviewers + [LEAD], log)
     log.sign_in_all_s = time.monotonic() - signing_in
     budget = Budget(deadline=time.monotonic() + args.duration, max_requests=args.max_requests)
     next_clip = clip_dispenser(len(clips))
@@ -331,11 +391,14 @@ def run_load(args, reviewers: list[str], tokens: dict[str, str], uploader_token:
                                 daemon=True) for name in reviewers]
     threads += [threading.Thread(target=upload_loop, args=(base, uploader_token, clips, next_clip, budget, log),
                                  daemon=True) for _ in range(args.upload_threads)]
-    started = time.monotonic()
+    threads.append(threading.Thread(target=dashboard_loop, args=(base, sessions[LEAD], args.dashboard_every, budget,
+                                                                 log), daemon=True))
+    started, log.started_wall = time.monotonic(), time.time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=args.duration + 180)
+    log.ended_wall = time.time()
     return log, time.monotonic() - started, budget.sent
 
 
@@ -391,9 +454,24 @@ def latency_table(log: Log) -> dict:
     by_kind = defaultdict(list)
     for kind, seconds, _status in log.timings:
         by_kind[kind].append(seconds * 1000)
-    return {kind: {"requests": len(ms), "p50_ms": round(statistics.median(ms), 1),
-                   "p95_ms": round(percentile(ms, 0.95), 1), "max_ms": round(max(ms), 1)}
-            for kind, ms in sorted(by_kind.items())}
+    table = {kind: {"requests": len(ms), "p50_ms": round(statistics.median(ms), 1),
+                    "p95_ms": round(percentile(ms, 0.95), 1), "max_ms": round(max(ms), 1)}
+             for kind, ms in sorted(by_kind.items())}
+    floor = table.get(FLOOR)
+    for row in table.values():  # how far each request is from what the server costs at all, under this load
+        row["p50_x_floor"] = round(row["p50_ms"] / floor["p50_ms"], 2) if floor else None
+        row["p95_x_floor"] = round(row["p95_ms"] / floor["p95_ms"], 2) if floor else None
+    return table
+
+
+def extracted_between(started_wall: float, ended_wall: float) -> int:
+    """Videos whose extraction finished in the window (their `extracted` event), any worker."""
+    from datetime import datetime, timezone as dt_timezone
+
+    from moderation.models import VideoEvent
+
+    return VideoEvent.objects.filter(to_state="extracted", at__gte=datetime.fromtimestamp(started_wall, dt_timezone.utc),
+                                     at__lt=datetime.fromtimestamp(ended_wall, dt_timezone.utc)).count()
 
 
 def processing_states(log: Log) -> dict:
@@ -414,24 +492,67 @@ def write_results(out: Path, command: str, args, result: dict) -> None:
     checks, load = result["checks"], result["load"]
     lines = [
         "# Load run", "", f"Command: `{command}`", "",
-        f"Stack on loopback: one daphne, one Celery worker (concurrency 1, queues cpu+gpu), PostgreSQL, Redis; "
-        f"{result['machine']['cpus']} CPUs shared by all of it and the load generator. {args.reviewers} reviewer "
-        f"threads and {args.upload_threads} upload threads for {load['wall_s']:.0f} s ({load['requests']} "
-        f"requests) after all reviewers signed in at once ({load['sign_in_all_s']:.0f} s, not in the timed window); "
-        f"{args.open_tasks} open tasks seeded.", "",
-        "| request | n | p50 ms | p95 ms | max ms |", "| --- | --- | --- | --- | --- |",
-        *[f"| {kind} | {row['requests']} | {row['p50_ms']} | {row['p95_ms']} | {row['max_ms']} |"
-          for kind, row in result["latency"].items()], "",
+        f"Stack on loopback: uvicorn with {args.web_workers} processes, a Celery `cpu` worker with "
+        f"{args.cpu_workers} processes and a `gpu` worker, PostgreSQL, Redis; {result['machine']['cpus']} CPUs "
+        f"shared by all of it, the load generator and whatever else ran on the machine (1-minute load average "
+        f"{result['machine']['load_average_1m_after']} at the end). {args.reviewers} reviewer threads, a lead "
+        f"loading the dashboard every {args.dashboard_every:g} s and {args.upload_threads} upload threads for "
+        f"{load['wall_s']:.0f} s ({load['requests']} requests) after all reviewers signed in at once "
+        f"({load['sign_in_all_s']:.0f} s, not in the timed window); {args.open_tasks} open tasks seeded.", "",
+        f"The floor is `GET /livez` (middleware and server, no database) under the same load; × floor is each "
+        "request's latency divided by the floor's.", "",
+        "| request | n | p50 ms | p95 ms | max ms | p50 × floor | p95 × floor |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {kind} | {row['requests']} | {row['p50_ms']} | {row['p95_ms']} | {row['max_ms']} | "
+          f"{row['p50_x_floor']} | {row['p95_x_floor']} |" for kind, row in result["latency"].items()], "",
         f"- decisions: {checks['decisions_answered_201']} ({load['decisions_per_s']:.1f}/s)",
         f"- double claims: {checks['double_claims']}; tasks with two reviews: {checks['tasks_with_two_reviews']}; "
         f"claim tokens shared between reviewers: {checks['claim_tokens_shared_between_reviewers']} "
         f"(of {checks['claim_tokens_logged']} logged)",
         f"- lost decisions (201 without a Review row): {checks['lost_decisions']}",
         f"- ingest: {load['uploads_accepted']} of {args.videos} clips accepted ({load['uploads_per_s']:.1f}/s); "
-        f"processing states at the end: {result['processing_states']}",
+        f"{load['extracted_in_window']} extracted in the window ({load['extracted_per_s']:.2f}/s); processing "
+        f"states at the end: {result['processing_states']}",
         f"- errors: {dict(result['errors']) or 'none'}", "",
     ]
     (out / "results.md").write_text("\n".join(lines))
+
+
+# --- ingest throughput -----------------------------------------------------------------------------
+
+
+def ingest_only(args, command: str, stack: Stack, uploader_token: str, clips: list[bytes]) -> None:
+    """Upload every clip with the workers stopped (untimed), then start them and time the extraction:
+    from the first to the last `extracted` event, so worker start-up and model loading are left out."""
+    from moderation.models import Video, VideoEvent
+
+    log = Log()
+    try:
+        stack.start(workers=False)
+        base = f"http://127.0.0.1:{args.port}"
+        budget = Budget(deadline=time.monotonic() + 3600, max_requests=len(clips))
+        upload_loop(base, uploader_token, clips, clip_dispenser(len(clips)), budget, log)
+        ids = [video_id for video_id, _ in log.uploads]
+        started = time.monotonic()
+        stack.start_workers()
+        waiting = (Video.State.RECEIVED, Video.State.EXTRACTING)
+        while time.monotonic() - started < args.duration and Video.objects.filter(id__in=ids, state__in=waiting).exists():
+            time.sleep(1)
+        wall_s = time.monotonic() - started
+    finally:
+        stack.stop()
+    times = sorted(VideoEvent.objects.filter(video_id__in=ids, to_state="extracted").values_list("at", flat=True))
+    span_s = (times[-1] - times[0]).total_seconds() if len(times) > 1 else None
+    result = {"command": command, "machine": machine(), "cpu_workers": args.cpu_workers,
+              "clip_kind": "rendered speech and on-screen text" if args.real_clips else "noise", "clips": len(ids),
+              "extracted": len(times), "wall_s_from_worker_start": round(wall_s, 1),
+              "first_to_last_extracted_s": round(span_s, 1) if span_s else None,
+              "extracted_per_s": round((len(times) - 1) / span_s, 3) if span_s else None,
+              "states": dict(Counter(Video.objects.filter(id__in=ids).values_list("state", flat=True))),
+              "errors": dict(log.errors)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"ingest-{args.cpu_workers}-cpu-workers.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 def main() -> None:
@@ -444,19 +565,25 @@ def main() -> None:
                     args.redis_url], check=True)
     setup_django(env)
     reviewers, uploader_token, tokens = seed(args)
-    clips = tiny_clips(args.videos)
-    stack = Stack(env, args.port, REPO / "var" / "load_run" / "log")
+    clips = real_clips(args.videos) if args.real_clips else tiny_clips(args.videos)
+    stack = Stack(env, args.port, REPO / "var" / "load_run" / "log", args.web_workers, args.cpu_workers)
+    if args.ingest_only:
+        ingest_only(args, command, stack, uploader_token, clips)
+        return
     try:
         stack.start()
         log, wall_s, sent = run_load(args, reviewers, tokens, uploader_token, clips)
     finally:
         stack.stop()
     checks = check_database(log)
+    extracted = extracted_between(log.started_wall, log.ended_wall)
     result = {
         "command": command, "machine": machine(),
         "load": {"sign_in_all_s": round(log.sign_in_all_s, 1), "wall_s": round(wall_s, 1), "requests": sent,
                  "decisions_per_s": round(checks["decisions_answered_201"] / wall_s, 2),
-                 "uploads_accepted": len(log.uploads), "uploads_per_s": round(len(log.uploads) / wall_s, 2)},
+                 "uploads_accepted": len(log.uploads), "uploads_per_s": round(len(log.uploads) / wall_s, 2),
+                 "extracted_in_window": extracted,
+                 "extracted_per_s": round(extracted / wall_s, 3)},
         "latency": latency_table(log), "checks": checks, "processing_states": processing_states(log),
         "errors": dict(log.errors),
     }

@@ -6,6 +6,7 @@ variable's name, rather than silently falling back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -97,3 +98,14 @@ def env_device(name: str, default: str | object = _MISSING) -> str:
     if not _DEVICE.match(value):
         raise ImproperlyConfigured(f"{name}={value!r} is not a device (auto, cpu, cuda, cuda:N or mps).")
     return value
+
+
+def env_networks(name: str, default: list[str] | object = _MISSING) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Addresses or networks, comma-separated: "127.0.0.1,10.0.0.0/8,::1"."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network.") from None
+    return networks

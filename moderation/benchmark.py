@@ -45,7 +45,7 @@ def load_splits(manifest: Path, extractor: FeatureExtractor) -> dict[str, list[t
 def extractor_for_training() -> FeatureExtractor:
     # Greedy Whisper decoding for benchmark data: several times faster than beam 5 on a CPU for
     # a few points of word accuracy (bench/run_cascade.py uses the same setting).
-    return FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
+    return FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(settings.COEFVQ_ASR_CHECKPOINT),
                                                    beam_size=1))
 
 

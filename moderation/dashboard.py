@@ -69,7 +69,7 @@ class Window:
 
     def starts(self, unit: str) -> list[datetime]:
         """Every bucket start in the window, so empty hours or days show as zero."""
-        first = _floor(self.start, unit)
+        first = floor_to(self.start, unit)
         count = math.ceil((self.end - first) / STEP[unit])
         return [first + i * STEP[unit] for i in range(count)]
 
@@ -77,7 +77,7 @@ class Window:
         return Q(**{f"{field_name}__gte": self.start, f"{field_name}__lt": self.end})
 
 
-def _floor(moment: datetime, unit: str) -> datetime:
+def floor_to(moment: datetime, unit: str) -> datetime:
     """The start of the bucket holding `moment`, in the current time zone, as the database truncates."""
     local = timezone.localtime(moment).replace(minute=0, second=0, microsecond=0)
     if unit in ("day", "week"):
@@ -128,7 +128,8 @@ def _nearest_rank(queryset, order_by, fraction: float, count: int):
     if count == 0:
         return None
     rank = max(math.ceil(fraction * count), 1)
-    return queryset.order_by(order_by).values_list("value", flat=True)[rank - 1]
+    # The rows may have changed since they were counted (a review landed): then there is no answer.
+    return queryset.order_by(order_by).values_list("value", flat=True)[rank - 1:rank].first()
 
 
 # --- volume and MLLM call rate ------------------------------------------------------------------
@@ -149,22 +150,32 @@ class VolumeBucket:
     config_versions: str  # every configuration version that routed here, e.g. "3 4"
 
 
-def volume(policy: Policy, window: Window) -> list[VolumeBucket]:
-    unit = window.bucket
-    uploads = {
-        row["bucket"]: row for row in
-        Video.objects.filter(window.filter("created_at"), policy=policy)
-        .annotate(bucket=TRUNC[unit]("created_at")).values("bucket")
-        .annotate(uploaded=Count("id"),
-                  **{decision: Count("id", filter=Q(decision=decision)) for decision in Video.Decision.values})
-    }
+def volume_rows(policy: Policy, unit: str, window: Window) -> list[dict]:
+    """Counts per bucket (the `bucket` key) of the videos uploaded in the window, by decision
+    (`kind` "uploads"), and of its routing decisions, by configuration (`kind` "routing")."""
+    uploads = (Video.objects.filter(window.filter("created_at"), policy=policy)
+               .annotate(bucket=TRUNC[unit]("created_at")).values("bucket")
+               .annotate(uploaded=Count("id"),
+                         **{decision: Count("id", filter=Q(decision=decision)) for decision in Video.Decision.values}))
+    # By the configuration's policy: joining the small configuration table, not every video.
+    routing = (RoutingDecision.objects.filter(window.filter("created_at"), cascade_config__policy=policy)
+               .annotate(bucket=TRUNC[unit]("created_at"))
+               .values("bucket", "cascade_config__version", "cascade_config__mllm_budget")
+               .annotate(scored=Count("id"), routed=Count("id", filter=Q(routed_to_mllm=True))))
+    return [{"kind": "uploads", **row} for row in uploads] + [{"kind": "routing", **row} for row in routing]
+
+
+def volume_from_rows(window: Window, unit: str, rows: list[dict]) -> list[VolumeBucket]:
+    uploads = {row["bucket"]: row for row in rows if row["kind"] == "uploads"}
     routing = defaultdict(list)
-    for row in (RoutingDecision.objects.filter(window.filter("created_at"), video__policy=policy)
-                .annotate(bucket=TRUNC[unit]("created_at"))
-                .values("bucket", "cascade_config__version", "cascade_config__mllm_budget")
-                .annotate(scored=Count("id"), routed=Count("id", filter=Q(routed_to_mllm=True)))):
-        routing[row["bucket"]].append(row)
+    for row in rows:
+        if row["kind"] == "routing":
+            routing[row["bucket"]].append(row)
     return [_volume_bucket(start, uploads.get(start, {}), routing.get(start, [])) for start in window.starts(unit)]
+
+
+def volume(policy: Policy, window: Window) -> list[VolumeBucket]:
+    return volume_from_rows(window, window.bucket, volume_rows(policy, window.bucket, window))
 
 
 def _volume_bucket(start: datetime, uploads: dict, configs: list[dict]) -> VolumeBucket:
@@ -314,10 +325,13 @@ def reviewer_days(policy: Policy, window: Window) -> list[ReviewerDay]:
     return [ReviewerDay(row["day"], row["reviewer__username"], row["reviews"]) for row in rows]
 
 
-def agreement_by_stage(policy: Policy, window: Window) -> list[Agreement]:
-    rows = {row["model_decided_by"]: row for row in
-            _reviews(policy, window).values("model_decided_by")
-            .annotate(reviews=Count("id"), agreeing=Count("id", filter=Q(disagrees_with_model=False)))}
+def agreement_rows(policy: Policy, window: Window) -> list[dict]:
+    return list(_reviews(policy, window).values("model_decided_by")
+                .annotate(reviews=Count("id"), agreeing=Count("id", filter=Q(disagrees_with_model=False))))
+
+
+def agreement_from_rows(rows: list[dict]) -> list[Agreement]:
+    rows = {row["model_decided_by"]: row for row in rows}
     stages = list(Prediction.Stage.values) + sorted(set(rows) - set(Prediction.Stage.values))
     return [Agreement(stage=stage or "human", reviews=rows[stage]["reviews"], agreeing=rows[stage]["agreeing"],
                       share=_ratio(rows[stage]["agreeing"], rows[stage]["reviews"]))
@@ -347,6 +361,10 @@ def reviewer_agreement(policy: Policy, window: Window) -> ReviewerAgreement:
     corrections = _reviews(policy, window).filter(task__reason=ReviewTask.Reason.CORRECTION).count()
     return ReviewerAgreement(len(pairs), same_label, same_verdict, _ratio(same_label, len(pairs)),
                              _ratio(same_verdict, len(pairs)), corrections)
+
+
+def agreement_by_stage(policy: Policy, window: Window) -> list[Agreement]:
+    return agreement_from_rows(agreement_rows(policy, window))
 
 
 # --- confusion and audit ------------------------------------------------------------------------
@@ -382,8 +400,15 @@ class Confusion:
         return max((cell.count for cell in self.cells), default=0)
 
 
+def confusion_rows(policy: Policy, window: Window) -> list[dict]:
+    return list(_reviews(policy, window).values("label", "model_label").annotate(count=Count("id")))
+
+
 def confusion(policy: Policy, window: Window) -> Confusion:
-    rows = list(_reviews(policy, window).values("label", "model_label").annotate(count=Count("id")))
+    return confusion_from_rows(policy, confusion_rows(policy, window))
+
+
+def confusion_from_rows(policy: Policy, rows: list[dict]) -> Confusion:
     seen = {row["label"] for row in rows} | {row["model_label"] for row in rows}
     labels = list(policy.labels) + sorted(seen - set(policy.labels))  # a label since retired stays visible
     cells = [ConfusionCell(row["label"], row["model_label"], row["count"]) for row in rows]
@@ -419,17 +444,24 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     return max(0.0, min(p, centre - half_width)), min(1.0, max(p, centre + half_width))
 
 
-def audit_estimates(policy: Policy, window: Window) -> list[AuditEstimate]:
+def audit_rows(policy: Policy, window: Window) -> list[dict]:
+    return list(_reviews(policy, window).filter(task__reason=ReviewTask.Reason.AUDIT).values("video__decision")
+                .annotate(audited=Count("id"), errors=Count("id", filter=Q(disagrees_with_model=True))))
+
+
+def audit_from_rows(rows: list[dict]) -> list[AuditEstimate]:
     """Per automatic band: how often the audited decisions were wrong, from reviews in the window."""
-    rows = {row["video__decision"]: row for row in
-            _reviews(policy, window).filter(task__reason=ReviewTask.Reason.AUDIT).values("video__decision")
-            .annotate(audited=Count("id"), errors=Count("id", filter=Q(disagrees_with_model=True)))}
+    rows = {row["video__decision"]: row for row in rows}
     estimates = []
     for band in (Video.Decision.AUTO_ALLOW, Video.Decision.AUTO_ACTION):
         audited, errors = rows.get(band, {}).get("audited", 0), rows.get(band, {}).get("errors", 0)
         low, high = wilson_interval(errors, audited)
         estimates.append(AuditEstimate(band.value, audited, errors, _ratio(errors, audited), low, high))
     return estimates
+
+
+def audit_estimates(policy: Policy, window: Window) -> list[AuditEstimate]:
+    return audit_from_rows(audit_rows(policy, window))
 
 
 # --- model quality on reviewer labels -----------------------------------------------------------
@@ -508,7 +540,7 @@ def quality_over_time(policy: Policy, window: Window, labeled: list[LabeledVideo
     by_bucket = defaultdict(list)
     for video in labeled:
         if video.deciding is not None:
-            by_bucket[_floor(video.reviewed_at, unit)].append(video)
+            by_bucket[floor_to(video.reviewed_at, unit)].append(video)
     return [_quality_bucket(start, by_bucket.get(start, []), space) for start in window.starts(unit)]
 
 
@@ -679,6 +711,8 @@ class Dashboard:
     confusion: Confusion
     audit: list[AuditEstimate]
     retraining: list[GateResult]
+    # When quality and the budget trade-off were computed, if not on this load (dashboard_cache).
+    analysed_at: datetime | None = None
 
     @property
     def uploaded(self) -> int:

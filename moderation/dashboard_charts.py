@@ -255,16 +255,21 @@ def retraining_chart(gates: list[GateResult]) -> str:
     return _draw("retraining", "Gold-set F1 of the active and the candidate model in each training run", paint)
 
 
-def render_all(data: Dashboard) -> dict[str, str]:
+def chart_inputs(data: Dashboard) -> dict:
+    """Each chart on the page: name -> (the function that draws it, its arguments)."""
     budget = data.config.mllm_budget if data.config else None
     return {
-        "volume": volume_chart(data.volume, data.window),
-        "call_rate": call_rate_chart(data.volume, data.window, budget),
-        "queue": queue_chart(data.queue_over_time, data.window),
-        "throughput": throughput_chart(data.reviewers),
-        "quality": quality_chart(data.quality, data.window),
-        "entropy": entropy_chart(data.entropy),
-        "tradeoff": tradeoff_chart(data.tradeoff, budget),
-        "audit": audit_chart(data.audit),
-        "retraining": retraining_chart(data.retraining),
+        "volume": (volume_chart, (data.volume, data.window)),
+        "call_rate": (call_rate_chart, (data.volume, data.window, budget)),
+        "queue": (queue_chart, (data.queue_over_time, data.window)),
+        "throughput": (throughput_chart, (data.reviewers,)),
+        "quality": (quality_chart, (data.quality, data.window)),
+        "entropy": (entropy_chart, (data.entropy,)),
+        "tradeoff": (tradeoff_chart, (data.tradeoff, budget)),
+        "audit": (audit_chart, (data.audit,)),
+        "retraining": (retraining_chart, (data.retraining,)),
     }
+
+
+def render_all(data: Dashboard) -> dict[str, str]:
+    return {name: draw(*args) for name, (draw, args) in chart_inputs(data).items()}

@@ -14,7 +14,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from . import dashboard, dashboard_charts, roles
+from . import dashboard, dashboard_cache, roles
 from .models import Policy
 
 
@@ -45,9 +45,9 @@ def dashboard_page(request):
     _require_lead(request.user)
     selection = DashboardFilter(request.GET)
     policy, window = selection.selection()
-    data = dashboard.build(policy, window)
+    data = dashboard_cache.build(policy, window)
     return render(request, "moderation/dashboard.html", {
-        "filter": selection, "data": data, "charts": dashboard_charts.render_all(data),
+        "filter": selection, "data": data, "charts": dashboard_cache.charts(data),
         "tables": dashboard.TABLES, "query": f"policy={policy.slug}&days={round(window.days)}",
     })
 

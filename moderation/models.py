@@ -133,7 +133,8 @@ class VideoEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        indexes = [models.Index(fields=["video", "at"])]
+        # by time: /metrics reads the step seconds of the recent events
+        indexes = [models.Index(fields=["video", "at"]), models.Index(fields=["-at"], name="video_event_recent")]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -350,6 +351,10 @@ class RoutingDecision(models.Model):
     routed_to_mllm = models.BooleanField()
     forced_route = models.CharField(max_length=16, blank=True, help_text="Set when an operator forced a stage.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # by time: the dashboard's call rate per bucket and /metrics' recent call rate
+        indexes = [models.Index(fields=["created_at"], name="routing_decision_created")]
 
 
 class ReviewTask(models.Model):

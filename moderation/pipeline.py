@@ -22,6 +22,7 @@ from inference.media import MediaLimits
 from inference.ocr import OcrConfig, OcrReader
 from inference.sandbox import decode_isolated
 from inference.types import DecodedMedia, MediaError, VideoFeatures
+from inference.whisper_import import BASE, TINY_EN, ensure_checkpoint
 
 from . import evidence
 from .actions.enqueue import send_task
@@ -42,9 +43,16 @@ def media_limits() -> MediaLimits:
     )
 
 
+def ensure_whisper_checkpoints() -> list[str]:
+    """Convert the packaged Whisper models into the checkpoints the settings name: base for the
+    transcriber, tiny.en for stage 2's audio tower (a valid file already there is kept)."""
+    return [str(ensure_checkpoint(settings.COEFVQ_ASR_CHECKPOINT, BASE)),
+            str(ensure_checkpoint(settings.COEFVQ_WHISPER_CHECKPOINT, TINY_EN))]
+
+
 @cache
 def transcriber() -> SpeechTranscriber:
-    return SpeechTranscriber(TranscriberConfig(checkpoint_path=str(settings.COEFVQ_WHISPER_CHECKPOINT)))
+    return SpeechTranscriber(TranscriberConfig(checkpoint_path=str(settings.COEFVQ_ASR_CHECKPOINT)))
 
 
 @cache

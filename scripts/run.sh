@@ -45,7 +45,18 @@ OMP_NUM_THREADS=1 .venv/bin/celery -A coefvq_site worker -Q cpu -n "cpu@%h" --co
 OMP_NUM_THREADS="$GPU_THREADS" .venv/bin/celery -A coefvq_site worker -Q gpu -n "gpu@%h" --concurrency 1 -l info \
   >>"$LOG/worker-gpu.log" 2>&1 & pids+=($!)
 .venv/bin/celery -A coefvq_site beat -l info --pidfile= >>"$LOG/beat.log" 2>&1 & pids+=($!)
-.venv/bin/daphne -b "$HOST" -p "$PORT" coefvq_site.asgi:application >>"$LOG/web.log" 2>&1 & pids+=($!)
+# The web server: uvicorn with one process per core (at most 8; COEFVQ_WEB_WORKERS), restarted by
+# uvicorn if one dies. A queue page's WebSocket hears claims made in any process through the Redis
+# channel layer; without REDIS_URL the in-process layer reaches only its own process (and SQLite
+# takes one writer at a time), so the embedded default runs one. Several processes add up their
+# request metrics in PROMETHEUS_MULTIPROC_DIR for /metrics.
+if [ -n "${REDIS_URL:-}" ]; then default_web=$(( CORES < 8 ? CORES : 8 )); else default_web=1; fi
+WEB_WORKERS="${COEFVQ_WEB_WORKERS:-$default_web}"
+METRICS_DIR="$VAR/prometheus"
+rm -rf "$METRICS_DIR" && mkdir -p "$METRICS_DIR"
+PROMETHEUS_MULTIPROC_DIR="$(cd "$METRICS_DIR" && pwd)" .venv/bin/uvicorn coefvq_site.asgi:application \
+  --host "$HOST" --port "$PORT" --workers "$WEB_WORKERS" --lifespan off \
+  >>"$LOG/web.log" 2>&1 & pids+=($!)
 
 # Something to look at: the benchmark's held-out test videos, processed by the worker (the same
 # bytes are recognised on later runs and not processed twice).
@@ -56,7 +67,7 @@ demo="$DEMO_BENCH/demo.jsonl"
 $PY manage.py retrain --benchmark "$DEMO_BENCH" --if-none-yet
 
 echo
-echo "Workers: cpu x$CPU_WORKERS (one torch thread each), gpu x1 ($GPU_THREADS torch threads)"
+echo "Web: $WEB_WORKERS processes; workers: cpu x$CPU_WORKERS (one torch thread each), gpu x1 ($GPU_THREADS torch threads)"
 echo "COEF-VQ is running at http://$HOST:$PORT/  (logs in $LOG/, Ctrl-C stops everything)"
 # Stop everything as soon as any one process dies, so a half-running product never looks healthy.
 wait -n "${pids[@]}"

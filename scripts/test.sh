@@ -29,8 +29,10 @@ export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@$PGHOST:5432/coefv
 export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/14}"
 export COEFVQ_VAR_DIR="${COEFVQ_TEST_VAR_DIR:-$PWD/var/test}"
 mkdir -p "$COEFVQ_VAR_DIR"
-# The Whisper checkpoint is converted once and shared with the product's own var/.
+# The Whisper checkpoint is converted once and shared with the product's own var/. Tests transcribe
+# with tiny.en (fast); test_whisper_import.py converts and runs the product's default, base.
 export COEFVQ_WHISPER_CHECKPOINT="${COEFVQ_WHISPER_CHECKPOINT:-$PWD/var/models/whisper-tiny.en.pt}"
+export COEFVQ_ASR_CHECKPOINT="${COEFVQ_ASR_CHECKPOINT:-$COEFVQ_WHISPER_CHECKPOINT}"
 .venv/bin/python -m inference.whisper_import "$COEFVQ_WHISPER_CHECKPOINT" >/dev/null
 
 exec .venv/bin/python -m pytest "$@"

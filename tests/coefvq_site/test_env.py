@@ -1,7 +1,9 @@
+import ipaddress
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from coefvq_site.env import env_bool, env_float, env_int, env_list, env_str
+from coefvq_site.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
 
 def test_unset_variables_take_the_default(monkeypatch):
@@ -38,3 +40,11 @@ def test_values_parse(monkeypatch):
     assert env_bool("COEFVQ_X", False) is True
     monkeypatch.setenv("COEFVQ_X", "a, b,,c")
     assert env_list("COEFVQ_X", []) == ["a", "b", "c"]
+
+
+def test_networks_parse_and_a_bad_one_names_the_variable(monkeypatch):
+    monkeypatch.setenv("COEFVQ_X", "10.0.0.0/8, ::1")
+    assert ipaddress.ip_address("10.2.3.4") in env_networks("COEFVQ_X", [])[0]
+    monkeypatch.setenv("COEFVQ_X", "10.0.0.0/8,prometheus.local")
+    with pytest.raises(ImproperlyConfigured, match="COEFVQ_X: 'prometheus.local' is not an IP"):
+        env_networks("COEFVQ_X", [])

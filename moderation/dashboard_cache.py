@@ -1,0 +1,165 @@
+"""The dashboard page without its slow parts on every load, kept in the shared cache.
+
+Measured (bench/dashboard.py, bench/results/dashboard/): the counting queries take tens of
+milliseconds even at 100,000 videos; the seconds go to CPU work that does not depend on the
+database's size: replaying the cascade at each budget and scoring each quality bucket
+(scikit-learn metrics over the reviewed videos), and drawing nine SVG charts with matplotlib. So:
+
+- The queue now and over time, reviewer throughput (a median, which does not add up over days),
+  the entropy histogram and the training gates are read live on every load.
+- Counts over days (volume and the MLLM call rate per day, agreement by stage, the confusion
+  matrix, the audit estimates) are daily aggregates: each whole day of the window that ended more
+  than COEFVQ_DASHBOARD_LIVE_H hours ago is counted once and kept for that long (reviews and routing
+  decisions never change once written; a video decided late shows in its upload day's counts
+  within COEFVQ_DASHBOARD_LIVE_H); the window's first, partial day and its last hours are counted
+  live on every load.
+- Quality over time and the budget trade-off, computed from the reviewed videos, are kept per
+  policy and window and recomputed when a review landed in the window since, at most every
+  COEFVQ_DASHBOARD_REFRESH_S; the page says when they were computed.
+- A chart is drawn once per distinct content: its SVG is kept under a hash of the numbers it shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from . import dashboard, dashboard_charts
+from .models import Policy, Review
+from .throttling import CACHE_UNREACHABLE
+
+CHART_TTL_S = 24 * 3600
+
+
+@dataclass
+class Analyses:
+    version: tuple  # the reviews they were computed from: (latest id, count) in the window
+    computed_at: datetime
+    quality: list[dashboard.QualityBucket]
+    tradeoff: dashboard.Tradeoff
+
+
+def _reviews_version(policy: Policy, window: dashboard.Window) -> tuple:
+    seen = (Review.objects.filter(window.filter("created_at"), video__policy=policy)
+            .aggregate(latest=Max("id"), n=Count("id")))
+    return seen["latest"], seen["n"]
+
+
+def _analyses(policy: Policy, window: dashboard.Window) -> Analyses:
+    key = f"dashboard:analyses:{policy.pk}:{round(window.days, 3)}"
+    version = _reviews_version(policy, window)
+    kept = _cache_call(cache.get, key)
+    now = timezone.now()
+    if kept is not None and (kept.version == version
+                             or (now - kept.computed_at).total_seconds() < settings.COEFVQ_DASHBOARD_REFRESH_S):
+        return kept
+    labeled = dashboard.labeled_videos(policy, window)
+    fresh = Analyses(version, now, dashboard.quality_over_time(policy, window, labeled),
+                     dashboard.budget_tradeoff(policy, labeled))
+    _cache_call(cache.set, key, fresh, timeout=max(settings.COEFVQ_DASHBOARD_REFRESH_S, 60) * 10)
+    return fresh
+
+
+def _cache_call(operation, *args, **kwargs):
+    """The cache down (Redis restarting) only makes the page slower: everything is computed."""
+    try:
+        return operation(*args, **kwargs)
+    except CACHE_UNREACHABLE:
+        return None
+
+
+def _daily_rows(policy: Policy, window: dashboard.Window, name: str, rows_for) -> list[dict]:
+    """`rows_for(window)` over `window`: its whole days that ended before the live hours from the
+    daily aggregates (counted now if missing or older than COEFVQ_DASHBOARD_LIVE_H), the rest
+    counted live. One cache entry per table and policy holds its days (a file cache culls once it
+    holds 300 entries, fewer than a few tables of 90 days)."""
+    day = timedelta(days=1)
+    first_whole = dashboard.floor_to(window.start, "day")
+    first_whole += day if first_whole < window.start else timedelta(0)
+    live_from = dashboard.floor_to(window.end - timedelta(hours=settings.COEFVQ_DASHBOARD_LIVE_H), "day")
+    if live_from <= first_whole:
+        return rows_for(window)
+    rows = rows_for(dashboard.Window(window.start, first_whole)) + rows_for(dashboard.Window(live_from, window.end))
+    key = f"dashboard:days:{name}:{policy.pk}"
+    now = time.time()
+    keep_s = settings.COEFVQ_DASHBOARD_LIVE_H * 3600
+    days = {start: counted for start, counted in (_cache_call(cache.get, key) or {}).items()
+            if now - counted[0] < keep_s}  # day start -> (when counted, rows)
+    missing = False
+    for start in (first_whole + i * day for i in range(round((live_from - first_whole) / day))):
+        if start not in days:
+            days[start], missing = (now, rows_for(dashboard.Window(start, start + day))), True
+        rows += days[start][1]
+    if missing:
+        _cache_call(cache.set, key, days, timeout=round(keep_s) or 1)
+    return rows
+
+
+def _summed(rows: list[dict], counts: tuple[str, ...]) -> list[dict]:
+    """Rows with the same keys (every field but `counts`) added up: one row per key, as one query
+    over the whole window would have counted."""
+    total: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(sorted((field, value) for field, value in row.items() if field not in counts))
+        into = total.setdefault(key, {**row, **{field: 0 for field in counts}})
+        for field in counts:
+            into[field] += row[field]
+    return list(total.values())
+
+
+def volume(policy: Policy, window: dashboard.Window) -> list[dashboard.VolumeBucket]:
+    if window.bucket != "day":
+        return dashboard.volume(policy, window)
+    rows = _daily_rows(policy, window, "volume", lambda part: dashboard.volume_rows(policy, "day", part))
+    return dashboard.volume_from_rows(window, "day", rows)
+
+
+def build(policy: Policy, window: dashboard.Window) -> dashboard.Dashboard:
+    """`dashboard.build`, from the daily aggregates and the cache where they are current."""
+    config = dashboard.active_config(policy)
+    analyses = _analyses(policy, window)
+
+    def daily(name, rows_for, counts):
+        return _summed(_daily_rows(policy, window, name, lambda part: rows_for(policy, part)), counts)
+
+    return dashboard.Dashboard(
+        policy=policy, window=window, config=config, volume=volume(policy, window),
+        queue=dashboard.queue_now(policy, window), queue_over_time=dashboard.queue_over_time(policy, window),
+        reviewers=dashboard.reviewer_throughput(policy, window),
+        agreement=dashboard.agreement_from_rows(daily("agreement", dashboard.agreement_rows, ("reviews", "agreeing"))),
+        reviewer_agreement=dashboard.reviewer_agreement(policy, window),  # second reviews are few: counted live
+        quality=analyses.quality, entropy=dashboard.entropy_histogram(policy, window, config),
+        tradeoff=analyses.tradeoff,
+        confusion=dashboard.confusion_from_rows(policy, daily("confusion", dashboard.confusion_rows, ("count",))),
+        audit=dashboard.audit_from_rows(daily("audit", dashboard.audit_rows, ("audited", "errors"))),
+        retraining=dashboard.gate_results(policy), analysed_at=analyses.computed_at,
+    )
+
+
+def _shown(window: dashboard.Window) -> dashboard.Window:
+    """A window's ends move with every load; a time axis of days shows them to the hour, one of
+    hours to the minute."""
+    cut = {"second": 0, "microsecond": 0, **({"minute": 0} if window.bucket == "day" else {})}
+    return replace(window, start=window.start.replace(**cut), end=window.end.replace(**cut))
+
+
+def _chart_key(name: str, args: tuple) -> str:
+    shown = tuple(_shown(arg) if isinstance(arg, dashboard.Window) else arg for arg in args)
+    return f"dashboard:chart:{name}:{hashlib.sha256(repr(shown).encode()).hexdigest()}"
+
+
+def charts(data: dashboard.Dashboard) -> dict[str, str]:
+    inputs = dashboard_charts.chart_inputs(data)
+    keys = {name: _chart_key(name, args) for name, (_, args) in inputs.items()}
+    kept = _cache_call(cache.get_many, list(keys.values())) or {}
+    drawn = {name: kept.get(keys[name]) or draw(*args) for name, (draw, args) in inputs.items()}
+    _cache_call(cache.set_many, {keys[name]: svg for name, svg in drawn.items() if keys[name] not in kept},
+                timeout=CHART_TTL_S)
+    return drawn
