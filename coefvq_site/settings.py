@@ -253,6 +253,10 @@ COEFVQ_STAGE2_DEVICE = env_device("COEFVQ_STAGE2_DEVICE", "auto")
 # Epochs of LoRA fine-tuning from the active MLLM per run: the new labels are few next to what
 # it already learned, and more passes over them only overfit.
 COEFVQ_RETRAIN_MLLM_EPOCHS = env_int("COEFVQ_RETRAIN_MLLM_EPOCHS", 1, minimum=1)
+# The gate compares models on at least this many gold videos: below it, the paired interval of
+# the F1 difference is too wide for any margin to mean something (with 40, one flip moves F1 by
+# about 0.025).
+COEFVQ_RETRAIN_MIN_GOLD = env_int("COEFVQ_RETRAIN_MIN_GOLD", 50, minimum=2)
 # Recent videos a promoted baseline re-scores to calibrate the MLLM budget's threshold.
 COEFVQ_RETRAIN_CALIBRATION_VIDEOS = env_int("COEFVQ_RETRAIN_CALIBRATION_VIDEOS", 300, minimum=1)
 # A run silent this long (no progress step) lost its worker and may be started over; longer

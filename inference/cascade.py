@@ -132,11 +132,23 @@ class DecisionBands:
         return HUMAN_REVIEW
 
 
-def violation_probability(probs, label_names: tuple[str, ...] = LABELS) -> float | np.ndarray:
-    """1 - p_ok for one distribution (K,) or each row of (N, K)."""
+def violation_probability(probs, label_names: tuple[str, ...] = LABELS,
+                          violating: tuple[str, ...] | None = None) -> float | np.ndarray:
+    """P(violation) for one distribution (K,) or each row of (N, K): the probability of the
+    `violating` labels together, or 1 - p_ok when they are not given."""
     p = np.asarray(probs, dtype=np.float64)
-    p_violation = 1.0 - p[..., label_names.index("ok")]
+    if violating is None:
+        p_violation = 1.0 - p[..., label_names.index("ok")]
+    else:
+        p_violation = p[..., [label_names.index(label) for label in violating]].sum(axis=-1)
     return float(p_violation) if p.ndim == 1 else p_violation
+
+
+def flagged(p_violation, bands: DecisionBands) -> np.ndarray:
+    """The product's decision rule as a yes/no: True where a video is not allowed automatically
+    (actioned, or held for a reviewer), for each P(violation) of (N,)."""
+    p = np.asarray(p_violation, dtype=np.float64)
+    return np.array([bands.decide(float(value)) != AUTO_ALLOW for value in p.ravel()], dtype=bool).reshape(p.shape)
 
 
 def audit_sample(video_key: str, rate: float, salt: str) -> bool:

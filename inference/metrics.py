@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -20,6 +21,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from inference.cascade import AUTO_ACTION, AUTO_ALLOW, HUMAN_REVIEW, DecisionBands, flagged
 from inference.policy import KINDS, LABELS
 
 RECALL_AT_PRECISION_TARGETS: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9)
@@ -72,6 +74,68 @@ def binary_report(y_true_labels, probs, label_names: tuple[str, ...] = LABELS) -
         warnings.simplefilter("ignore")  # sklearn warns on all-negative y; we return None instead
         report["average_precision"] = float(average_precision_score(y_bin, p_violation)) if has_pos else None
     return report
+
+
+def band_report(y_violating, p_violation, bands: DecisionBands) -> dict:
+    """Violation-vs-ok metrics of the product's decision rule, not the argmax.
+
+    The bands put a video in one of three places: allowed, actioned, or held for a reviewer. A
+    violation is caught when it is not allowed (a reviewer then sees it), so precision, recall
+    and f1 count a video as flagged when it is actioned or held; `wrongly_allowed` and
+    `wrongly_actioned` are the automatic decisions a reviewer would overturn, `to_review` the
+    reviewers' share of the work. R@P and average precision are the threshold-free curve of
+    p_violation, as in `binary_report`.
+    """
+    y = np.asarray(y_violating, dtype=bool)  # (N,)
+    p = np.asarray(p_violation, dtype=np.float64)  # (N,)
+    if p.shape != y.shape:
+        raise ValueError(f"{len(y)} labels for {p.shape} probabilities")
+    decisions = np.array([bands.decide(float(value)) for value in p], dtype=object)  # (N,)
+    flags = flagged(p, bands)  # (N,)
+    has_pos = bool(y.any())
+    report = {
+        "n": int(len(y)),
+        "n_positive": int(y.sum()),
+        "precision": float(precision_score(y, flags, zero_division=0)),
+        "recall": float(recall_score(y, flags, zero_division=0)) if has_pos else None,
+        "f1": float(f1_score(y, flags, zero_division=0)),
+        "wrongly_allowed": int((y & (decisions == AUTO_ALLOW)).sum()),
+        "wrongly_actioned": int((~y & (decisions == AUTO_ACTION)).sum()),
+        "to_review": int((decisions == HUMAN_REVIEW).sum()),
+    }
+    for target in RECALL_AT_PRECISION_TARGETS:
+        report[f"R@P{round(target * 100)}"] = recall_at_precision(y, p, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report["average_precision"] = float(average_precision_score(y, p)) if has_pos else None
+    return report
+
+
+def _f1_along(y: np.ndarray, flags: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Binary F1 of boolean flags against boolean truth along `axis` (0 where nothing is positive)."""
+    tp = np.sum(y & flags, axis=axis)
+    wrong = np.sum(y ^ flags, axis=axis)  # false positives + false negatives
+    return np.divide(2 * tp, 2 * tp + wrong, out=np.zeros(np.shape(tp), dtype=np.float64), where=(2 * tp + wrong) > 0)
+
+
+def paired_f1_difference(y_violating, active_flags, candidate_flags, *, confidence: float = 0.95,
+                         resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """(F1 of the candidate minus F1 of the active decisions, a one-sided lower confidence bound
+    on that difference). Both decided the same videos, so the videos are resampled together (a
+    paired bootstrap): what one flip of one video does to F1 is part of the interval, and a
+    lucky gold set cannot pass for an improvement."""
+    y = np.asarray(y_violating, dtype=bool)  # (N,)
+    a = np.asarray(active_flags, dtype=bool)  # (N,)
+    b = np.asarray(candidate_flags, dtype=bool)  # (N,)
+    if not len(y) == len(a) == len(b) or len(y) < 2:
+        raise ValueError(f"need two or more videos decided by both models, got {len(y)}, {len(a)}, {len(b)}")
+    difference = float(_f1_along(y, b) - _f1_along(y, a))
+    if np.array_equal(a, b):
+        return difference, difference  # the same decisions everywhere: nothing to resample
+    result = bootstrap((y, a, b), lambda y, a, b, axis: _f1_along(y, b, axis) - _f1_along(y, a, axis),
+                       paired=True, vectorized=True, n_resamples=resamples, confidence_level=confidence,
+                       alternative="greater", method="percentile", rng=np.random.default_rng(seed))
+    return difference, float(result.confidence_interval.low)
 
 
 def macro_f1(y_true, y_pred, labels: tuple[str, ...] = LABELS) -> float:

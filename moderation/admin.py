@@ -15,8 +15,8 @@ from django.utils.html import format_html, format_html_join
 
 from . import roles, whatif
 from .actions.audit import record_audit
-from .actions.model_registry import (CONFIG_SETTINGS, DEFAULT_MLLM_BUDGET, check_cascade_settings, config_changes,
-                                      do_activate_models, do_change_cascade_config, do_roll_back_model)
+from .actions.model_registry import (CONFIG_SETTINGS, DEFAULT_MLLM_BUDGET, check_cascade_settings, check_labels_known,
+                                     config_changes, do_activate_models, do_change_cascade_config, do_roll_back_model)
 from .actions.validation import ActionError
 from .models import (AuditEntry, CascadeConfig, MediaFacts, ModelVersion, OcrLine, Policy, Prediction, Review, ReviewTask,
                      RoutingDecision, TrainingRun, TranscriptSegment, Video, VideoEvent)
@@ -57,6 +57,11 @@ class PolicyForm(forms.ModelForm):
             raise forms.ValidationError({"severity": "Map violating labels to weights between 0 and 1."})
         if self.instance.pk and self.instance.videos.exists() and set(self.instance.labels) - set(labels):
             raise forms.ValidationError({"labels": "Videos already use this policy: labels can be added, not removed."})
+        if self.instance.pk:
+            try:
+                check_labels_known(self.instance, [label for label in labels if label not in self.instance.labels])
+            except ActionError as error:
+                raise forms.ValidationError({"labels": error.message}) from None
         return data
 
 
@@ -111,7 +116,7 @@ class CascadeConfigForm(forms.ModelForm):
         return data
 
 
-def _candidate(data) -> whatif.Candidate:
+def _candidate(data, active: CascadeConfig | None) -> whatif.Candidate:
     """A what-if candidate from the form's raw values; ValueError for anything that is not a number."""
     def number(name, default=None):
         raw = (data.get(name) or "").strip()
@@ -122,13 +127,19 @@ def _candidate(data) -> whatif.Candidate:
             raise ValueError(name)
         return value
 
-    candidate = whatif.Candidate(
-        entropy_threshold=number("entropy_threshold"), mllm_budget=number("mllm_budget"),
-        allow_below=number("allow_below", 0.0), action_above=number("action_above", 1.0),
-        audit_rate=number("audit_rate", 0.0),
-    )
-    check_cascade_settings(**vars(candidate), promotion_margin=0.0, retrain_min_labels=1)
-    return candidate
+    values = dict(entropy_threshold=number("entropy_threshold"), mllm_budget=number("mllm_budget"),
+                  allow_below=number("allow_below", 0.0), action_above=number("action_above", 1.0),
+                  audit_rate=number("audit_rate", 0.0))
+    check_cascade_settings(**values, promotion_margin=0.0, retrain_min_labels=1)
+    # The form's baseline: blank is "no baseline"; left out, the active one's.
+    if "baseline_version" in data:
+        raw = (data.get("baseline_version") or "").strip()
+        if raw and not raw.isdigit():
+            raise ValueError("baseline_version")
+        baseline_version_id = int(raw) if raw else None
+    else:
+        baseline_version_id = active.baseline_version_id if active is not None else None
+    return whatif.Candidate(**values, baseline_version_id=baseline_version_id)
 
 
 @admin.register(CascadeConfig)
@@ -187,12 +198,12 @@ class CascadeConfigAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             return JsonResponse({"detail": "Only admins can change the cascade."}, status=403)
         policy = get_object_or_404(Policy, pk=request.GET.get("policy") or 0)
+        active = CascadeConfig.objects.filter(policy=policy, is_active=True).first()
         try:
-            candidate = _candidate(request.GET)
+            candidate = _candidate(request.GET, active)
         except (ValueError, ActionError) as error:
             message = error.message if isinstance(error, ActionError) else f"{error} is not a number."
             return JsonResponse({"detail": message}, status=400)
-        active = CascadeConfig.objects.filter(policy=policy, is_active=True).first()
         return JsonResponse({
             "candidate": whatif.project(policy, candidate).as_dict(),
             "active": whatif.project(policy, whatif.Candidate.of(active)).as_dict() if active else None,
@@ -342,14 +353,31 @@ class EventInline(admin.TabularInline):
         return False
 
 
+class HeldFilter(admin.SimpleListFilter):
+    """Videos waiting on a model or configuration problem (held_reason says which)."""
+
+    title = "held by a model or configuration problem"
+    parameter_name = "held"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Held"), ("no", "Not held")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(held_reason="")
+        if self.value() == "no":
+            return queryset.filter(held_reason="")
+        return queryset
+
+
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
     list_display = ["id", "original_filename", "policy", "state", "final_label", "decided_by", "decision", "source",
-                    "created_at"]
-    list_filter = ["state", "source", "policy", "final_label", "decided_by", "decision"]
+                    "created_at", "held_reason"]
+    list_filter = ["state", HeldFilter, "source", "policy", "final_label", "decided_by", "decision"]
     search_fields = ["original_filename", "title", "caption", "sha256"]
     readonly_fields = ["sha256", "size_bytes", "state", "state_changed_at", "attempts", "lease_expires_at",
-                       "error_code", "error_reason", "route", "final_label", "decided_by", "decision", "needs_review",
+                       "error_code", "error_reason", "held_reason", "route", "final_label", "decided_by", "decision", "needs_review",
                        "created_at", "updated_at"]
     inlines = [MediaFactsInline, TranscriptInline, OcrInline, EventInline]
     list_select_related = ["policy"]

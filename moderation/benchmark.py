@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from django.conf import settings
 
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached, load_manifest,
@@ -63,3 +65,32 @@ def finetune_data(source: dict) -> tuple[dict[str, list[tuple[dict, object]]], l
     splits = load_splits(manifest, extractor_for_training())
     rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
     return splits, text_only_split(GeneratorConfig(seed=source["seed"]), source["text_items"], rendered)
+
+
+# Beside each stage-2 model: the benchmarks (finetune_source dicts) it learned from, so that a
+# fine-tune on reviewer labels replays some of them, as a retrained baseline keeps its rows.
+REPLAY_FILE = "replay.json"
+
+
+def replay_sources(model_dir: Path) -> list[dict]:
+    path = Path(model_dir) / REPLAY_FILE
+    return json.loads(path.read_text())["benchmarks"] if path.is_file() else []
+
+
+def save_replay_sources(model_dir: Path, sources: list[dict]) -> None:
+    unique = list({json.dumps(source, sort_keys=True): source for source in sources}.values())
+    (Path(model_dir) / REPLAY_FILE).write_text(json.dumps({"benchmarks": unique}, indent=1))
+
+
+def replay_examples(sources: list[dict], n: int, seed: int) -> tuple[list[tuple[object, str]], list[str]]:
+    """(n examples drawn from what the benchmarks taught, seeded; sentences about benchmarks that
+    are gone). The training videos and text-only examples are drawn from, never the held-out ones."""
+    pool, missing = [], []
+    for source in sources:
+        if not (Path(source["dir"]) / "manifest.jsonl").is_file():
+            missing.append(f"The benchmark in {source['dir']} is gone, so none of it was replayed.")
+            continue
+        splits, text_only = finetune_data(source)
+        pool += [(features, row["label"]) for row, features in splits["train"] + text_only]
+    picked = np.random.default_rng(seed).choice(len(pool), size=min(n, len(pool)), replace=False)
+    return [pool[i] for i in sorted(picked)], missing

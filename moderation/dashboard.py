@@ -338,6 +338,31 @@ def agreement_from_rows(rows: list[dict]) -> list[Agreement]:
             for stage in stages if stage in rows]
 
 
+@dataclass
+class ReviewerAgreement:
+    """Second reviews a lead asked for, each against the review before it by someone else."""
+
+    pairs: int
+    same_label: int
+    same_verdict: int  # both violating, or both not, by the policy's labels
+    label_share: float | None
+    verdict_share: float | None
+    corrections: int  # reviews a lead corrected in the window
+
+
+def reviewer_agreement(policy: Policy, window: Window) -> ReviewerAgreement:
+    earlier = Review.objects.filter(video=OuterRef("video"), id__lt=OuterRef("id")).order_by("-id")
+    pairs = list(_reviews(policy, window).filter(task__reason=ReviewTask.Reason.SECOND_REVIEW)
+                 .annotate(earlier_label=Subquery(earlier.values("label")[:1]))
+                 .exclude(earlier_label=None).values_list("label", "earlier_label"))
+    violating = set(policy.violating_labels)
+    same_label = sum(label == before for label, before in pairs)
+    same_verdict = sum((label in violating) == (before in violating) for label, before in pairs)
+    corrections = _reviews(policy, window).filter(task__reason=ReviewTask.Reason.CORRECTION).count()
+    return ReviewerAgreement(len(pairs), same_label, same_verdict, _ratio(same_label, len(pairs)),
+                             _ratio(same_verdict, len(pairs)), corrections)
+
+
 def agreement_by_stage(policy: Policy, window: Window) -> list[Agreement]:
     return agreement_from_rows(agreement_rows(policy, window))
 
@@ -637,6 +662,13 @@ def _binary(report: dict, name: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _gated_f1(report: dict) -> float | None:
+    """The F1 the gate compared: of the decisions under the bands; runs from before the gate
+    scored decisions kept only the argmax's."""
+    value = (report or {}).get("decisions", {}).get("f1")
+    return float(value) if isinstance(value, (int, float)) else _binary(report, "f1")
+
+
 def gate_results(policy: Policy, window: Window | None = None, limit: int = RECENT_RUNS) -> list[GateResult]:
     """The latest finished training runs' gates, newest first, each model kind a row."""
     runs = (TrainingRun.objects.filter(policy=policy, status__in=TrainingRun.FINISHED)
@@ -652,7 +684,7 @@ def gate_results(policy: Policy, window: Window | None = None, limit: int = RECE
             gold, active = candidate.metrics.get("gold", {}), candidate.metrics.get("active_on_gold", {})
             rows.append(GateResult(
                 run=run.pk, finished_at=run.finished_at, status=run.status, kind=kind, version=candidate.version,
-                outcome=candidate.status, active_f1=_binary(active, "f1"), candidate_f1=_binary(gold, "f1"),
+                outcome=candidate.status, active_f1=_gated_f1(active), candidate_f1=_gated_f1(gold),
                 active_recall_at_p80=_binary(active, "R@P80"), candidate_recall_at_p80=_binary(gold, "R@P80"),
                 gold_videos=run.gold_examples, new_labels=run.new_labels,
             ))
@@ -672,6 +704,7 @@ class Dashboard:
     queue_over_time: list[QueueBucket]
     reviewers: list[ReviewerThroughput]
     agreement: list[Agreement]
+    reviewer_agreement: ReviewerAgreement
     quality: list[QualityBucket]
     entropy: EntropyHistogram
     tradeoff: Tradeoff
@@ -711,6 +744,7 @@ def build(policy: Policy, window: Window) -> Dashboard:
         volume=volume(policy, window),
         queue=queue_now(policy, window), queue_over_time=queue_over_time(policy, window),
         reviewers=reviewer_throughput(policy, window), agreement=agreement_by_stage(policy, window),
+        reviewer_agreement=reviewer_agreement(policy, window),
         quality=quality_over_time(policy, window, labeled), entropy=entropy_histogram(policy, window, config),
         tradeoff=budget_tradeoff(policy, labeled), confusion=confusion(policy, window),
         audit=audit_estimates(policy, window), retraining=gate_results(policy),
@@ -729,6 +763,7 @@ TABLES = {
     "reviewers": reviewer_throughput,
     "reviewer_days": reviewer_days,
     "agreement": agreement_by_stage,
+    "reviewer_agreement": lambda policy, window: [reviewer_agreement(policy, window)],
     "quality": lambda policy, window: quality_over_time(policy, window, labeled_videos(policy, window)),
     "entropy": lambda policy, window: entropy_histogram(policy, window, active_config(policy)).bins,
     "tradeoff": _tradeoff_rows,

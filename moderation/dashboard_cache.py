@@ -134,6 +134,7 @@ def build(policy: Policy, window: dashboard.Window) -> dashboard.Dashboard:
         queue=dashboard.queue_now(policy, window), queue_over_time=dashboard.queue_over_time(policy, window),
         reviewers=dashboard.reviewer_throughput(policy, window),
         agreement=dashboard.agreement_from_rows(daily("agreement", dashboard.agreement_rows, ("reviews", "agreeing"))),
+        reviewer_agreement=dashboard.reviewer_agreement(policy, window),  # second reviews are few: counted live
         quality=analyses.quality, entropy=dashboard.entropy_histogram(policy, window, config),
         tradeoff=analyses.tradeoff,
         confusion=dashboard.confusion_from_rows(policy, daily("confusion", dashboard.confusion_rows, ("count",))),

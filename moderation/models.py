@@ -3,6 +3,8 @@ messages only nudge the next step. State changes go through `moderation.actions`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -84,6 +86,9 @@ class Video(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_reason = models.TextField(blank=True, help_text="Why processing failed, in words a moderator understands.")
+    held_reason = models.TextField(
+        blank=True, help_text="Why a step cannot run now for a reason that is not the file's (a model or configuration "
+                              "problem): the video waits where it is and is tried again. For admins.")
 
     # Filled by the cascade.
     route = models.CharField(max_length=8, choices=Route.choices, default=Route.AUTO)
@@ -238,6 +243,28 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.version}"
 
+    @property
+    def folder(self) -> Path:
+        """The artifact's folder: `artifact_path`, under COEFVQ_MODEL_DIR when relative."""
+        path = Path(self.artifact_path)
+        return path if path.is_absolute() else Path(settings.COEFVQ_MODEL_DIR) / path
+
+    # Recent entropies of a baseline that a budget is turned into a threshold over.
+    BUDGET_WINDOW = 2000
+    # Until a baseline has scored this many videos, its reference entropies join its own: fewer would
+    # make the routed share jump with every few uploads.
+    MIN_OWN_ENTROPIES = 200
+
+    def routing_entropies(self) -> list[float]:
+        """What the router turns a budget into a threshold over: this baseline's own recent
+        entropies (another baseline's mean something else), joined by its reference entropies
+        until it has scored MIN_OWN_ENTROPIES videos."""
+        history = list(self.predictions.filter(stage=Prediction.Stage.BASELINE).order_by("-created_at")
+                       .values_list("entropy", flat=True)[:self.BUDGET_WINDOW])
+        if len(history) < self.MIN_OWN_ENTROPIES:
+            history += list(self.reference_entropies or [])
+        return history
+
 
 class CascadeConfig(models.Model):
     """One version of a policy's routing and decision settings. A change is a new row, so the
@@ -341,6 +368,8 @@ class ReviewTask(models.Model):
     class Reason(models.TextChoices):
         REVIEW_BAND = "review_band", "Model unsure (review band)"
         AUDIT = "audit", "Audit sample of an automatic decision"
+        SECOND_REVIEW = "second_review", "Reopened by a lead for a second review"
+        CORRECTION = "correction", "A lead's correction of a review"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -15,7 +15,7 @@ from functools import cache
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from inference.asr import SpeechTranscriber, TranscriberConfig
 from inference.media import MediaLimits
@@ -185,14 +185,18 @@ def enqueue_scoring(video_id: int) -> None:
     send_task("score_baseline", video_id, retried_by="the reconciler")
 
 
+# Configurations that can score: active, with a baseline. One row must satisfy both (a filter
+# across the relation would test them in separate rows: an old version's baseline would count).
+def scoring_configs():
+    return CascadeConfig.objects.filter(is_active=True, baseline_version__isnull=False)
+
+
 def has_cascade(policy_id: int) -> bool:
-    return CascadeConfig.objects.filter(policy_id=policy_id, is_active=True, baseline_version__isnull=False).exists()
+    return scoring_configs().filter(policy_id=policy_id).exists()
 
 
 # An extracted video whose policy has no active baseline rests there until one is deployed.
-WAITING_FOR_MODELS = Q(state=Video.State.EXTRACTED) & ~Q(
-    policy__cascade_configs__is_active=True, policy__cascade_configs__baseline_version__isnull=False
-)
+WAITING_FOR_MODELS = Q(state=Video.State.EXTRACTED) & ~Exists(scoring_configs().filter(policy_id=OuterRef("policy_id")))
 
 
 def settled_ids(video_ids) -> set[int]:

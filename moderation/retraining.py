@@ -1,17 +1,22 @@
 """Retraining from reviewer labels, and the gate that decides whether the new models go live.
 
     do_request_training_run -> [gpu queue] run_training:
-        each reviewed video's label (its latest review) -> gold set or training, by content hash
+        each reviewed video's label (its latest review) -> gold set or training, by group of
+            near-duplicates: the audit sample, and a content hash's fixed quarter
         -> its features: the stored transcript and on-screen text, a fresh decode
         -> baseline refit on the rows its predecessor learned from + the reviewed training videos
         -> MLLM: the active LoRA adapter (and head) fine-tuned on the reviewed training videos
-        -> active and new models on the gold set -> per model kind, promote or reject
+        -> active and new models decide the gold set with the configuration's bands
+           -> per model kind, promote only if the paired difference clears the margin
         -> a promoted baseline re-scores recent videos: the threshold that meets the MLLM budget
         -> one new cascade configuration version with the promoted models
 
-Gold videos never train anything: a hash of the video's content puts a fixed quarter of the
-reviewed videos there forever, so every run compares old and new models on videos neither saw.
-A run that fails anywhere changes nothing that is active, and its candidates end rejected.
+Gold videos never train anything. Re-encodes of one video (other bytes, the same pictures) are
+grouped by the perceptual hashes of their stored frames, and a group goes to the gold set whole,
+so a copy of a gold video never trains the candidate it judges. The audit sample (drawn
+without regard to the model's confidence) always goes to gold; the review band, which the
+incumbent chose, only by a fixed hash share. A run that fails anywhere changes nothing that is
+active, and its candidates end rejected.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -31,9 +36,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import imagehash
+from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
 from inference.baseline import BaselineClassifier, featurize_rows
-from inference.cascade import threshold_for_budget
-from inference.metrics import evaluation_report
+from inference.cascade import DecisionBands, flagged, shannon_entropy, threshold_for_budget, violation_probability
+from inference.metrics import band_report, evaluation_report, paired_f1_difference
 from inference.llm import CONFIG_FILE, LLM_LORA_LR, LLMConfig, stage2_config_from_dict, stage2_probabilities
 from inference.train_mllm import TrainConfig, TrainResult, train_mllm
 from inference.training_set import TrainingSet, load_training_set, save_training_set
@@ -44,7 +54,7 @@ from .actions.audit import record_audit
 from .actions.enqueue import send_task
 from .actions.model_registry import do_activate_models, do_register_model, do_set_reference_entropies
 from .actions.validation import ActionError
-from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, TrainingRun, Video
+from .models import CascadeConfig, ModelVersion, Policy, Prediction, Review, ReviewTask, TrainingRun, Video
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +65,17 @@ GOLD_SHARE, GOLD_SALT = 0.25, "coefvq-gold-v1"
 # Of the training videos, this share (also by hash) sets the baseline's temperature and picks the
 # MLLM's best epoch.
 VALIDATION_SHARE, VALIDATION_SALT = 0.2, "coefvq-validation-v1"
-# Below this, one gold video moves the F1 by more than any sensible promotion margin.
-MIN_GOLD_VIDEOS = 4
+# Two videos whose stored frames differ by at most this many of pHash's 64 bits (the median over
+# frames taken at the same points of the video) are copies of one video. Measured on rendered
+# clips: a re-encode to VP9, or to half size at a high CRF, differs by 2-8 bits; different clips,
+# even the same background with other on-screen text, by 12 or more.
+NEAR_DUPLICATE_BITS = 8
+# The gate's confidence that the candidate's F1 beats the active one's by the margin.
+GATE_CONFIDENCE = 0.95
+# Benchmark examples an MLLM fine-tune replays per reviewed video it learns from: a few dozen new
+# labels must not make it forget what the benchmark taught (the baseline keeps all its rows; the
+# MLLM's pass over all of them would cost as much as the first fine-tune every time).
+MLLM_REPLAY_PER_VIDEO = 1
 # Videos per LoRA step of the LLM classifier: each step also recomputes the prompt's prefix.
 LLM_BATCH_SIZE = 4
 
@@ -73,6 +92,59 @@ def is_gold(sha256: str) -> bool:
 
 def is_validation(sha256: str) -> bool:
     return _hash_share(sha256, VALIDATION_SALT) < VALIDATION_SHARE
+
+
+def frame_hashes(video: Video) -> np.ndarray:
+    """(F,) uint64: the perceptual hash (pHash) of each stored frame, in time order."""
+    hashes = []
+    for frame in sorted(video.frames.all(), key=lambda frame: frame.index):
+        with frame.image.open("rb") as stream, Image.open(stream) as image:
+            hashes.append(int(str(imagehash.phash(image)), 16))
+    return np.array(hashes, dtype=np.uint64)
+
+
+def near_duplicate_groups(sha256s: list[str], hashes: list[np.ndarray]) -> np.ndarray:
+    """(N,) group number per video: the same bytes, or frames within NEAR_DUPLICATE_BITS of each
+    other (median over the frames; only videos with as many stored frames are compared), and
+    whatever is linked through a chain of such pairs."""
+    n = len(sha256s)
+    rows, cols = [], []
+    first_of = {}
+    for i, sha256 in enumerate(sha256s):
+        rows.append(first_of.setdefault(sha256, i))
+        cols.append(i)
+    by_length: dict[int, list[int]] = {}
+    for i, video_hashes in enumerate(hashes):
+        if len(video_hashes):
+            by_length.setdefault(len(video_hashes), []).append(i)
+    for members in by_length.values():
+        stacked = np.stack([hashes[i] for i in members])  # (M, F)
+        for position, i in enumerate(members[:-1]):
+            bits = np.bitwise_count(stacked[position] ^ stacked[position + 1:])  # (M - position - 1, F)
+            close = np.flatnonzero(np.median(bits, axis=1) <= NEAR_DUPLICATE_BITS) + position + 1
+            rows.extend([i] * len(close))
+            cols.extend(members[j] for j in close)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def split_gold(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    """(gold, training). A group of near-duplicates is gold when any of its videos is an audit
+    sample or falls in the fixed hash share: a video once gold stays gold as copies of it arrive."""
+    groups = near_duplicate_groups([e.sha256 for e in examples], [e.frame_hashes for e in examples])
+    gold_groups = {group for e, group in zip(examples, groups) if e.audited or is_gold(e.sha256)}
+    gold = [e for e, group in zip(examples, groups) if group in gold_groups]
+    return gold, [e for e, group in zip(examples, groups) if group not in gold_groups]
+
+
+def split_validation(train: list[Example]) -> tuple[list[Example], list[Example]]:
+    """(fit, validation), keeping copies of one video on one side."""
+    groups = near_duplicate_groups([e.sha256 for e in train], [e.frame_hashes for e in train])
+    representative = {}
+    for e, group in zip(train, groups):
+        representative[group] = min(representative.get(group, e.sha256), e.sha256)
+    held = [is_validation(representative[group]) for group in groups]
+    return ([e for e, h in zip(train, held) if not h], [e for e, h in zip(train, held) if h])
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -212,28 +284,57 @@ class Example:
     sha256: str
     label: str
     features: VideoFeatures
+    audited: bool  # reviewed as an audit sample, drawn without regard to the model's confidence
+    frame_hashes: np.ndarray  # (F,) uint64, frame_hashes()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The active and the candidate model deciding the same held-out videos with the product's
+    rule (the configuration's bands: flagged = actioned or sent to a reviewer)."""
+
+    what: str  # "gold F1", "cascade F1 at the budget"
+    active_f1: float
+    candidate_f1: float
+    lower_bound: float  # of candidate - active, one-sided at GATE_CONFIDENCE (paired bootstrap)
+
+    def passes(self, margin: float) -> bool:
+        return self.lower_bound >= margin
+
+    def phrase(self) -> str:
+        return (f"{self.what} {self.candidate_f1:.3f} against {self.active_f1:.3f} for the active one "
+                f"({self.candidate_f1 - self.active_f1:+.3f}, {GATE_CONFIDENCE:.0%} lower bound {self.lower_bound:+.3f})")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate for one model kind: the candidate must beat the active one's gold F1 by the margin."""
+    """The gate for one model kind: with GATE_CONFIDENCE, the candidate beats the active one by
+    the margin on every comparison."""
 
     kind: str
-    active_f1: float
-    candidate_f1: float
+    comparisons: tuple[Comparison, ...]
     margin: float
 
     @property
     def promoted(self) -> bool:
-        return self.candidate_f1 - self.active_f1 >= self.margin
+        return all(comparison.passes(self.margin) for comparison in self.comparisons)
 
     def sentence(self) -> str:
         name = {"baseline": "Baseline", "mllm": "MLLM"}[self.kind]
-        numbers = (f"gold F1 {self.candidate_f1:.3f} against {self.active_f1:.3f} for the active one "
-                   f"({self.candidate_f1 - self.active_f1:+.3f}")
+        numbers = "; ".join(comparison.phrase() for comparison in self.comparisons)
         if self.promoted:
-            return f"{name}: {numbers}, margin {self.margin:+.3f}): promoted."
-        return f"{name}: {numbers}, short of the margin {self.margin:+.3f}): kept the active one."
+            return f"{name}: {numbers}; margin {self.margin:+.3f}: promoted."
+        return f"{name}: {numbers}; short of the margin {self.margin:+.3f}: kept the active one."
+
+
+def compare(what: str, y_violating: np.ndarray, active_p: np.ndarray, candidate_p: np.ndarray, bands: DecisionBands,
+            seed: int) -> Comparison:
+    """Paired comparison of two models' P(violation) on the same videos, decided with `bands`."""
+    active_flags, candidate_flags = flagged(active_p, bands), flagged(candidate_p, bands)
+    difference, low = paired_f1_difference(y_violating, active_flags, candidate_flags, confidence=GATE_CONFIDENCE,
+                                           seed=seed)
+    active_f1 = band_report(y_violating, active_p, bands)["f1"]
+    return Comparison(what, active_f1, active_f1 + difference, low)
 
 
 def run_training(run_id: int, on_progress: Callable[[float, str], None] | None = None) -> TrainingRun | None:
@@ -266,21 +367,25 @@ def _train_evaluate_and_gate(attempt: Attempt) -> None:
         _finetune_on_benchmark(attempt, run, config)
         return
     gold, train, unreadable = _collect_examples(attempt, run)
-    if len(gold) < MIN_GOLD_VIDEOS:
+    minimum = settings.COEFVQ_RETRAIN_MIN_GOLD
+    if len(gold) < minimum:
         _finish(attempt, config, {}, {}, notes=[
             f"Nothing trained: the gold set has {len(gold)} reviewed videos and the gate needs at least "
-            f"{MIN_GOLD_VIDEOS} to compare models on. More reviews add to it."], metrics={})
+            f"{minimum} to compare models on. More reviews add to it."], metrics={})
         return
     models, training_notes = _train_candidates(attempt, run, config, train)
-    reports = _evaluate_on_gold(attempt, config, gold, models)
-    verdicts = {kind: Verdict(kind, reports[kind]["active"]["binary"]["f1"], reports[kind]["candidate"]["binary"]["f1"],
-                              config.promotion_margin) for kind in models}
+    reports, verdicts = _evaluate_on_gold(attempt, run, config, gold, models)
     candidates = _register_candidates(attempt, run, models, reports, training_notes)
     violating = sum(e.label in run.policy.violating_labels for e in gold)
     notes = [verdict.sentence() for verdict in verdicts.values()]
-    notes.append(f"Gold set: {len(gold)} reviewed videos ({violating} violating), never trained on. "
+    notes.append(f"Gold set: {len(gold)} reviewed videos ({violating} violating, {sum(e.audited for e in gold)} "
+                 f"from the audit sample), never trained on, near-duplicates kept together. "
                  f"Trained on {len(train)} reviewed videos and {training_notes['baseline']['inherited_rows']} "
                  "examples the active baseline learned from.")
+    if "mllm" in training_notes:
+        notes.append(f"The MLLM also replayed {training_notes['mllm']['replayed_examples']} benchmark examples it "
+                     "had learned from.")
+        notes.extend(training_notes["mllm"]["replay_missing"])
     if unreadable:
         notes.append(f"{len(unreadable)} reviewed videos no longer decode and were left out (ids "
                      f"{', '.join(map(str, unreadable[:10]))}).")
@@ -297,6 +402,8 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
     labels = latest_labels(run.policy, until)
     attempt.step(0.02, f"Reading {len(labels)} reviewed videos", labels_since=since, labels_until=until,
                  new_labels=new_label_count(run.policy, since, until))
+    audited = set(ReviewTask.objects.filter(video_id__in=list(labels), reason=ReviewTask.Reason.AUDIT)
+                  .values_list("video_id", flat=True))
     examples, unreadable = [], []
     videos = Video.objects.filter(pk__in=list(labels)).select_related("media").prefetch_related("transcript", "ocr_lines", "frames").order_by("pk")
     for done, video in enumerate(videos.iterator(chunk_size=50), start=1):
@@ -304,10 +411,10 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
         if features is None:
             unreadable.append(video.pk)
         else:
-            examples.append(Example(video.pk, video.sha256, labels[video.pk], features))
+            examples.append(Example(video.pk, video.sha256, labels[video.pk], features, video.pk in audited,
+                                    frame_hashes(video)))
         attempt.step(0.02 + 0.28 * done / len(labels), f"Read reviewed video {done} of {len(labels)}")
-    gold = [e for e in examples if is_gold(e.sha256)]
-    train = [e for e in examples if not is_gold(e.sha256)]
+    gold, train = split_gold(examples)
     attempt.step(0.3, f"{len(train)} training and {len(gold)} gold videos", train_examples=len(train),
                  gold_examples=len(gold))
     return gold, train, unreadable
@@ -330,21 +437,25 @@ def _features(video: Video) -> VideoFeatures | None:
 def _train_candidates(attempt: Attempt, run: TrainingRun, config: CascadeConfig,
                       train: list[Example]) -> tuple[dict[str, object], dict[str, dict]]:
     """The new models (kind -> model, saved in their folders) and what each learned from."""
-    fit = [e for e in train if not is_validation(e.sha256)]
-    validation = [e for e in train if is_validation(e.sha256)]
+    fit, validation = split_validation(train)
     attempt.step(0.32, "Training the baseline")
     baseline, baseline_notes = _retrain_baseline(config, fit, validation, _folder(run, attempt, "baseline"))
     models, notes = {"baseline": baseline}, {"baseline": baseline_notes}
     if config.mllm_version is not None:
-        attempt.step(0.4, f"Fine-tuning the MLLM on {len(train)} videos")
-        result = _finetune_mllm(config, [(e.features, e.label) for e in fit],
-                                [(e.features, e.label) for e in validation], _folder(run, attempt, "mllm"),
+        attempt.step(0.36, "Reading the benchmark examples the MLLM replays")
+        sources = benchmark.replay_sources(scoring.artifact_dir(config.mllm_version))
+        replay, missing = benchmark.replay_examples(sources, MLLM_REPLAY_PER_VIDEO * len(fit), seed=run.pk)
+        attempt.step(0.4, f"Fine-tuning the MLLM on {len(train)} videos and {len(replay)} replayed examples")
+        folder = _folder(run, attempt, "mllm")
+        result = _finetune_mllm(config, [(e.features, e.label) for e in fit] + replay,
+                                [(e.features, e.label) for e in validation], folder,
                                 epochs=settings.COEFVQ_RETRAIN_MLLM_EPOCHS,
                                 on_step=_step_reporter(attempt, 0.4, 0.75, "LoRA step"))
+        benchmark.save_replay_sources(folder, sources)
         models["mllm"] = result.model
-        notes["mllm"] = {"fit_videos": len(fit), "validation_videos": len(validation), "epochs": len(result.history),
-                         "best_epoch": result.best_epoch, "steps": result.steps,
-                         "best_val_macro_f1": _finite_or_none(result.best_val_macro_f1)}
+        notes["mllm"] = {"fit_videos": len(fit), "validation_videos": len(validation), "replayed_examples": len(replay),
+                         "replay_missing": missing, "epochs": len(result.history), "best_epoch": result.best_epoch,
+                         "steps": result.steps, "best_val_macro_f1": _finite_or_none(result.best_val_macro_f1)}
     return models, notes
 
 
@@ -419,13 +530,16 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
     test = splits["test"]
     attempt.step(0.05, f"{len(fit)} training examples ({len(text_only)} text-only), {len(test)} held-out videos",
                  train_examples=len(fit), gold_examples=len(test))
-    result = _finetune_mllm(config, fit, validation, _folder(run, attempt, "mllm"), epochs=1,
+    folder = _folder(run, attempt, "mllm")
+    result = _finetune_mllm(config, fit, validation, folder, epochs=1,
                             on_step=_step_reporter(attempt, 0.05, 0.75, "LoRA step"))
+    # What it learned from, for the fine-tunes on reviewer labels to replay.
+    benchmark.save_replay_sources(folder, benchmark.replay_sources(scoring.artifact_dir(config.mllm_version))
+                                  + [run.benchmark])
     attempt.step(0.75, f"Evaluating on {len(test)} held-out benchmark videos")
-    reports = {"mllm": _stage2_reports(config, result.model, [row["label"] for row, _ in test],
-                                       [f for _, f in test])}
-    verdict = Verdict("mllm", reports["mllm"]["active"]["binary"]["f1"], reports["mllm"]["candidate"]["binary"]["f1"],
-                      config.promotion_margin)
+    reports, verdicts = _judge(run, config, [row["label"] for row, _ in test],
+                               {"mllm": _stage2_scored(config, result.model, [f for _, f in test])})
+    verdict = verdicts["mllm"]
     training = {"mllm": {"benchmark": run.benchmark, "fit_examples": len(fit), "validation_videos": len(validation),
                          "steps": result.steps, "best_val_macro_f1": _finite_or_none(result.best_val_macro_f1),
                          "seconds": round(sum(e.seconds for e in result.history), 1)}}
@@ -437,30 +551,74 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
             metrics={"mllm": {**reports["mllm"], "training": training["mllm"]}})
 
 
-def _evaluate_on_gold(attempt: Attempt, config: CascadeConfig, gold: list[Example],
-                      models: dict[str, object]) -> dict[str, dict]:
-    """kind -> {"active": report, "candidate": report} (inference.metrics.evaluation_report)."""
-    labels = [e.label for e in gold]
+@dataclass(frozen=True)
+class Scored:
+    """One model's class probabilities on the held-out videos."""
+
+    probabilities: np.ndarray  # (N, K)
+    label_names: tuple[str, ...]
+
+    def p_violation(self, violating: tuple[str, ...]) -> np.ndarray:
+        return violation_probability(self.probabilities, self.label_names, violating)  # (N,)
+
+
+def _evaluate_on_gold(attempt: Attempt, run: TrainingRun, config: CascadeConfig, gold: list[Example],
+                      models: dict[str, object]) -> tuple[dict[str, dict], dict[str, Verdict]]:
+    """(kind -> {"active": report, "candidate": report, "gate": comparisons}, kind -> the gate's verdict)."""
     attempt.step(0.75, f"Evaluating on {len(gold)} gold videos")
     active_baseline = scoring.load_baseline(config.baseline_version_id)
     # Both models were trained with the active model's prior prototypes (a retrain inherits them).
     X = featurize_rows([e.features for e in gold], active_baseline.encoder,
                        prior_config=active_baseline.config.policy_prior)  # (N, D)
-    label_names = active_baseline.config.labels
-    reports = {"baseline": {
-        "active": evaluation_report(labels, active_baseline.predict_proba(X), label_names=label_names),
-        "candidate": evaluation_report(labels, models["baseline"].predict_proba(X), label_names=label_names),
-    }}
+    label_names = tuple(active_baseline.config.labels)
+    scored = {"baseline": {"active": Scored(active_baseline.predict_proba(X), label_names),
+                           "candidate": Scored(models["baseline"].predict_proba(X), label_names)}}
     if "mllm" in models:
-        reports["mllm"] = _stage2_reports(config, models["mllm"], labels, [e.features for e in gold])
-    return reports
+        scored["mllm"] = _stage2_scored(config, models["mllm"], [e.features for e in gold])
+    return _judge(run, config, [e.label for e in gold], scored)
 
 
-def _stage2_reports(config: CascadeConfig, candidate, labels: list[str], features: list[VideoFeatures]) -> dict:
-    """{"active": report, "candidate": report} of the active and the new stage-2 model."""
+def _stage2_scored(config: CascadeConfig, candidate, features: list[VideoFeatures]) -> dict[str, Scored]:
+    """The active and the new stage-2 model on held-out videos."""
     active = scoring.load_mllm(config.mllm_version_id)
-    return {name: evaluation_report(labels, stage2_probabilities(model, features), label_names=model.labels)
+    return {name: Scored(stage2_probabilities(model, features), tuple(model.labels))
             for name, model in (("active", active), ("candidate", candidate))}
+
+
+def _judge(run: TrainingRun, config: CascadeConfig, labels: list[str],
+           scored: dict[str, dict[str, Scored]]) -> tuple[dict[str, dict], dict[str, Verdict]]:
+    """Each kind's reports and verdict: the models decide the held-out videos with the
+    configuration's bands, as the product would. A baseline is also judged as the first stage of
+    the cascade (the active MLLM on what it routes, at the configured budget or threshold)."""
+    violating = tuple(run.policy.violating_labels)
+    y = np.array([label in violating for label in labels], dtype=bool)  # (N,)
+    bands = DecisionBands(config.allow_below, config.action_above)
+    reports, verdicts = {}, {}
+    for kind, pair in scored.items():
+        p = {side: model.p_violation(violating) for side, model in pair.items()}
+        comparisons = [compare("gold F1", y, p["active"], p["candidate"], bands, seed=run.pk)]
+        if kind == "baseline" and "mllm" in scored:
+            stage2 = scored["mllm"]["active"].p_violation(violating)
+            routing = "threshold" if config.entropy_threshold is not None else "budget"
+            comparisons.append(compare(f"cascade F1 at the {routing}", y, _cascade(pair["active"], stage2, config, violating),
+                                       _cascade(pair["candidate"], stage2, config, violating), bands, seed=run.pk))
+        reports[kind] = {
+            side: {**evaluation_report(labels, model.probabilities, label_names=model.label_names),
+                   "decisions": band_report(y, p[side], bands)}
+            for side, model in pair.items()
+        }
+        reports[kind]["gate"] = [asdict(comparison) for comparison in comparisons]
+        verdicts[kind] = Verdict(kind, tuple(comparisons), config.promotion_margin)
+    return reports, verdicts
+
+
+def _cascade(baseline: Scored, stage2_p: np.ndarray, config: CascadeConfig, violating: tuple[str, ...]) -> np.ndarray:
+    """(N,) P(violation) of the cascade with this baseline routing: the stage-2 model's where the
+    baseline's entropy reaches the configured threshold, or the budget's threshold on these videos."""
+    entropies = shannon_entropy(baseline.probabilities)  # (N,)
+    threshold = (config.entropy_threshold if config.entropy_threshold is not None
+                 else threshold_for_budget(entropies, config.mllm_budget))
+    return np.where(entropies >= threshold, stage2_p, baseline.p_violation(violating))
 
 
 def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],

@@ -10,27 +10,26 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from inference.baseline import BaselineClassifier
 from inference.cascade import (DecisionBands, audit_sample, route, shannon_entropy, threshold_for_budget,
                                violation_probability)
 from inference.llm import available_device, load_stage2
+from inference.types import MediaError
 
-from . import pipeline
+from . import evidence, pipeline
 from .actions.enqueue import send_task
 from .actions.review_queue import do_open_review
-from .actions.video_state import do_start_attempt, do_transition
+from .actions.video_state import do_hold, do_start_attempt, do_transition
 from .models import CascadeConfig, ModelVersion, Prediction, ReviewTask, RoutingDecision, Video
 
 log = logging.getLogger(__name__)
 
 ROUTES = ("auto", "baseline", "mllm")
-# Recent baseline entropies a budget is turned into a threshold over.
-BUDGET_WINDOW = 2000
-# Until a baseline has scored this many videos, its reference entropies join its own: fewer would
-# make the routed share jump with every few uploads.
-MIN_OWN_ENTROPIES = 200
+# Errors a retry of the whole task may cure (tasks.TRANSIENT_ERRORS retries them); every other
+# error of a model is a model or configuration problem, which holds the video (do_hold).
+PASSED_ON = (DatabaseError, ConnectionError, TimeoutError)
 
 
 def active_config(policy_id: int) -> CascadeConfig | None:
@@ -39,8 +38,7 @@ def active_config(policy_id: int) -> CascadeConfig | None:
 
 
 def artifact_dir(version: ModelVersion) -> Path:
-    path = Path(version.artifact_path)
-    return path if path.is_absolute() else Path(settings.COEFVQ_MODEL_DIR) / path
+    return version.folder
 
 
 @lru_cache(maxsize=4)
@@ -59,29 +57,15 @@ def load_mllm(version_id: int):
 
 
 def current_threshold(config: CascadeConfig) -> float:
-    """The entropy at and above which a video goes to the MLLM.
-
-    A budget is turned into a threshold over the active baseline's own recent entropies (another
-    baseline's entropies mean something else). Until it has scored MIN_OWN_ENTROPIES videos, its
-    reference entropies (on videos it never trained on, kept by the run that trained it) join
-    them, so the first videos after a deployment are routed by the budget, not by one or two
-    entropies.
-    """
+    """The entropy at and above which a video goes to the MLLM: the fixed one, or the budget's
+    over the active baseline's routing history (ModelVersion.routing_entropies), so the first
+    videos after a deployment are routed by the budget, not by one or two entropies."""
     if config.entropy_threshold is not None:
         return config.entropy_threshold
-    history = recent_entropies(config.baseline_version_id)
-    if len(history) < MIN_OWN_ENTROPIES:
-        history += list(config.baseline_version.reference_entropies or [])
+    history = config.baseline_version.routing_entropies()
     # With no history at all (a baseline registered without one), route everything: the budget is
     # then honoured as history builds up.
     return threshold_for_budget(history, config.mllm_budget) if history else 0.0
-
-
-def recent_entropies(baseline_version_id: int) -> list[float]:
-    return list(
-        Prediction.objects.filter(stage=Prediction.Stage.BASELINE, model_version_id=baseline_version_id)
-        .order_by("-created_at").values_list("entropy", flat=True)[:BUDGET_WINDOW]
-    )
 
 
 def _store_prediction(video: Video, stage: str, version: ModelVersion, config: CascadeConfig, **fields) -> Prediction:
@@ -103,20 +87,27 @@ def score_baseline(video_id: int) -> None:
                                to_state=Video.State.SCORING)
     if attempt is None:
         return
-    video = Video.objects.select_related("media").get(pk=video_id)
+    video = Video.objects.select_related("media", "policy").get(pk=video_id)
     t0 = time.perf_counter()
     features = pipeline.evidence_or_fail(video)
     if features is None:
         return
     t1 = time.perf_counter()
-    output = load_baseline(config.baseline_version_id).score(features)
+    try:
+        output = load_baseline(config.baseline_version_id).score(features)
+    except PASSED_ON:
+        raise
+    except Exception as error:  # noqa: BLE001 - not the file's fault: the video waits, see PASSED_ON
+        _hold(video_id, Video.State.SCORING, f"Stage 1 ({config.baseline_version})", error)
+        return
     elapsed_ms = (time.perf_counter() - t1) * 1000
     seconds = {"evidence_s": t1 - t0, "baseline_s": elapsed_ms / 1000}
     threshold = current_threshold(config)
     forced_route = video.route
     to_mllm = {"auto": route(output.entropy, threshold), "baseline": False, "mllm": True}[forced_route]
-    if to_mllm and config.mllm_version is None:
-        to_mllm = False  # no stage 2 deployed: the baseline decides
+    # Routed with no stage 2 deployed: stage 1 decides, and a reviewer looks, since it was unsure.
+    unsure_without_stage2 = to_mllm and config.mllm_version is None
+    to_mllm = to_mllm and not unsure_without_stage2
     with transaction.atomic():
         prediction = _store_prediction(video, Prediction.Stage.BASELINE, config.baseline_version, config,
                                        probabilities=output.probs, label=output.label, entropy=output.entropy,
@@ -135,7 +126,8 @@ def score_baseline(video_id: int) -> None:
                 transaction.on_commit(lambda: enqueue_mllm(video_id))
         else:
             _decide(video, config, output.probs, decided_by=Prediction.Stage.BASELINE, expected=Video.State.SCORING,
-                    why=why, seconds=seconds)
+                    why=why, seconds=seconds,
+                    to_review="routed to stage 2, and none is active" if unsure_without_stage2 else "")
 
 
 def enqueue_mllm(video_id: int) -> None:
@@ -144,22 +136,37 @@ def enqueue_mllm(video_id: int) -> None:
 
 
 def score_mllm(video_id: int) -> None:
-    """Stage 2: the multimodal LLM with its rationale and modality contributions, then decide."""
+    """Stage 2: the multimodal LLM with its rationale and modality contributions, then decide.
+
+    Without an active MLLM, or when stage 2 cannot read the file, the stored stage-1 prediction
+    decides and a reviewer looks; a broken model or configuration holds the video (do_hold)."""
     attempt = do_start_attempt(video_id, expected=[Video.State.AWAITING_MLLM],
                                to_state=Video.State.AWAITING_MLLM)
     if attempt is None:
         return
-    video = Video.objects.select_related("media").get(pk=video_id)
+    video = Video.objects.select_related("media", "policy").get(pk=video_id)
     config = active_config(video.policy_id)
-    if config is None or config.mllm_version is None:
-        log.warning("Video %s waits for an active MLLM", video_id)
+    if config is None:
+        do_hold(video_id, state=Video.State.AWAITING_MLLM, reason=f"{video.policy} has no active cascade configuration.")
+        return
+    if config.mllm_version is None:
+        _decide_from_stage1(video, config, "No multimodal model is active")
         return
     t0 = time.perf_counter()
-    features = pipeline.evidence_or_fail(video)
-    if features is None:
+    try:
+        pipeline.backfill_evidence(video)
+    except MediaError as error:
+        _decide_from_stage1(video, config, f"The multimodal model could not read the file ({error.reason})")
         return
+    features = evidence.load_features(video)
     t1 = time.perf_counter()
-    output = load_mllm(config.mllm_version_id).predict([features], explain=True)[0]
+    try:
+        output = load_mllm(config.mllm_version_id).predict([features], explain=True)[0]
+    except PASSED_ON:
+        raise
+    except Exception as error:  # noqa: BLE001 - not the file's fault: the video waits, see PASSED_ON
+        _hold(video_id, Video.State.AWAITING_MLLM, f"Stage 2 ({config.mllm_version})", error)
+        return
     elapsed_ms = (time.perf_counter() - t1) * 1000
     seconds = {"evidence_s": t1 - t0, "mllm_s": elapsed_ms / 1000}
     with transaction.atomic():
@@ -174,6 +181,25 @@ def score_mllm(video_id: int) -> None:
                 expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.", seconds=seconds)
 
 
+def _hold(video_id: int, state: str, stage: str, error: Exception) -> None:
+    log.exception("%s could not score video %s; it waits", stage, video_id)
+    do_hold(video_id, state=state, reason=f"{stage} could not score: {type(error).__name__}: {error}"[:2000])
+
+
+def _decide_from_stage1(video: Video, config: CascadeConfig, why: str) -> None:
+    """Stage 2 cannot help: the stored stage-1 prediction decides, and a reviewer looks (the
+    router had found stage 1 unsure)."""
+    stage1 = (Prediction.objects.filter(video=video, stage=Prediction.Stage.BASELINE)
+              .order_by("-created_at", "-id").first())
+    if stage1 is None:
+        do_hold(video.pk, state=Video.State.AWAITING_MLLM, reason=f"{why}, and no stage-1 prediction is stored.")
+        return
+    with transaction.atomic():
+        _decide(video, config, stage1.probabilities, decided_by=Prediction.Stage.BASELINE,
+                expected=Video.State.AWAITING_MLLM, why=f"{why}: stage 1 says {stage1.label}.", seconds={},
+                to_review=why[0].lower() + why[1:])
+
+
 def run_inline(video_id: int) -> None:
     """The whole pipeline in this process, for `ingest --inline`: no broker, no worker."""
     with pipeline.inline_mode():
@@ -183,17 +209,22 @@ def run_inline(video_id: int) -> None:
 
 
 def _decide(video: Video, config: CascadeConfig, probabilities: dict, *, decided_by: str, expected: str, why: str,
-            seconds: dict[str, float]):
+            seconds: dict[str, float], to_review: str = ""):
+    """Decide with the bands on P(violation), the probability of the policy's violating labels (so
+    editing which labels violate changes decisions, as it changes the dashboard's metrics);
+    `to_review` (why) sends the video to a reviewer whatever the bands say."""
+    violating = tuple(label for label in video.policy.violating_labels if label in probabilities)
     labels = tuple(probabilities)
-    p_violation = float(violation_probability([probabilities[label] for label in labels], labels))
+    p_violation = float(violation_probability([probabilities[label] for label in labels], labels, violating))
     bands = DecisionBands(config.allow_below, config.action_above)
-    decision = bands.decide(p_violation)
+    decision = "human_review" if to_review else bands.decide(p_violation)
     audited = decision != "human_review" and audit_sample(video.sha256, config.audit_rate, salt=video.policy.slug)
     label = max(probabilities, key=probabilities.get)
     needs_review = decision == "human_review" or audited
     decided = do_transition(
         video.pk, expected=[expected], to_state=Video.State.DECIDED,
-        message=f"{why} P(violation) {p_violation:.2f}: {decision}{' (audit sample)' if audited else ''}.",
+        message=(f"{why} P(violation) {p_violation:.2f}: {decision}{' (audit sample)' if audited else ''}"
+                 + (f", as {to_review}" if to_review else "") + "."),
         data={"decision": decision, "audit": audited, "p_violation": p_violation, "seconds": seconds},
         attempts=0, final_label=label, decided_by=decided_by, decision=decision, needs_review=needs_review,
     )

@@ -15,10 +15,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import byte_ranges, roles, workspace
 from .actions.ingest import do_ingest
-from .actions.review_queue import do_claim_next, do_skip_review, do_submit_review
+from .actions.review_queue import (check_can_correct, do_claim_next, do_correct_review, do_reopen, do_skip_review,
+                                   do_submit_review)
 from .actions.validation import ActionError
 from .forms import UploadForm
-from .models import ReviewTask, Video
+from .models import Review, ReviewTask, Video
 from .throttling import upload_rate_limited
 
 
@@ -79,7 +80,46 @@ def video_detail(request, pk: int):
     )
     if not (roles.can_see_all_videos(request.user) or video.uploader_id == request.user.pk):
         raise PermissionDenied
-    return render(request, "moderation/video_detail.html", {"video": video, "media": getattr(video, "media", None)})
+    lead = roles.has_role(request.user, roles.LEAD, roles.ADMIN)
+    latest_review = video.reviews.select_related("reviewer").first() if lead else None  # newest first
+    return render(request, "moderation/video_detail.html", {"video": video, "media": getattr(video, "media", None),
+                                                            "lead": lead, "latest_review": latest_review})
+
+
+@login_required
+@require_POST
+def video_reopen(request, pk: int):
+    """A lead sends a decided video back to the queue for a second review."""
+    try:
+        do_reopen(pk, request.user, reason=request.POST.get("reason", ""))
+    except ActionError as error:
+        return _lead_refused(request, error, pk)
+    messages.success(request, f"Video #{pk} is back in the queue for a second review.")
+    return redirect("video-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def video_correct(request, pk: int):
+    """A lead corrects the video's latest review."""
+    review = Review.objects.filter(video_id=pk).first()  # newest first
+    try:
+        check_can_correct(request.user)
+        if review is None:
+            raise ActionError("This video has no review to correct.", code="no_review", status=409)
+        do_correct_review(review.pk, request.user, label=request.POST.get("label", ""),
+                          reason=request.POST.get("reason", ""))
+    except ActionError as error:
+        return _lead_refused(request, error, pk)
+    messages.success(request, f"Video #{pk} corrected to {request.POST.get('label')}.")
+    return redirect("video-detail", pk=pk)
+
+
+def _lead_refused(request, error: ActionError, pk: int):
+    if error.status == 403:
+        raise PermissionDenied(error.message)
+    messages.error(request, error.message)
+    return redirect("video-detail", pk=pk)
 
 
 def _viewable_video(user, pk: int) -> Video:

@@ -3,6 +3,7 @@ and change the settings an admin tunes."""
 
 from __future__ import annotations
 
+import json
 import math
 
 from django.db import transaction
@@ -16,6 +17,36 @@ DEFAULT_MLLM_BUDGET = 0.2  # a fifth of traffic: above the demo policy's share o
 # The settings of a cascade configuration an admin tunes; a new version starts from the current ones.
 CONFIG_SETTINGS = ("entropy_threshold", "mllm_budget", "allow_below", "action_above", "audit_rate",
                    "promotion_margin", "retrain_min_labels")
+
+
+# Where each kind's saved artifact names the labels it predicts (BaselineClassifier.save,
+# the stage-2 classes' save): read as JSON, so checking a policy never loads a model.
+LABELS_FILE = {ModelVersion.Kind.BASELINE: "baseline.json", ModelVersion.Kind.MLLM: "config.json"}
+
+
+def model_labels(version: ModelVersion) -> tuple[str, ...]:
+    """The labels a model version predicts; ActionError when its artifact cannot be read."""
+    path = version.folder / LABELS_FILE[version.kind]
+    try:
+        return tuple(json.loads(path.read_text())["labels"])
+    except (OSError, ValueError, KeyError) as error:
+        raise ActionError(f"The labels of {version} cannot be read from {path} ({type(error).__name__}).",
+                          code="model_unreadable") from None
+
+
+def check_labels_known(policy: Policy, labels) -> None:
+    """A label the active models do not predict would reach reviewers and then every retraining,
+    which cannot learn a class its model does not have: refuse it until models that know it are
+    trained and active."""
+    active = ModelVersion.objects.filter(policy=policy, status=ModelVersion.Status.ACTIVE).order_by("kind")
+    for version in active:
+        known = model_labels(version)
+        unknown = [label for label in labels if label not in known]
+        if unknown:
+            raise ActionError(
+                f"{', '.join(repr(label) for label in unknown)} is not a label the active {version} predicts (it knows "
+                f"{', '.join(known)}): train and activate models with it first, then add it to the policy.",
+                code="label_unknown_to_models")
 
 
 def do_register_model(policy: Policy, *, kind: str, version: str, artifact_path: str, config: dict,

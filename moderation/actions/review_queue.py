@@ -152,6 +152,92 @@ def do_submit_review(task_id: int, user, *, claim_token, label: str, note: str =
     return review
 
 
+def check_can_correct(user) -> None:
+    if not roles.has_role(user, roles.LEAD, roles.ADMIN):
+        raise ActionError("Only leads and admins can reopen a video or correct a review.", code="not_a_lead",
+                          status=403)
+
+
+def _check_reason(reason: str) -> str:
+    reason = check_text(reason, field="reason", limit=MAX_CAPTION_CHARS)
+    if not reason:
+        raise ActionError("Say why: the reason is kept in the audit log with your name.", code="reason_required")
+    return reason
+
+
+def do_reopen(video_id: int, user, *, reason: str) -> ReviewTask:
+    """A lead asks for a second review of a decided video: it goes back to the queue, and the
+    reviewers who already judged it are not given it again (an independent second opinion, which
+    the dashboard's agreement between reviewers is made of). The later label becomes the video's."""
+    check_can_correct(user)
+    reason = _check_reason(reason)
+    with transaction.atomic():
+        video = Video.objects.select_for_update().select_related("policy").filter(pk=video_id).first()
+        if video is None:
+            raise ActionError("There is no such video.", code="unknown_video", status=404)
+        if video.state != Video.State.DECIDED:
+            raise ActionError("Only a decided video can be reopened.", code="not_decided", status=409)
+        if ReviewTask.objects.filter(video=video, status=ReviewTask.Status.OPEN).exists():
+            raise ActionError("This video is already waiting in the review queue.", code="already_queued", status=409)
+        last = ReviewTask.objects.filter(video=video).order_by("-created_at", "-id").first()
+        task = do_open_review(video, reason=ReviewTask.Reason.SECOND_REVIEW,
+                              model_label=last.model_label if last else video.final_label, probabilities={},
+                              p_violation=last.p_violation if last else 0.5)
+        earlier = set(Review.objects.filter(video=video).values_list("reviewer_id", flat=True))
+        ReviewSkip.objects.bulk_create(ReviewSkip(task=task, reviewer_id=reviewer_id, reason="Reviewed it before: a "
+                                                  "second opinion is wanted.") for reviewer_id in earlier)
+        Video.objects.filter(pk=video.pk).update(needs_review=True, updated_at=timezone.now())
+        VideoEvent.objects.create(video=video, from_state=video.state, to_state=video.state, actor=user,
+                                  message=f"Reopened for a second review by {user.get_username()}: {reason}",
+                                  data={"review_task": task.pk})
+        record_audit(user, "review.reopened", task, f"Video #{video.pk} reopened for a second review: {reason}",
+                     video=video.pk, reason=reason)
+    return task
+
+
+def do_correct_review(review_id: int, user, *, label: str, reason: str) -> Review:
+    """A lead overturns a review: a new review with the lead's label (a correction: retraining
+    takes each video's latest label) and the reason, audited. The review it corrects stays."""
+    check_can_correct(user)
+    reason = _check_reason(reason)
+    with transaction.atomic():
+        corrected = Review.objects.select_related("task", "video__policy").filter(pk=review_id).first()
+        if corrected is None:
+            raise ActionError("There is no such review.", code="unknown_review", status=404)
+        video = Video.objects.select_for_update().get(pk=corrected.video_id)
+        latest = Review.objects.filter(video=video).order_by("-created_at", "-id").first()
+        if latest.pk != corrected.pk:
+            raise ActionError(f"Video #{video.pk} has a newer review (#{latest.pk}, {latest.label}); correct that one.",
+                              code="not_the_latest_review", status=409)
+        if ReviewTask.objects.filter(video=video, status=ReviewTask.Status.OPEN).exists():
+            raise ActionError("This video is waiting in the review queue; let that review finish first.",
+                              code="already_queued", status=409)
+        if label not in video.policy.labels:
+            raise ActionError(f"{label!r} is not a label of this policy; use one of {', '.join(video.policy.labels)}.",
+                              code="unknown_label")
+        if label == corrected.label:
+            raise ActionError(f"The review already says {label}.", code="nothing_to_correct")
+        now = timezone.now()
+        task = ReviewTask.objects.create(
+            video=video, policy_id=video.policy_id, reason=ReviewTask.Reason.CORRECTION, status=ReviewTask.Status.DONE,
+            priority=0.0, due_at=now, model_label=corrected.model_label, p_violation=corrected.task.p_violation,
+            claimed_by=user, claimed_at=now, completed_at=now)
+        review = Review.objects.create(
+            task=task, video=video, reviewer=user, label=label, note=reason, model_label=corrected.model_label,
+            model_decided_by=corrected.model_decided_by, disagrees_with_model=label != corrected.model_label,
+            seconds_spent=0.0)
+        Video.objects.filter(pk=video.pk).update(final_label=label, decided_by="human", needs_review=False,
+                                                 updated_at=now)
+        VideoEvent.objects.create(
+            video=video, from_state=video.state, to_state=video.state, actor=user,
+            message=f"Corrected by {user.get_username()}: {corrected.label} → {label}. {reason}",
+            data={"review": review.pk, "corrects": corrected.pk, "label": label})
+        record_audit(user, "review.corrected", review, f"Video #{video.pk}: review #{corrected.pk} ({corrected.label} by "
+                     f"{corrected.reviewer.get_username()}) corrected to {label}: {reason}", video=video.pk,
+                     corrects=corrected.pk, old_label=corrected.label, label=label, reason=reason)
+    return review
+
+
 def do_skip_review(task_id: int, user, *, claim_token, reason: str) -> ReviewSkip:
     """Hand the item back for someone else, saying why; this reviewer is not given it again."""
     reason = check_text(reason, field="reason", limit=500)

@@ -8,6 +8,7 @@ from typing import Iterable
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from ..models import Video, VideoEvent
@@ -25,6 +26,7 @@ def do_transition(
 ) -> bool:
     """Compare-and-set the state: only one of several racing workers wins. Returns whether it did."""
     expected = tuple(expected)
+    fields.setdefault("held_reason", "")  # a step that moves the video on has run: nothing holds it
     with transaction.atomic():
         from_state = Video.objects.filter(pk=video_id).values_list("state", flat=True).first()
         changed = Video.objects.filter(pk=video_id, state__in=expected).update(
@@ -78,3 +80,22 @@ def do_fail(video_id: int, *, reason: str, code: str, expected: Iterable[str] | 
         video_id, expected=states, to_state=Video.State.FAILED, message=reason,
         data={"code": code}, error_code=code[:40], error_reason=reason or "Processing failed.",
     )
+
+
+def do_hold(video_id: int, *, state: str, reason: str) -> bool:
+    """A step could not run for a reason that is not the file's (a missing or broken model, a
+    configuration error): the video stays in `state`, the attempt it took is given back (a broken
+    model must not use up a good file's attempts), and admins see `reason` on it. The reconciler
+    tries it again, so it moves on once the cause is fixed. Returns whether the video was held."""
+    with transaction.atomic():
+        video = Video.objects.select_for_update().filter(pk=video_id, state=state).first()
+        if video is None:
+            return False
+        Video.objects.filter(pk=video_id).update(attempts=Greatest(F("attempts") - 1, 0), lease_expires_at=None,
+                                                 held_reason=reason, updated_at=timezone.now())
+        if video.held_reason != reason:  # once per cause, not once per retry
+            VideoEvent.objects.create(video_id=video_id, from_state=state, to_state=state,
+                                      message="Waiting: a model or configuration problem, not this file, stopped "
+                                              "processing; an admin can see why. It will be tried again.",
+                                      data={"held": reason})
+    return True

@@ -7,7 +7,8 @@
   if (!form) return;
   const status = panel.querySelector(".whatif-status");
   const table = panel.querySelector(".whatif-table");
-  const FIELDS = ["policy", "entropy_threshold", "mllm_budget", "allow_below", "action_above", "audit_rate"];
+  const FIELDS = ["policy", "baseline_version", "entropy_threshold", "mllm_budget", "allow_below", "action_above",
+                  "audit_rate"];
   let timer = null;
   let latest = 0;
 
@@ -20,6 +21,11 @@
     if (!projection) return "—";
     if (key === "basis") return projection.videos + " recent videos, " + projection.labeled + " labeled";
     if (key === "quality.f1") return projection.quality ? projection.quality.f1.toFixed(3) : "too few labels";
+    if (key === "quality.errors") {
+      if (!projection.quality) return "too few labels";
+      return projection.quality.wrongly_allowed + " / " + projection.quality.wrongly_actioned + " of " +
+        projection.quality.n;
+    }
     if (key === "quality.rap") {
       if (!projection.quality) return "too few labels";
       return ["R@P60", "R@P70", "R@P80", "R@P90"].map(function (k) {
@@ -28,7 +34,7 @@
       }).join(" / ");
     }
     const v = projection[key];
-    if (v === null || v === undefined) return key === "threshold" ? "∞ (route nothing)" : "—";
+    if (v === null || v === undefined) return key === "threshold" ? "∞ (route nothing)" : "— (see the note)";
     if (style === "pct") return (100 * v).toFixed(1) + " %";
     return Number.isInteger(v) ? String(v) : v.toFixed(3);
   }
@@ -40,7 +46,8 @@
       cells[1].textContent = format(data.candidate, cells[1].dataset.k, cells[1].dataset.f);
     });
     table.hidden = false;
-    status.textContent = "Projected from stored predictions; nothing has been saved.";
+    const note = data.candidate && data.candidate.note;
+    status.textContent = "Projected from stored predictions; nothing has been saved." + (note ? " " + note : "");
   }
 
   function refresh() {

@@ -101,6 +101,11 @@ def test_decision_bands():
 def test_violation_probability_is_one_minus_p_ok():
     assert violation_probability([0.7, 0.1, 0.1, 0.1]) == pytest.approx(0.3)
     np.testing.assert_allclose(violation_probability(np.array([[1, 0, 0, 0], [0, 0, 0, 1.0]])), [0.0, 1.0])
+    # A policy's own violating labels: "spam" is a label, but it does not violate.
+    labels = ("ok", "spam", "scam")
+    assert violation_probability([0.5, 0.3, 0.2], labels, violating=("scam",)) == pytest.approx(0.2)
+    np.testing.assert_allclose(violation_probability(np.array([[0.5, 0.3, 0.2]]), labels, violating=("spam", "scam")),
+                               [0.5])
 
 
 def test_audit_sample_is_deterministic_and_about_rate():

@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from inference.cascade import DecisionBands
 from inference.metrics import (
+    band_report,
     binary_report,
     confusion,
     evaluation_report,
@@ -51,6 +53,22 @@ def test_binary_report_on_hand_made_example():
     assert report["R@P90"] == 0.5 and report["R@P80"] == 0.5
     assert report["R@P70"] == 0.75 and report["R@P60"] == 0.75
     assert report["n"] == 8 and report["n_positive"] == 4
+    json.dumps(report)
+
+
+def test_band_report_scores_the_decision_bands_not_the_argmax():
+    y = np.array([True, True, False, True, False, False, True, False])
+    p_violation = [0.95, 0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.1]
+    # Allowed below 0.2, actioned above 0.9: everything but the last is flagged (actioned or held).
+    report = band_report(y, p_violation, DecisionBands(0.2, 0.9))
+    assert report["recall"] == 1.0 and report["precision"] == pytest.approx(4 / 7)
+    assert (report["wrongly_allowed"], report["wrongly_actioned"], report["to_review"]) == (0, 0, 6)
+    # The same probabilities under narrower bands: the argmax's 0.5 is no part of the rule.
+    narrow = band_report(y, p_violation, DecisionBands(0.5, 0.5))
+    assert narrow["recall"] == pytest.approx(3 / 4) and narrow["precision"] == pytest.approx(3 / 5)
+    assert (narrow["wrongly_allowed"], narrow["wrongly_actioned"], narrow["to_review"]) == (1, 2, 0)
+    assert report["R@P70"] == narrow["R@P70"] == binary_report(
+        np.where(y, "scam", "ok"), _probs_from_p_violation(p_violation))["R@P70"]
     json.dumps(report)
 
 

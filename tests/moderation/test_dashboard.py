@@ -339,6 +339,16 @@ def test_retraining_shows_each_gate_with_the_gold_scores(client, policy, world, 
     assert [row["outcome"] for row in rows] == ["rejected", "retired"]
 
 
+def test_retraining_shows_the_f1_the_gate_compared(policy, world):
+    """The gate scores the decisions under the bands; the argmax's F1 is kept beside it."""
+    run = _finished_run(policy, "refused", 0.70, 0.78, "rejected", world - H)
+    run.baseline_candidate.metrics["gold"]["decisions"] = {"f1": 0.74}
+    run.baseline_candidate.metrics["active_on_gold"]["decisions"] = {"f1": 0.75}
+    run.baseline_candidate.save()
+    [gate] = dashboard.gate_results(policy)
+    assert (gate.active_f1, gate.candidate_f1) == (0.75, 0.74)
+
+
 def test_page_counts_reviews_live_and_recomputes_quality_when_its_refresh_is_due(client, policy, world, lead,
                                                                                  reviewer, settings):
     settings.COEFVQ_DASHBOARD_REFRESH_S = 300

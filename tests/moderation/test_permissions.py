@@ -60,6 +60,9 @@ EXPECTED: dict[str, Expect] = {
     "video-detail": pages(plain=403, reviewer=200),
     "video-frame": pages(plain=403, reviewer=200),
     "video-media": pages(plain=403, reviewer=200),
+    # Leads and admins reopen and correct; without a reason nothing happens (back to the page).
+    "video-reopen": pages(plain=403, reviewer=403, lead=302, method="post"),
+    "video-correct": pages(plain=403, reviewer=403, lead=302, method="post", data={"label": "scam"}),
     "review-queue": pages(plain=403, reviewer=200),
     "claim-next": pages(plain=403, reviewer=302, method="post"),
     # A reviewer opens only the item they hold; leads and admins may look at any, read-only.

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from moderation import pipeline, tasks
 from moderation.actions.ingest import do_ingest
-from moderation.models import Video
+from moderation.models import CascadeConfig, ModelVersion, Video
 
 pytestmark = pytest.mark.django_db
 
@@ -97,4 +97,27 @@ def test_reconciler_sends_a_stuck_video_once_per_stuck_period(silent_clip):
     assert tasks.reconcile_stuck_videos() == 0
     assert broker.llen("cpu") == 2
     assert Video.objects.get(pk=orphaned.pk).lease_expires_at is None
+    broker.delete("cpu")
+
+
+def test_a_policy_whose_active_configuration_has_no_baseline_waits_for_models(policy, silent_clip):
+    """Blanking the baseline in a new configuration version: an older, inactive version still names
+    one, but that is no "active configuration with a baseline", so extracted videos rest (`ingest
+    --wait` returns, the reconciler sends nothing) until a baseline is active again."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("cpu")
+    baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", artifact_path="b1")
+    CascadeConfig.objects.create(policy=policy, version=1, entropy_threshold=1.0, baseline_version=baseline)
+    blanked = CascadeConfig.objects.create(policy=policy, version=2, entropy_threshold=1.0, is_active=True)
+    video = ingest_path(silent_clip)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Video.objects.filter(pk=video.pk).update(state=Video.State.EXTRACTED, updated_at=an_hour_ago)
+
+    assert pipeline.settled_ids([video.pk]) == {video.pk}
+    assert tasks.reconcile_stuck_videos() == 0
+    assert broker.llen("cpu") == 0
+
+    CascadeConfig.objects.filter(pk=blanked.pk).update(baseline_version=baseline)
+    assert pipeline.settled_ids([video.pk]) == set()
+    assert tasks.reconcile_stuck_videos() == 1
     broker.delete("cpu")

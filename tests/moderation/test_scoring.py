@@ -17,7 +17,7 @@ from inference.cascade import threshold_for_budget
 from inference.sandbox import decode_isolated
 from moderation import evidence, pipeline, scoring
 from moderation.actions.ingest import do_ingest
-from moderation.actions.model_registry import do_set_reference_entropies
+from moderation.actions.model_registry import do_change_cascade_config, do_set_reference_entropies
 from moderation.actions.validation import ActionError
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, ReviewTask, RoutingDecision, Video
 
@@ -208,3 +208,96 @@ def test_unsure_decisions_and_audit_samples_reach_the_review_queue(cascade, sile
     assert ReviewTask.objects.get(video=audited).reason == "audit"
     scoring.score_baseline(audited.pk)  # a re-run opens no second task
     assert ReviewTask.objects.filter(video=audited).count() == 1
+
+
+def routed_to_stage2(path, caption="my cat sleeping in the sun") -> Video:
+    """A video stage 1 scored and routed to stage 2, waiting for it."""
+    with path.open("rb") as stream:
+        video = do_ingest(stream, filename=path.name, source="cli", caption=caption, enqueue=False,
+                          route="mllm").video
+    with pipeline.inline_mode():
+        pipeline.extract(video.pk)
+        scoring.score_baseline(video.pk)
+    video.refresh_from_db()
+    assert video.state == "awaiting_mllm", video.error_reason
+    return video
+
+
+def test_switching_stage2_off_decides_waiting_videos_from_stage1_and_sends_them_to_review(cascade, silent_clip,
+                                                                                           settings):
+    video = routed_to_stage2(silent_clip)
+    stage1 = video.predictions.get(stage="baseline")
+    # An admin saves a configuration version with the MLLM left blank.
+    do_change_cascade_config(cascade.policy, actor=None, note="stage 2 off", mllm_version=None)
+
+    for _ in range(settings.COEFVQ_MAX_ATTEMPTS + 1):  # every message the reconciler could send
+        scoring.score_mllm(video.pk)
+
+    video.refresh_from_db()
+    assert video.state == "decided", video.error_reason
+    assert (video.decided_by, video.final_label, video.decision) == ("baseline", stage1.label, "human_review")
+    task = ReviewTask.objects.get(video=video)
+    assert (task.reason, task.status, task.model_label) == ("review_band", "open", stage1.label)
+    assert "No multimodal model is active: stage 1 says" in video.events.get(to_state="decided").message
+
+
+def test_a_broken_stage2_model_holds_videos_without_using_their_attempts(cascade, silent_clip, settings, tmp_path):
+    video = routed_to_stage2(silent_clip)
+    artifact = cascade.mllm_version.artifact_path
+    ModelVersion.objects.filter(pk=cascade.mllm_version_id).update(artifact_path=str(tmp_path / "gone"))
+
+    for _ in range(settings.COEFVQ_MAX_ATTEMPTS + 1):
+        scoring.score_mllm(video.pk)
+
+    video.refresh_from_db()
+    assert (video.state, video.attempts, video.error_reason) == ("awaiting_mllm", 0, "")
+    assert video.held_reason.startswith("Stage 2 (mllm m1) could not score:") and "gone" in video.held_reason
+    # The uploader's timeline says it waits, once, without the admin's details.
+    waiting = video.events.filter(message__startswith="Waiting:")
+    assert waiting.count() == 1 and "gone" not in waiting.get().message
+
+    # The admin fixes the model: the next try decides, and nothing holds the video any more.
+    ModelVersion.objects.filter(pk=cascade.mllm_version_id).update(artifact_path=artifact)
+    scoring.score_mllm(video.pk)
+    video.refresh_from_db()
+    assert (video.state, video.decided_by, video.held_reason) == ("decided", "mllm", "")
+
+
+def test_a_broken_baseline_holds_videos_in_stage1(cascade, silent_clip, settings, tmp_path):
+    with silent_clip.open("rb") as stream:
+        video = do_ingest(stream, filename="a.mp4", source="cli", caption="cat", enqueue=False).video
+    with pipeline.inline_mode():
+        pipeline.extract(video.pk)
+    ModelVersion.objects.filter(pk=cascade.baseline_version_id).update(artifact_path=str(tmp_path / "gone"))
+    for _ in range(settings.COEFVQ_MAX_ATTEMPTS + 1):
+        scoring.score_baseline(video.pk)
+    video.refresh_from_db()
+    assert (video.state, video.attempts) == ("scoring", 0) and "Stage 1 (baseline b1)" in video.held_reason
+
+
+def test_stage2_that_cannot_read_the_file_keeps_the_stage1_verdict(cascade, silent_clip):
+    video = routed_to_stage2(silent_clip)
+    # The stored audio went missing (stage 2 decodes the file once more), and the file no longer decodes.
+    media = video.media
+    media.audio.delete(save=False)
+    media.evidence_version = ""
+    media.save()
+    with open(video.file.path, "wb") as damaged:
+        damaged.write(b"\x00" * 4096)
+
+    scoring.score_mllm(video.pk)
+
+    video.refresh_from_db()
+    assert video.state == "decided" and video.decided_by == "baseline" and video.decision == "human_review"
+    assert ReviewTask.objects.filter(video=video, status="open").exists()
+    assert "could not read the file" in video.events.get(to_state="decided").message
+
+
+def test_decisions_follow_the_policys_violating_labels(cascade, silent_clip, speech_text_clip):
+    CascadeConfig.objects.filter(pk=cascade.pk).update(allow_below=0.5, action_above=0.5, audit_rate=0.0)
+    drugs = ingest_inline(silent_clip, "cheap pills without prescription")
+    assert (drugs.final_label, drugs.decision) == ("drugs", "auto_action")
+    # The policy's owner decides drugs no longer violate: the same verdict is now allowed.
+    Policy.objects.filter(pk=cascade.policy_id).update(violating_labels=["scam", "weapons"])
+    again = ingest_inline(speech_text_clip, "cheap pills without prescription", route="baseline")
+    assert (again.final_label, again.decision) == ("drugs", "auto_allow"), again.events.last().message

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from inference.policy import LABELS
 from inference.training_set import NO_VIDEO, load_training_set
 from small_models import caption_only
-from moderation import scoring
+from moderation import benchmark, scoring
 from inference.llm import LLM_LORA_LR, LLMClassifier
 from moderation.models import CascadeConfig, ModelVersion, Policy, TrainingRun
 
@@ -101,6 +101,8 @@ def test_each_model_gets_its_own_number_of_text_only_examples_unless_one_is_give
     baseline, mllm = (ModelVersion.objects.get(kind=kind) for kind in ("baseline", "mllm"))
     assert (baseline.metrics["text_only_rows"], mllm.metrics["text_only_items"]) == (6, 10)
     assert mllm.metrics["lr"] == LLM_LORA_LR and mllm.metrics["fine_tuned"] is True
+    # What the fine-tune learned from, for fine-tunes on reviewer labels to replay.
+    assert benchmark.replay_sources(mllm.artifact_path) == [benchmark.finetune_source(bench_dir, seed=0, text_items=10)]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -139,6 +141,7 @@ def test_the_first_run_fine_tune_is_a_gated_training_run_on_the_benchmark(bench_
     active = ModelVersion.objects.get(kind="mllm", status="active")
     assert active == (candidate if run.status == "promoted" else prompted)
     assert isinstance(scoring.load_mllm(candidate.pk), LLMClassifier)
+    assert benchmark.replay_sources(scoring.artifact_dir(candidate)) == [run.benchmark]
 
     # scripts/run.sh asks on every start; one benchmark fine-tune per install.
     again = StringIO()

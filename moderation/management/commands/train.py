@@ -30,7 +30,8 @@ from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
 from moderation.actions.ingest import check_policy
 from moderation.actions.model_registry import do_activate_models, do_register_model, do_set_reference_entropies
 from moderation.actions.validation import ActionError
-from moderation.benchmark import extractor_for_training, load_splits, prepare_dataset
+from moderation.benchmark import (extractor_for_training, finetune_source, load_splits, prepare_dataset,
+                                  save_replay_sources)
 from moderation.models import CascadeConfig, ModelVersion
 
 
@@ -129,7 +130,8 @@ class Command(BaseCommand):
             trained["baseline"] = self.train_baseline(policy, splits, text_only[counts["baseline"]])
         if "mllm" in kinds:
             train_stage2 = self.train_llm if options["stage2"] == "llm" else self.train_mllm
-            trained["mllm"] = train_stage2(policy, splits, text_only[counts["mllm"]], options)
+            source = finetune_source(data_dir, options["seed"], counts["mllm"])
+            trained["mllm"] = train_stage2(policy, splits, text_only[counts["mllm"]], options, source)
         for version in trained.values():
             test = version.metrics["test"]
             self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
@@ -163,7 +165,7 @@ class Command(BaseCommand):
         do_set_reference_entropies(registered, entropy(model.predict_proba(X_val)))
         return registered
 
-    def train_llm(self, policy, splits, text_only, options) -> ModelVersion:
+    def train_llm(self, policy, splits, text_only, options, source: dict) -> ModelVersion:
         """The LLM classifier: from its prompt (--epochs 0) or LoRA fine-tuned here."""
         llm_path = Path(settings.COEFVQ_LLM_PATH)
         if not (llm_path / "config.json").is_file():
@@ -187,6 +189,7 @@ class Command(BaseCommand):
             result = train_mllm(_items(splits["train"]) + _items(text_only), _items(splits["val"]), model_config,
                                 TrainConfig(epochs=options["epochs"], lr=options["lr"], batch_size=4), out_dir=folder,
                                 progress=True)
+            save_replay_sources(folder, [source])  # fine-tunes on reviewer labels replay some of it
             model = result.model
             extra.update(best_val_macro_f1=result.best_val_macro_f1, best_epoch=result.best_epoch,
                          text_only_items=len(text_only), lr=options["lr"])
@@ -200,7 +203,7 @@ class Command(BaseCommand):
         return do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
                                  config=model.config.to_dict(), metrics=metrics)
 
-    def train_mllm(self, policy, splits, text_only, options) -> ModelVersion:
+    def train_mllm(self, policy, splits, text_only, options, source: dict) -> ModelVersion:
         items = _items
 
         version = version_name("mllm")
@@ -209,6 +212,7 @@ class Command(BaseCommand):
                                   lora_r=options["lora_r"], lora_alpha=options["lora_alpha"])
         result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]), model_config,
                             TrainConfig(epochs=options["epochs"], lr=options["lr"]), out_dir=folder, progress=True)
+        save_replay_sources(folder, [source])  # fine-tunes on reviewer labels replay some of it
         return self.register_stage2(policy, version, folder, result.model, splits["test"], {
             "best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
             "text_only_items": len(text_only), "lr": options["lr"]})
