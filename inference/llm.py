@@ -114,7 +114,7 @@ class LLMConfig:
     labels: tuple[str, ...] = LABELS
     violating: tuple[str, ...] = VIOLATING
     examples: tuple[tuple[str, str, str, str, str], ...] = DEMO_EXAMPLES  # () = none
-    dtype: str = "bfloat16"  # of the backbone; bf16 is fast on CPUs with AMX and on GPUs
+    dtype: str = "auto"  # of the backbone: "auto" (backbone_dtype), or a torch dtype name
     fusion: str = "late"  # "late" | "early": where the Whisper audio joins
     lora_r: int = 32
     lora_alpha: int = 64
@@ -274,7 +274,7 @@ class LLMClassifier(nn.Module):
         self.violating_index = [self.labels.index(label) for label in config.violating]
         self.tokenizer = AutoTokenizer.from_pretrained(os.fspath(path), local_files_only=True)
         language_model = AutoModelForCausalLM.from_pretrained(os.fspath(path), local_files_only=True,
-                                                              dtype=getattr(torch, config.dtype))
+                                                              dtype=backbone_dtype(config.dtype, device))
         if adapter_dir is None:
             lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                               target_modules=list(config.lora_target_modules), bias="none")
@@ -681,7 +681,7 @@ class LLMClassifier(nn.Module):
         audio_checkpoint on another machine; a different Whisper checkpoint is refused)."""
         folder = Path(folder)
         config = replace(LLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())), **overrides)
-        model = cls(config, adapter_dir=folder / ADAPTER_DIR, device="cpu")
+        model = cls(config, adapter_dir=folder / ADAPTER_DIR, device=device)
         load_trained_modules(model, folder)
         return model.to(device).eval()
 
@@ -755,6 +755,20 @@ def stage2_probabilities(model, features: list[VideoFeatures], batch_size: int =
     chunks = [model.probabilities(model.features_to_inputs(features[start:start + batch_size])).numpy()
               for start in tqdm(starts, desc="stage 2", disable=not progress, leave=False)]
     return np.concatenate(chunks) if chunks else np.zeros((0, len(model.labels)), dtype=np.float32)
+
+
+def backbone_dtype(setting: str, device: str | torch.device) -> torch.dtype:
+    """'auto': bf16 where the hardware computes in it (CUDA; CPUs with AVX512-BF16 or AMX), else
+    fp32. On an AVX2-only CPU bf16 matmuls are converted in software: the 1.5B LLM ran 3.2x slower
+    in bf16 than in fp32 there (README, "Stage 2 on a CPU")."""
+    if setting != "auto":
+        return getattr(torch, setting)
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return torch.bfloat16
+    return torch.float32
 
 
 def available_device(setting: str = "auto") -> torch.device:

@@ -17,6 +17,7 @@ from inference.llm import (  # noqa: E402
     MODALITIES,
     LLMClassifier,
     LLMConfig,
+    backbone_dtype,
     evidence_pieces,
     load_stage2,
     render_evidence,
@@ -270,3 +271,21 @@ def test_the_prefix_is_computed_once_until_the_weights_change(model):
     model.train()
     assert model._prefix_cache is None
     model.eval()
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, torch.float32), (True, False, torch.bfloat16),
+                                                         (False, True, torch.bfloat16)])
+def test_auto_dtype_is_bf16_only_where_the_cpu_computes_in_it(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert backbone_dtype("auto", "cpu") == expected
+    assert backbone_dtype("float32", "cpu") == torch.float32  # a named dtype is kept
+    assert backbone_dtype("bfloat16", "cpu") == torch.bfloat16
+
+
+def test_the_backbone_loads_in_the_resolved_dtype(tiny_qwen2_dir, whisper_checkpoint, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, dtype="auto"))
+    assert model.language_model.get_input_embeddings().weight.dtype == torch.float32
+    assert model.config.dtype == "auto"  # saved as "auto": the machine that loads it decides
