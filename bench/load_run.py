@@ -6,7 +6,7 @@
     .venv/bin/python bench/load_run.py --ingest-only --cpu-workers 1|2 [--videos 40]
 
 Starts what production runs, on loopback: uvicorn with --web-workers processes (default: one per
-core, as scripts/run.sh), a Celery `cpu` worker with --cpu-workers processes and a `gpu` worker,
+two cores, as scripts/run.sh), a Celery `cpu` worker with --cpu-workers processes and a `gpu` worker,
 on the local PostgreSQL (its own database, --database-url, default coefvq_load, dropped and made
 anew) and Redis (--redis-url). Seeds --open-tasks decided videos waiting for review, then for
 --duration seconds (or until --max-requests requests):
@@ -78,7 +78,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=150.0, help="seconds of load")
     parser.add_argument("--max-requests", type=int, default=60_000, help="stop after this many requests")
     parser.add_argument("--upload-threads", type=int, default=4)
-    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 1, help="uvicorn processes")
+    parser.add_argument("--web-workers", type=int, default=max(1, (os.cpu_count() or 1) // 2),
+                        help="uvicorn processes (default: as scripts/run.sh, one per two cores)")
     parser.add_argument("--cpu-workers", type=int, default=1, help="processes of the cpu queue's worker")
     parser.add_argument("--dashboard-every", type=float, default=5.0, help="seconds between a lead's dashboard loads")
     parser.add_argument("--ingest-only", action="store_true", help="time the workers extracting --videos clips")

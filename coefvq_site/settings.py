@@ -228,7 +228,7 @@ COEFVQ_QUEUE_WATCH_S = env_float("COEFVQ_QUEUE_WATCH_S", 5.0, minimum=0.5)
 
 # --- Dashboard ---------------------------------------------------------------------------------
 # Quality over time and the budget trade-off (seconds of CPU) are recomputed when reviews landed
-# in the window, at most this often; everything counted is live (moderation.dashboard_cache).
+# in the window, at most this often (moderation.dashboard_cache).
 COEFVQ_DASHBOARD_REFRESH_S = env_int("COEFVQ_DASHBOARD_REFRESH_S", 300, minimum=0)
 # Days of a window that ended longer ago than this are counted once and kept as daily aggregates
 # for as long; later hours are counted on every load.
@@ -299,7 +299,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_SECURE", False):
     SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP inside the network
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]  # load balancers probe over plain HTTP inside the network
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)

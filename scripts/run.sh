@@ -45,12 +45,13 @@ OMP_NUM_THREADS=1 .venv/bin/celery -A coefvq_site worker -Q cpu -n "cpu@%h" --co
 OMP_NUM_THREADS="$GPU_THREADS" .venv/bin/celery -A coefvq_site worker -Q gpu -n "gpu@%h" --concurrency 1 -l info \
   >>"$LOG/worker-gpu.log" 2>&1 & pids+=($!)
 .venv/bin/celery -A coefvq_site beat -l info --pidfile= >>"$LOG/beat.log" 2>&1 & pids+=($!)
-# The web server: uvicorn with one process per core (at most 8; COEFVQ_WEB_WORKERS), restarted by
-# uvicorn if one dies. A queue page's WebSocket hears claims made in any process through the Redis
+# The web server: uvicorn with one process per two cores (at most 8; COEFVQ_WEB_WORKERS), restarted
+# by uvicorn if one dies; the workers have the other cores. On 2 shared cores the load run decided
+# faster with one web process than with two (bench/results/load_run_floor/). A queue page's WebSocket hears claims made in any process through the Redis
 # channel layer; without REDIS_URL the in-process layer reaches only its own process (and SQLite
 # takes one writer at a time), so the embedded default runs one. Several processes add up their
 # request metrics in PROMETHEUS_MULTIPROC_DIR for /metrics.
-if [ -n "${REDIS_URL:-}" ]; then default_web=$(( CORES < 8 ? CORES : 8 )); else default_web=1; fi
+if [ -n "${REDIS_URL:-}" ]; then default_web=$(( CORES / 2 < 1 ? 1 : (CORES / 2 > 8 ? 8 : CORES / 2) )); else default_web=1; fi
 WEB_WORKERS="${COEFVQ_WEB_WORKERS:-$default_web}"
 METRICS_DIR="$VAR/prometheus"
 rm -rf "$METRICS_DIR" && mkdir -p "$METRICS_DIR"
