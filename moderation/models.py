@@ -69,7 +69,11 @@ class Video(models.Model):
     file = models.FileField(upload_to=video_upload_path, max_length=300)
     original_filename = models.CharField(max_length=255)
     extension = models.CharField(max_length=16, blank=True)
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, help_text="Of the bytes: uploads of the same bytes share the file and "
+                                                      "the media work (frames, transcript, on-screen text).")
+    upload_digest = models.CharField(
+        max_length=64, help_text="Of the bytes and everything the uploader chose (uploader, caption, title, route): "
+                                 "the same upload sent again (a retry) finds its video; anything else is another upload.")
     size_bytes = models.BigIntegerField()
     title = models.CharField(max_length=300, blank=True)
     caption = models.TextField(blank=True)
@@ -97,7 +101,7 @@ class Video(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["policy", "sha256"], name="one_video_per_content"),
+            models.UniqueConstraint(fields=["policy", "upload_digest"], name="one_video_per_upload"),
             models.CheckConstraint(
                 condition=~Q(state="failed") | ~Q(error_reason=""), name="failed_video_has_reason"
             ),
@@ -105,6 +109,7 @@ class Video(models.Model):
         indexes = [
             models.Index(fields=["state", "state_changed_at"]),
             models.Index(fields=["-created_at"]),
+            models.Index(fields=["sha256"], name="video_content"),
         ]
 
     def __str__(self) -> str:

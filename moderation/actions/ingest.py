@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ _CHUNK = 1024 * 1024
 @dataclass(frozen=True)
 class IngestResult:
     video: Video
-    created: bool  # False: the same bytes were uploaded before; that video is returned
+    created: bool  # False: this upload was sent before (same bytes, uploader, caption, title, route)
 
 
 def check_policy(slug: str | None) -> Policy:
@@ -90,7 +91,11 @@ def do_ingest(
     enqueue: bool = True,
     route: str = Video.Route.AUTO,
 ) -> IngestResult:
-    """Keep an upload and start its processing. The same bytes twice give the same video."""
+    """Keep an upload as a video of its own and start its processing.
+
+    Each upload is its own video, with its uploader, caption and verdict; uploads of the same
+    bytes share the stored file and the media work (`pipeline.extract`). Only the same upload
+    sent again returns the video it made (`created` False)."""
     policy = check_policy(policy_slug)
     caption = check_text(caption, field="caption", limit=MAX_CAPTION_CHARS)
     title = check_text(title, field="title", limit=MAX_TITLE_CHARS)
@@ -99,39 +104,38 @@ def do_ingest(
     if route not in Video.Route.values:
         raise ActionError(f"Unknown route {route!r}; use one of {', '.join(Video.Route.values)}.", code="unknown_route")
 
+    uploader = uploader if uploader is not None and uploader.is_authenticated else None
     spooled, sha256, size = _spool(stream)
+    digest = upload_digest(sha256, uploader=uploader, caption=caption, title=title, route=route)
     try:
-        existing = Video.objects.filter(policy=policy, sha256=sha256).first()
+        existing = Video.objects.filter(policy=policy, upload_digest=digest).first()
         if existing is not None:
             return IngestResult(existing, created=False)
+        video = Video(
+            policy=policy, sha256=sha256, upload_digest=digest, size_bytes=size,
+            original_filename=safe_display_name(filename), extension=safe_extension(filename),
+            caption=caption, title=title, uploader=uploader, source=source, route=route,
+            state=Video.State.RECEIVED, state_changed_at=timezone.now(),
+        )
         try:
-            return IngestResult(
-                _create_video(spooled, policy, sha256, size, filename, source, caption, title, uploader, enqueue, route),
-                created=True,
-            )
+            return IngestResult(_create_video(video, spooled, enqueue), created=True)
         except IntegrityError:
-            # Another upload of the same bytes committed first.
-            return IngestResult(Video.objects.get(policy=policy, sha256=sha256), created=False)
+            # The same upload, sent twice at once: the other one committed first.
+            return IngestResult(Video.objects.get(policy=policy, upload_digest=digest), created=False)
     finally:
         spooled.unlink(missing_ok=True)
 
 
-def _create_video(spooled: Path, policy, sha256, size, filename, source, caption, title, uploader, enqueue,
-                  route) -> Video:
-    video = Video(
-        policy=policy,
-        sha256=sha256,
-        size_bytes=size,
-        original_filename=safe_display_name(filename),
-        extension=safe_extension(filename),
-        caption=caption,
-        title=title,
-        uploader=uploader if uploader is not None and uploader.is_authenticated else None,
-        source=source,
-        route=route,
-        state=Video.State.RECEIVED,
-        state_changed_at=timezone.now(),
-    )
+def upload_digest(sha256: str, *, uploader, caption: str, title: str, route: str) -> str:
+    """What tells one upload from another: the bytes and everything the uploader chose. The same
+    upload sent again (a retried request, `ingest` run twice over a folder) finds its video; the
+    same bytes with another uploader, caption, title or route are another video (migration 0011
+    computes the same for the videos before it)."""
+    key = [sha256, uploader.pk if uploader is not None else None, caption, title, route]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def _create_video(video: Video, spooled: Path, enqueue: bool) -> Video:
     relative = video.file.field.generate_filename(video, "original")
     destination = Path(settings.MEDIA_ROOT) / relative
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,7 @@ def _create_video(spooled: Path, policy, sha256, size, filename, source, caption
         video.file.name = relative
         video.save()
         VideoEvent.objects.create(
-            video=video, to_state=Video.State.RECEIVED, actor=video.uploader, message=f"Uploaded via {source}."
+            video=video, to_state=Video.State.RECEIVED, actor=video.uploader, message=f"Uploaded via {video.source}."
         )
         # Keep the bytes before the row becomes visible to workers.
         if not destination.exists():
