@@ -146,8 +146,31 @@ def _create_video(video: Video, spooled: Path, enqueue: bool) -> Video:
             video=video, to_state=Video.State.RECEIVED, actor=video.uploader, message=f"Uploaded via {video.source}."
         )
         # Keep the bytes before the row becomes visible to workers.
-        if not destination.exists():
-            shutil.copyfile(spooled, destination)
+        _keep_original(spooled, destination, video.size_bytes)
         if enqueue:
             transaction.on_commit(lambda: send_task("extract_video", video.pk, retried_by="the reconciler"))
     return video
+
+
+def _keep_original(spooled: Path, destination: Path, size: int) -> None:
+    """Put the upload's bytes at their content address, unless a whole copy is there already.
+
+    The copy is written under a temporary name and renamed into place, so a process that dies
+    mid-copy leaves only a `.part` file, never a truncated original that later uploads of the same
+    bytes would reuse. A file of the wrong size at the address (cut short before this rule) is
+    replaced.
+    """
+    if destination.exists() and destination.stat().st_size == size:
+        return
+    fd, part = tempfile.mkstemp(dir=destination.parent, prefix=".original-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, spooled.open("rb") as source:
+            if settings.FILE_UPLOAD_PERMISSIONS is not None:  # as Django's storage sets them (mkstemp: 0600)
+                os.fchmod(out.fileno(), settings.FILE_UPLOAD_PERMISSIONS)
+            shutil.copyfileobj(source, out, _CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, destination)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise

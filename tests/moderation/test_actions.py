@@ -46,6 +46,15 @@ def test_the_same_bytes_with_another_caption_are_another_video_sharing_the_file(
     assert again.file.name == cleared.file.name  # one stored copy of the bytes
 
 
+def test_a_truncated_original_left_at_the_content_address_is_replaced():
+    first = ingest(b"0123456789", caption="first").video
+    Path(first.file.path).write_bytes(b"01234")  # cut short by a crash before copies were renamed into place
+    second = ingest(b"0123456789", caption="second").video
+    assert second.file.name == first.file.name
+    assert Path(second.file.path).read_bytes() == b"0123456789"
+    assert Path(second.file.path).stat().st_mode & 0o777 == 0o644
+
+
 def test_uploaded_name_cannot_choose_a_directory():
     video = ingest(b"x", name="../../../etc/passwd\x07.mp4").video
     assert video.original_filename == "passwd.mp4"
