@@ -72,8 +72,9 @@ class Video(models.Model):
     sha256 = models.CharField(max_length=64, help_text="Of the bytes: uploads of the same bytes share the file and "
                                                       "the media work (frames, transcript, on-screen text).")
     upload_digest = models.CharField(
-        max_length=64, help_text="Of the bytes and everything the uploader chose (uploader, caption, title, route): "
-                                 "the same upload sent again (a retry) finds its video; anything else is another upload.")
+        max_length=64, null=True, blank=True,
+        help_text="Of the bytes and everything the uploader chose (uploader, caption, title, route): "
+                  "the same upload sent again (a retry) finds its video; anything else is another upload.")
     size_bytes = models.BigIntegerField()
     title = models.CharField(max_length=300, blank=True)
     caption = models.TextField(blank=True)

@@ -30,10 +30,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="video",
             name="upload_digest",
-            field=models.CharField(default="", max_length=64, help_text="Of the bytes and everything the uploader "
-                                   "chose (uploader, caption, title, route): the same upload sent again (a retry) "
-                                   "finds its video; anything else is another upload."),
-            preserve_default=False,
+            field=models.CharField(blank=True, null=True, max_length=64, help_text="Of the bytes and everything the "
+                                   "uploader chose (uploader, caption, title, route): the same upload sent again (a "
+                                   "retry) finds its video; anything else is another upload."),
         ),
         migrations.RunPython(fill_upload_digests, migrations.RunPython.noop),
         migrations.RemoveConstraint(model_name="video", name="one_video_per_content"),
