@@ -1,4 +1,5 @@
-"""Ingestion: keep an upload under its content's address and start its processing."""
+"""Ingestion: keep an upload under its content's address and start its processing; and the one
+later change to what the uploader sent, an admin's audited correction of its caption or title."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from ..models import Policy, Video, VideoEvent
+from .audit import record_audit
 from .enqueue import send_task
 from .validation import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, ActionError, check_text
 
@@ -174,3 +176,25 @@ def _keep_original(spooled: Path, destination: Path, size: int) -> None:
     except BaseException:
         Path(part).unlink(missing_ok=True)
         raise
+
+
+def do_edit_video_text(video: Video, *, actor, caption: str, title: str) -> bool:
+    """Correct a video's caption or title (the admin's form). The old and new text go into the
+    audit log and the video's events; reviews keep the text they judged. Returns whether anything
+    changed. The verdict is not redone: it stays the verdict on the text it was given."""
+    caption = check_text(caption, field="caption", limit=MAX_CAPTION_CHARS)
+    title = check_text(title, field="title", limit=MAX_TITLE_CHARS)
+    with transaction.atomic():
+        current = Video.objects.select_for_update().get(pk=video.pk)
+        changes = {name: [getattr(current, name), new] for name, new in (("caption", caption), ("title", title))
+                   if getattr(current, name) != new}
+        if not changes:
+            return False
+        Video.objects.filter(pk=video.pk).update(updated_at=timezone.now(),
+                                                 **{name: new for name, (_, new) in changes.items()})
+        who = actor.get_username() if actor is not None else "the system"
+        summary = f"{' and '.join(changes).capitalize()} of video #{video.pk} changed by {who}."
+        VideoEvent.objects.create(video_id=video.pk, from_state=current.state, to_state=current.state, actor=actor,
+                                  message=summary, data={"changes": changes})
+        record_audit(actor, "video.text_changed", current, summary, changes=changes)
+    return True

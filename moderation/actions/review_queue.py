@@ -131,7 +131,8 @@ def do_submit_review(task_id: int, user, *, claim_token, label: str, note: str =
         video = task.video
         now = timezone.now()
         review = Review.objects.create(
-            task=task, video=video, reviewer=user, label=label, note=note, model_label=task.model_label,
+            task=task, video=video, reviewer=user, label=label, note=note, caption=video.caption, title=video.title,
+            model_label=task.model_label,
             model_decided_by=video.decided_by if video.decided_by != "human" else "",
             disagrees_with_model=label != task.model_label,
             seconds_spent=(now - task.claimed_at).total_seconds(),
