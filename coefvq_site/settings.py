@@ -106,6 +106,9 @@ else:
             "NAME": VAR_DIR / "db.sqlite3",
             # The embedded default has a web server and a worker writing at once.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            # Tests on the embedded default use a file too: an in-memory database shares one cache
+            # between connections and locks whole tables, unlike the product's.
+            "TEST": {"NAME": str(VAR_DIR / "test_db.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

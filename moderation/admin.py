@@ -15,9 +15,10 @@ from django.utils.html import format_html, format_html_join
 
 from . import roles, whatif
 from .actions.audit import record_audit
+from .actions.ingest import do_edit_video_text
 from .actions.model_registry import (CONFIG_SETTINGS, DEFAULT_MLLM_BUDGET, check_cascade_settings, check_labels_known,
                                      config_changes, do_activate_models, do_change_cascade_config, do_roll_back_model)
-from .actions.validation import ActionError
+from .actions.validation import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, ActionError, check_text
 from .models import (AuditEntry, CascadeConfig, MediaFacts, ModelVersion, OcrLine, Policy, Prediction, Review, ReviewTask,
                      RoutingDecision, TrainingRun, TranscriptSegment, Video, VideoEvent)
 
@@ -326,31 +327,51 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 # --- videos, predictions, reviews ----------------------------------------------------------------------
 
 
-class MediaFactsInline(admin.StackedInline):
-    model = MediaFacts
-    can_delete = False
-    extra = 0
+class EvidenceInline:
+    """What extraction stored: shown, never edited (the models and retraining read it)."""
 
-
-class TranscriptInline(admin.TabularInline):
-    model = TranscriptSegment
-    extra = 0
-
-
-class OcrInline(admin.TabularInline):
-    model = OcrLine
-    extra = 0
-    exclude = ["box"]
-
-
-class EventInline(admin.TabularInline):
-    model = VideoEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["at", "from_state", "to_state", "actor", "message", "data"]
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class MediaFactsInline(EvidenceInline, admin.StackedInline):
+    model = MediaFacts
+
+
+class TranscriptInline(EvidenceInline, admin.TabularInline):
+    model = TranscriptSegment
+
+
+class OcrInline(EvidenceInline, admin.TabularInline):
+    model = OcrLine
+    exclude = ["box"]
+
+
+class EventInline(EvidenceInline, admin.TabularInline):
+    model = VideoEvent
+
+
+class VideoTextForm(forms.ModelForm):
+    """Only the caption and title can be corrected, with the limits an upload has."""
+
+    class Meta:
+        model = Video
+        fields = ["caption", "title"]
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, limit in (("caption", MAX_CAPTION_CHARS), ("title", MAX_TITLE_CHARS)):
+            try:
+                cleaned[name] = check_text(cleaned.get(name), field=name, limit=limit)
+            except ActionError as error:
+                self.add_error(name, error.message)
+        return cleaned
 
 
 class HeldFilter(admin.SimpleListFilter):
@@ -372,16 +393,32 @@ class HeldFilter(admin.SimpleListFilter):
 
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):
+    """Videos come in through ingestion and are never deleted: their events, reviews and audit
+    entries are the trail. An admin may correct the caption or title, and that is audited."""
+
+    form = VideoTextForm
     list_display = ["id", "original_filename", "policy", "state", "final_label", "decided_by", "decision", "source",
                     "created_at", "held_reason"]
     list_filter = ["state", HeldFilter, "source", "policy", "final_label", "decided_by", "decision"]
     search_fields = ["original_filename", "title", "caption", "sha256"]
-    readonly_fields = ["sha256", "size_bytes", "state", "state_changed_at", "attempts", "lease_expires_at",
-                       "error_code", "error_reason", "held_reason", "route", "final_label", "decided_by", "decision", "needs_review",
+    readonly_fields = ["policy", "file", "original_filename", "extension", "sha256", "upload_digest", "size_bytes",
+                       "uploader", "source", "state", "state_changed_at", "attempts", "lease_expires_at",
+                       "error_code", "error_reason", "held_reason", "route", "final_label", "decided_by", "decision",
+                       "needs_review",
                        "created_at", "updated_at"]
     inlines = [MediaFactsInline, TranscriptInline, OcrInline, EventInline]
     list_select_related = ["policy"]
     show_full_result_count = False  # COUNT(*) over a large table on every page is slow
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        do_edit_video_text(obj, actor=request.user, caption=form.cleaned_data["caption"],
+                           title=form.cleaned_data["title"])
 
 
 @admin.register(VideoEvent)

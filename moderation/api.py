@@ -52,7 +52,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(
         request={"multipart/form-data": VideoUploadSerializer},
         responses={201: VideoSerializer, 200: VideoSerializer},
-        description="Upload a video. The same bytes uploaded again return the existing video with 200.",
+        description="Upload a video: each upload is a video of its own (201). The same upload sent again (the same "
+                    "bytes, caption, title and route from the same user) returns the video it made, with 200.",
     )
     def create(self, request):
         upload = VideoUploadSerializer(data=request.data)

@@ -71,7 +71,12 @@ class Video(models.Model):
     file = models.FileField(upload_to=video_upload_path, max_length=300)
     original_filename = models.CharField(max_length=255)
     extension = models.CharField(max_length=16, blank=True)
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, help_text="Of the bytes: uploads of the same bytes share the file and "
+                                                      "the media work (frames, transcript, on-screen text).")
+    upload_digest = models.CharField(
+        max_length=64, null=True, blank=True,
+        help_text="Of the bytes and everything the uploader chose (uploader, caption, title, route): "
+                  "the same upload sent again (a retry) finds its video; anything else is another upload.")
     size_bytes = models.BigIntegerField()
     title = models.CharField(max_length=300, blank=True)
     caption = models.TextField(blank=True)
@@ -102,7 +107,7 @@ class Video(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["policy", "sha256"], name="one_video_per_content"),
+            models.UniqueConstraint(fields=["policy", "upload_digest"], name="one_video_per_upload"),
             models.CheckConstraint(
                 condition=~Q(state="failed") | ~Q(error_reason=""), name="failed_video_has_reason"
             ),
@@ -110,6 +115,7 @@ class Video(models.Model):
         indexes = [
             models.Index(fields=["state", "state_changed_at"]),
             models.Index(fields=["-created_at"]),
+            models.Index(fields=["sha256"], name="video_content"),
         ]
 
     def __str__(self) -> str:
@@ -123,11 +129,13 @@ class Video(models.Model):
 class VideoEvent(models.Model):
     """Append-only audit trail: every state change, who or what caused it, and why."""
 
-    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="events")
+    # PROTECT: the trail outlives any attempt to delete what it is about (PostgreSQL refuses
+    # UPDATE and DELETE on this table; migration 0012).
+    video = models.ForeignKey(Video, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField(auto_now_add=True)
     from_state = models.CharField(max_length=16, blank=True)
     to_state = models.CharField(max_length=16)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
 
@@ -375,7 +383,7 @@ class ReviewTask(models.Model):
         OPEN = "open", "Open"
         DONE = "done", "Reviewed"
 
-    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="review_tasks")
+    video = models.ForeignKey(Video, on_delete=models.PROTECT, related_name="review_tasks")
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="review_tasks")
     reason = models.CharField(max_length=16, choices=Reason.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
@@ -412,9 +420,13 @@ class Review(models.Model):
     """A reviewer's decision: the labeled example retraining learns from, with its provenance."""
 
     task = models.OneToOneField(ReviewTask, on_delete=models.PROTECT, related_name="review")
-    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="reviews")
+    video = models.ForeignKey(Video, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
     label = models.CharField(max_length=40)
+    # What the reviewer judged: retraining learns the label with this text, even if an admin
+    # corrects the video's caption or title later.
+    caption = models.TextField(blank=True, help_text="The video's caption when it was reviewed.")
+    title = models.CharField(max_length=300, blank=True, help_text="The video's title when it was reviewed.")
     note = models.TextField(blank=True)
     model_label = models.CharField(max_length=40, help_text="What the cascade said.")
     model_decided_by = models.CharField(max_length=16, help_text="baseline or mllm.")
@@ -430,6 +442,9 @@ class Review(models.Model):
         if self.pk is not None:
             raise ValueError("Reviews are append-only; a correction is a new review.")
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Reviews are append-only; a correction is a new review.")
 
 
 class ReviewSkip(models.Model):

@@ -96,12 +96,17 @@ def evidence_or_fail(video: Video) -> VideoFeatures | None:
 
 
 def extract(video_id: int) -> None:
-    """Probe, decode (the only decode of this video), transcribe and read on-screen text, and
-    store it all."""
+    """Probe, decode (the only decode of these bytes), transcribe and read on-screen text, and
+    store it all. Another upload of the same bytes that has its evidence already gives a copy of
+    it instead: the media work is done once per content."""
     attempt = do_start_attempt(video_id, expected=EXTRACT_FROM, to_state=Video.State.EXTRACTING)
     if attempt is None:
         return
     video = Video.objects.get(pk=video_id)
+    twin = extracted_twin(video)
+    if twin is not None:
+        _copy_evidence(video, twin)
+        return
     t0 = time.perf_counter()
     decoded = decode_or_fail(video)
     if decoded is None:
@@ -114,31 +119,27 @@ def extract(video_id: int) -> None:
     _store_evidence(video, decoded, segments, lines, seconds)
 
 
+def extracted_twin(video: Video) -> Video | None:
+    """An earlier upload of the same bytes (any uploader, any policy) whose evidence is stored
+    in the current form; extraction copies that instead of decoding again."""
+    return (Video.objects.filter(sha256=video.sha256, media__evidence_version=evidence.EVIDENCE_VERSION)
+            .exclude(pk=video.pk).exclude(state__in=EXTRACT_FROM).select_related("media").order_by("pk").first())
+
+
 def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines, seconds: dict[str, float]) -> None:
     """Keep what extraction found; `seconds` (each step's wall time) goes into the event."""
     started = time.perf_counter()
     info = decoded.info
     with transaction.atomic():
-        # A re-run after an interruption replaces what the earlier run stored.
-        for old in FrameSample.objects.filter(video=video):
-            old.image.delete(save=False)
-        FrameSample.objects.filter(video=video).delete()
-        TranscriptSegment.objects.filter(video=video).delete()
-        OcrLine.objects.filter(video=video).delete()
-        media, _ = MediaFacts.objects.update_or_create(
-            video=video,
-            defaults=dict(
-                container=info.container[:100], duration_s=info.duration_s, width=info.width, height=info.height,
-                fps=info.fps, rotation=info.rotation, video_codec=info.video_codec[:40],
-                audio_codec=info.audio_codec[:40], has_audio=info.has_audio,
-                audio_sample_rate=info.audio_sample_rate, audio_channels=info.audio_channels,
-            ),
-        )
+        media = _replace_media_facts(video, dict(
+            container=info.container[:100], duration_s=info.duration_s, width=info.width, height=info.height,
+            fps=info.fps, rotation=info.rotation, video_codec=info.video_codec[:40],
+            audio_codec=info.audio_codec[:40], has_audio=info.has_audio,
+            audio_sample_rate=info.audio_sample_rate, audio_channels=info.audio_channels,
+        ))
         for index, frame in enumerate(decoded.frames):
-            sample = FrameSample(video=video, index=index, t_s=frame.t_s,
-                                 height=frame.image.shape[0], width=frame.image.shape[1])
-            sample.image.save(f"{video.pk}/{index:03d}.jpg", ContentFile(evidence.jpeg_bytes(frame.image)), save=False)
-            sample.save()
+            _save_frame(FrameSample(video=video, index=index, t_s=frame.t_s, height=frame.image.shape[0],
+                                    width=frame.image.shape[1]), evidence.jpeg_bytes(frame.image))
         evidence.store_audio(media, decoded.audio)
         TranscriptSegment.objects.bulk_create(
             TranscriptSegment(video=video, index=i, start_s=s.start_s, end_s=max(s.end_s, s.start_s), text=s.text.strip())
@@ -148,18 +149,66 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines, second
             OcrLine(video=video, index=i, t_s=line.t_s, text=line.text, score=line.score, box=list(line.box))
             for i, line in enumerate(lines)
         )
-        moved = do_transition(
-            video.pk,
-            expected=[Video.State.EXTRACTING],
-            to_state=Video.State.EXTRACTED,
-            message=f"{len(decoded.frames)} frames, {len(segments)} speech segments, {len(lines)} on-screen text lines.",
-            data={"seconds": {**seconds, "store_s": time.perf_counter() - started}},
-            attempts=0,
+        _finish_extraction(video, message=f"{len(decoded.frames)} frames, {len(segments)} speech segments, "
+                           f"{len(lines)} on-screen text lines.",
+                           data={"seconds": {**seconds, "store_s": time.perf_counter() - started}})
+
+
+def _copy_evidence(video: Video, twin: Video) -> None:
+    """Give `video` its own copy of the evidence `twin` stored for the same bytes. The rows and
+    files are copied, not shared, so nothing one video's later steps replace changes the other's."""
+    started = time.perf_counter()
+    copied = ("id", "video", "audio")
+    with transaction.atomic():
+        media = _replace_media_facts(video, {field.name: getattr(twin.media, field.name)
+                                             for field in MediaFacts._meta.concrete_fields if field.name not in copied})
+        frames = list(twin.frames.all())
+        for sample in frames:
+            with sample.image.open("rb") as handle:
+                _save_frame(FrameSample(video=video, index=sample.index, t_s=sample.t_s, height=sample.height,
+                                        width=sample.width), handle.read())
+        if media.audio:
+            media.audio.delete(save=False)
+        if twin.media.audio:
+            with twin.media.audio.open("rb") as handle:
+                media.audio.save(f"{video.pk}.wav", ContentFile(handle.read()), save=False)
+        media.save(update_fields=["audio"])
+        segments = TranscriptSegment.objects.bulk_create(
+            TranscriptSegment(video=video, index=s.index, start_s=s.start_s, end_s=s.end_s, text=s.text)
+            for s in twin.transcript.all()
         )
-        if moved:
-            transaction.on_commit(lambda: enqueue_scoring(video.pk))
-        else:
-            log.info("Video %s left the extracting state while it was processed; result kept, state not changed", video.pk)
+        lines = OcrLine.objects.bulk_create(
+            OcrLine(video=video, index=line.index, t_s=line.t_s, text=line.text, score=line.score, box=line.box)
+            for line in twin.ocr_lines.all()
+        )
+        _finish_extraction(video, message=f"Evidence copied from video #{twin.pk} (the same bytes): {len(frames)} "
+                           f"frames, {len(segments)} speech segments, {len(lines)} on-screen text lines.",
+                           data={"copied_from": twin.pk, "seconds": {"copy_s": time.perf_counter() - started}})
+
+
+def _replace_media_facts(video: Video, facts: dict) -> MediaFacts:
+    """Clear what an interrupted earlier run stored for this video, and store its media facts."""
+    for old in FrameSample.objects.filter(video=video):
+        old.image.delete(save=False)
+    FrameSample.objects.filter(video=video).delete()
+    TranscriptSegment.objects.filter(video=video).delete()
+    OcrLine.objects.filter(video=video).delete()
+    media, _ = MediaFacts.objects.update_or_create(video=video, defaults=facts)
+    return media
+
+
+def _save_frame(sample: FrameSample, jpeg: bytes) -> None:
+    sample.image.save(f"{sample.video_id}/{sample.index:03d}.jpg", ContentFile(jpeg), save=False)
+    sample.save()
+
+
+def _finish_extraction(video: Video, *, message: str, data: dict) -> None:
+    moved = do_transition(video.pk, expected=[Video.State.EXTRACTING], to_state=Video.State.EXTRACTED,
+                          message=message, data=data, attempts=0)
+    if moved:
+        transaction.on_commit(lambda: enqueue_scoring(video.pk))
+    else:
+        log.info("Video %s left the extracting state while it was processed; result kept, state not changed", video.pk)
 
 
 _inline = ContextVar("coefvq_inline", default=False)

@@ -165,11 +165,12 @@ def new_label_count(policy: Policy, since: datetime | None, until: datetime | No
     return reviews.count()
 
 
-def latest_labels(policy: Policy, until: datetime) -> dict[int, str]:
-    """video id -> its latest reviewer label up to `until` (a correction is a newer review)."""
+def latest_reviews(policy: Policy, until: datetime) -> dict[int, tuple[str, str]]:
+    """video id -> (label, caption) of its latest review up to `until` (a correction is a newer
+    review): the caption the reviewer judged, not the video's caption now."""
     reviews = (Review.objects.filter(video__policy=policy, created_at__lte=until)
-               .order_by("created_at", "id").values_list("video_id", "label"))
-    return dict(reviews.iterator())
+               .order_by("created_at", "id").values_list("video_id", "label", "caption"))
+    return {video_id: (label, caption) for video_id, label, caption in reviews.iterator()}
 
 
 # --- requesting a run --------------------------------------------------------------------------
@@ -399,7 +400,7 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
     # A run started over keeps the window it first took.
     until = run.labels_until or timezone.now()
     since = run.labels_since if run.labels_until else last_labels_until(run.policy)
-    labels = latest_labels(run.policy, until)
+    labels = latest_reviews(run.policy, until)
     attempt.step(0.02, f"Reading {len(labels)} reviewed videos", labels_since=since, labels_until=until,
                  new_labels=new_label_count(run.policy, since, until))
     audited = set(ReviewTask.objects.filter(video_id__in=list(labels), reason=ReviewTask.Reason.AUDIT)
@@ -411,7 +412,8 @@ def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example]
         if features is None:
             unreadable.append(video.pk)
         else:
-            examples.append(Example(video.pk, video.sha256, labels[video.pk], features, video.pk in audited,
+            label, caption = labels[video.pk]
+            examples.append(Example(video.pk, video.sha256, label, replace(features, caption=caption), video.pk in audited,
                                     frame_hashes(video)))
         attempt.step(0.02 + 0.28 * done / len(labels), f"Read reviewed video {done} of {len(labels)}")
     gold, train = split_gold(examples)

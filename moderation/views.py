@@ -54,7 +54,7 @@ def upload(request):
             if result.created:
                 messages.success(request, f"Received {result.video.original_filename}; processing has started.")
             else:
-                messages.info(request, "This exact file was uploaded before; here is that video.")
+                messages.info(request, "You uploaded this file with this caption and title before; here is that video.")
             return redirect("video-detail", pk=result.video.pk)
     return render(request, "moderation/upload.html", {"form": form}, status=status)
 

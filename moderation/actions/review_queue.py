@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -53,29 +54,44 @@ def _claimable(now):
     )
 
 
+def _live_claims_of(user, now):
+    return ReviewTask.objects.filter(status=ReviewTask.Status.OPEN, claimed_by=user, claim_expires_at__gt=now)
+
+
 def _claim_held_by(user, now) -> ReviewTask | None:
-    return (ReviewTask.objects.filter(status=ReviewTask.Status.OPEN, claimed_by=user, claim_expires_at__gt=now)
-            .order_by("claimed_at").first())
+    return _live_claims_of(user, now).order_by("claimed_at").first()
+
+
+def _lock_reviewer(user) -> None:
+    """Queue this reviewer's claims one behind the other (a row lock on their user until the
+    transaction ends), so two tabs cannot both find no held claim and each take an item."""
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
 
 
 def do_claim_next(user, *, policy: Policy | None = None) -> ReviewTask | None:
     """Give the reviewer the most urgent free item, under a lease; None when the queue is empty.
 
     A reviewer who already holds a live claim gets that item again (its lease renewed), so a
-    double click or a second tab never takes two. Items the reviewer skipped go to others.
-    Row locks with SKIP LOCKED let many reviewers claim at once without waiting on each other;
-    the compare-and-set update is what makes a claim exclusive (SQLite has no row locks).
+    double click or a second tab never takes two (`_lock_reviewer`). Items the reviewer
+    skipped go to others. Row locks with SKIP LOCKED let many reviewers claim at once without
+    waiting on each other; the compare-and-set update is what makes a claim exclusive (SQLite has
+    no row locks, and serialises writers instead).
     """
     check_can_review(user)
     lease = timedelta(seconds=settings.COEFVQ_REVIEW_LEASE_S)
     for _ in range(5):  # lost races retry with the next candidate
         now = timezone.now()
-        held = _claim_held_by(user, now)
-        if held is not None:
-            ReviewTask.objects.filter(pk=held.pk, claim_token=held.claim_token).update(claim_expires_at=now + lease)
-            held.claim_expires_at = now + lease
-            return held
         with transaction.atomic():
+            _lock_reviewer(user)
+            held = _claim_held_by(user, now)
+            if held is not None:
+                # The held claim may have been decided or skipped in another tab since the look.
+                renewed = _live_claims_of(user, now).filter(pk=held.pk, claim_token=held.claim_token).update(
+                    claim_expires_at=now + lease)
+                if renewed:
+                    held.claim_expires_at = now + lease
+                    return held
+                continue
             candidates = _claimable(now).exclude(skips__reviewer=user)
             if policy is not None:
                 candidates = candidates.filter(policy=policy)
@@ -103,7 +119,10 @@ def check_can_review(user) -> None:
 def check_claim(task_id: int, user, claim_token) -> ReviewTask:
     """The task, locked, if `user` still holds this claim on it; ActionError (409) otherwise."""
     check_can_review(user)
-    task = ReviewTask.objects.select_for_update().select_related("video", "policy").filter(pk=task_id).first()
+    # Only the task's row: locking the joined policy row too would make every decision of a
+    # policy wait for the one before it.
+    task = (ReviewTask.objects.select_for_update(of=("self",)).select_related("video", "policy")
+            .filter(pk=task_id).first())
     if task is None:
         raise ActionError("There is no such review task.", code="unknown_task", status=404)
     if task.status != ReviewTask.Status.OPEN:
@@ -131,7 +150,8 @@ def do_submit_review(task_id: int, user, *, claim_token, label: str, note: str =
         video = task.video
         now = timezone.now()
         review = Review.objects.create(
-            task=task, video=video, reviewer=user, label=label, note=note, model_label=task.model_label,
+            task=task, video=video, reviewer=user, label=label, note=note, caption=video.caption, title=video.title,
+            model_label=task.model_label,
             model_decided_by=video.decided_by if video.decided_by != "human" else "",
             disagrees_with_model=label != task.model_label,
             seconds_spent=(now - task.claimed_at).total_seconds(),

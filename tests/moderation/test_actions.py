@@ -29,12 +29,30 @@ def test_ingest_keeps_the_file_under_its_hash_and_records_the_event():
     assert [e.to_state for e in video.events.all()] == ["received"]
 
 
-def test_same_bytes_twice_give_the_same_video():
-    first = ingest(b"identical", name="a.mp4")
-    second = ingest(b"identical", name="b.mp4")
+def test_the_same_upload_sent_again_gives_the_same_video():
+    first = ingest(b"identical", name="a.mp4", caption="hello")
+    second = ingest(b"identical", name="b.mp4", caption="hello")
     assert not second.created
     assert second.video.pk == first.video.pk
     assert Video.objects.count() == 1
+
+
+def test_the_same_bytes_with_another_caption_are_another_video_sharing_the_file():
+    cleared = ingest(b"identical", caption="my cat").video
+    again = ingest(b"identical", caption="selling pistols", title="new").video
+    assert again.pk != cleared.pk
+    assert (again.caption, again.title, again.state) == ("selling pistols", "new", "received")
+    assert Video.objects.get(pk=cleared.pk).caption == "my cat"
+    assert again.file.name == cleared.file.name  # one stored copy of the bytes
+
+
+def test_a_truncated_original_left_at_the_content_address_is_replaced():
+    first = ingest(b"0123456789", caption="first").video
+    Path(first.file.path).write_bytes(b"01234")  # cut short by a crash before copies were renamed into place
+    second = ingest(b"0123456789", caption="second").video
+    assert second.file.name == first.file.name
+    assert Path(second.file.path).read_bytes() == b"0123456789"
+    assert Path(second.file.path).stat().st_mode & 0o777 == 0o644
 
 
 def test_uploaded_name_cannot_choose_a_directory():

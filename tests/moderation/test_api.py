@@ -26,7 +26,7 @@ def test_api_needs_a_token():
     assert APIClient().get("/api/videos/").status_code == 401
 
 
-def test_upload_creates_then_recognises_the_same_bytes(api):
+def test_upload_creates_then_recognises_the_same_upload(api):
     first = upload(api)
     assert first.status_code == 201, first.content
     assert first.json()["state"] == "received" and first.json()["caption"] == "hi"

@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from moderation import roles
+from moderation.actions import review_queue
 from moderation.actions.review_queue import (do_claim_next, do_open_review, do_release_expired_claims, do_skip_review,
                                              do_submit_review)
 from moderation.actions.validation import ActionError
@@ -283,3 +284,89 @@ def test_fifty_reviewers_claiming_thirty_items_at_once_each_get_a_different_one_
     assert list(claims.values()).count(None) == 20
     stored = dict(ReviewTask.objects.values_list("pk", "claimed_by"))
     assert {task: stored[task] for task in given} == {task: user for user, task in claims.items() if task}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_one_reviewer_clicking_claim_in_eight_tabs_at_once_holds_one_claim(reviewer):
+    for i in range(10):
+        decided_video(f"v{i}")
+    start = threading.Barrier(8)
+    given: list[int] = []
+    errors: list[BaseException] = []
+
+    def claim():
+        try:
+            start.wait()
+            given.append(do_claim_next(reviewer).pk)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    assert len(set(given)) == 1, given  # every tab shows the same item
+    assert ReviewTask.objects.filter(claimed_by=reviewer, claim_expires_at__gt=timezone.now()).count() == 1
+
+
+def test_a_claim_decided_in_another_tab_meanwhile_is_neither_renewed_nor_given_again(reviewer, monkeypatch):
+    decided_video("first")
+    decided_video("second")
+    held = do_claim_next(reviewer)
+    find_held = review_queue._claim_held_by
+
+    def found_then_decided_in_another_tab(user, now):
+        task = find_held(user, now)
+        if task is not None and task.pk == held.pk and task.status == ReviewTask.Status.OPEN:
+            submit(task, user)  # the other tab's decision lands between the look and the renewal
+        return task
+
+    monkeypatch.setattr(review_queue, "_claim_held_by", found_then_decided_in_another_tab)
+    given = do_claim_next(reviewer)
+    assert given.pk != held.pk and given.status == ReviewTask.Status.OPEN
+    done = ReviewTask.objects.get(pk=held.pk)
+    assert done.status == ReviewTask.Status.DONE and done.claim_expires_at is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no row locks: one writer at a time")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_decision_in_progress_does_not_hold_up_other_decisions_of_the_policy(reviewer, make_reviewer):
+    """check_claim locks the task row only: locking the policy too made every decision of a
+    policy wait for the one before it."""
+    decided_video("a")
+    decided_video("b")
+    other = make_reviewer("other")
+    mine, theirs = do_claim_next(reviewer), do_claim_next(other)
+    checked, finish = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def decision_in_progress():
+        try:
+            with transaction.atomic():
+                review_queue.check_claim(mine.pk, reviewer, mine.claim_token)
+                checked.set()
+                finish.wait(30)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            checked.set()
+            connection.close()
+
+    thread = threading.Thread(target=decision_in_progress)
+    thread.start()
+    try:
+        assert checked.wait(30)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            submit(theirs, other)  # waited for the other decision's commit before, and timed out
+    finally:
+        finish.set()
+        thread.join()
+    assert not errors
+    assert ReviewTask.objects.get(pk=theirs.pk).status == ReviewTask.Status.DONE
