@@ -12,6 +12,7 @@ export COEFVQ_VAR_DIR="${COEFVQ_EMBEDDED_TEST_VAR_DIR:-$PWD/var/test-embedded}"
 rm -rf "$COEFVQ_VAR_DIR"
 mkdir -p "$COEFVQ_VAR_DIR"
 export COEFVQ_WHISPER_CHECKPOINT="${COEFVQ_WHISPER_CHECKPOINT:-$PWD/var/models/whisper-tiny.en.pt}"
+export COEFVQ_ASR_CHECKPOINT="${COEFVQ_ASR_CHECKPOINT:-$COEFVQ_WHISPER_CHECKPOINT}"  # as scripts/test.sh
 .venv/bin/python -m inference.whisper_import "$COEFVQ_WHISPER_CHECKPOINT" >/dev/null
 
 exec .venv/bin/python -m pytest "$@" \
