@@ -243,7 +243,9 @@ def do_correct_review(review_id: int, user, *, label: str, reason: str) -> Revie
             priority=0.0, due_at=now, model_label=corrected.model_label, p_violation=corrected.task.p_violation,
             claimed_by=user, claimed_at=now, completed_at=now)
         review = Review.objects.create(
-            task=task, video=video, reviewer=user, label=label, note=reason, model_label=corrected.model_label,
+            # A correction judges what the corrected review judged: its caption and title.
+            task=task, video=video, reviewer=user, label=label, note=reason, caption=corrected.caption,
+            title=corrected.title, model_label=corrected.model_label,
             model_decided_by=corrected.model_decided_by, disagrees_with_model=label != corrected.model_label,
             seconds_spent=0.0)
         Video.objects.filter(pk=video.pk).update(final_label=label, decided_by="human", needs_review=False,

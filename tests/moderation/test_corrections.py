@@ -50,7 +50,7 @@ def test_a_lead_reopens_a_video_for_a_second_independent_review(make_reviewer, l
     do_submit_review(claimed.pk, second, claim_token=claimed.claim_token, label="drugs")
     video.refresh_from_db()
     assert (video.final_label, video.decided_by, video.needs_review) == ("drugs", "human", False)
-    assert retraining.latest_labels(video.policy, timezone.now())[video.pk] == "drugs"
+    assert retraining.latest_reviews(video.policy, timezone.now())[video.pk][0] == "drugs"
     entry = AuditEntry.objects.get(action="review.reopened")
     assert entry.actor_name == lead.get_username() and "the caption sells pills" in entry.summary
     # The pair is the dashboard's agreement between reviewers: same verdict? no; same label? no.
@@ -81,7 +81,8 @@ def test_a_lead_overturns_a_review_with_a_reason(make_reviewer, lead):
     assert (video.final_label, video.decided_by) == ("scam", "human")
     assert (correction.reviewer, correction.label, correction.task.reason) == (lead, "scam", "correction")
     assert Review.objects.get(pk=review.pk).label == "ok", "the corrected review stays as it was"
-    assert retraining.latest_labels(video.policy, timezone.now())[video.pk] == "scam"
+    assert (correction.caption, correction.title) == (review.caption, review.title), "it judges what the review judged"
+    assert retraining.latest_reviews(video.policy, timezone.now())[video.pk] == ("scam", video.caption)
     entry = AuditEntry.objects.get(action="review.corrected")
     assert entry.data["old_label"] == "ok" and entry.data["reason"] == "the voice asks for a transfer fee"
     assert not ReviewTask.objects.filter(video=video, status="open").exists()
