@@ -352,13 +352,16 @@ class ReviewerAgreement:
 
 def reviewer_agreement(policy: Policy, window: Window) -> ReviewerAgreement:
     earlier = Review.objects.filter(video=OuterRef("video"), id__lt=OuterRef("id")).order_by("-id")
-    pairs = list(_reviews(policy, window).filter(task__reason=ReviewTask.Reason.SECOND_REVIEW)
-                 .annotate(earlier_label=Subquery(earlier.values("label")[:1]))
-                 .exclude(earlier_label=None).values_list("label", "earlier_label"))
+    rows = list(_reviews(policy, window)
+                .filter(task__reason__in=[ReviewTask.Reason.SECOND_REVIEW, ReviewTask.Reason.CORRECTION])
+                .annotate(earlier_label=Subquery(earlier.values("label")[:1]))
+                .values_list("task__reason", "label", "earlier_label"))  # one query: the page counts them
+    pairs = [(label, before) for reason, label, before in rows
+             if reason == ReviewTask.Reason.SECOND_REVIEW and before is not None]
     violating = set(policy.violating_labels)
     same_label = sum(label == before for label, before in pairs)
     same_verdict = sum((label in violating) == (before in violating) for label, before in pairs)
-    corrections = _reviews(policy, window).filter(task__reason=ReviewTask.Reason.CORRECTION).count()
+    corrections = sum(reason == ReviewTask.Reason.CORRECTION for reason, _, _ in rows)
     return ReviewerAgreement(len(pairs), same_label, same_verdict, _ratio(same_label, len(pairs)),
                              _ratio(same_verdict, len(pairs)), corrections)
 
