@@ -257,7 +257,7 @@ def test_entropy_histogram_marks_the_threshold_the_router_used_last(policy, worl
 
 def test_page_shows_every_chart_to_a_lead_with_bounded_queries(client, world, lead, django_assert_max_num_queries):
     client.force_login(lead)
-    with django_assert_max_num_queries(31):  # 30 + the agreement between reviewers (second reviews)
+    with django_assert_max_num_queries(30):
         response = client.get("/dashboard/?days=1")
 
     assert response.status_code == 200
@@ -277,7 +277,7 @@ def test_page_queries_do_not_grow_with_the_data(client, world, policy, lead, rev
         Review.objects.create(task=task, video=video, reviewer=reviewer, label="ok", model_label="ok",
                               model_decided_by="baseline", disagrees_with_model=False, seconds_spent=3)
     client.force_login(lead)
-    with django_assert_max_num_queries(31):  # 30 + the agreement between reviewers (second reviews)
+    with django_assert_max_num_queries(30):
         assert client.get("/dashboard/?days=1").status_code == 200
 
 
