@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
 
-from moderation import scoring
+from moderation import roles, scoring
 
 
 @pytest.fixture
@@ -12,3 +13,16 @@ def fresh_model_dir(settings, tmp_path) -> Path:
     scoring.load_baseline.cache_clear()
     scoring.load_mllm.cache_clear()
     return settings.COEFVQ_MODEL_DIR
+
+
+@pytest.fixture
+def make_reviewer(django_user_model):
+    """make(name) -> a new user in the reviewer group."""
+    group = Group.objects.get(name=roles.REVIEWER)
+
+    def make(name: str):
+        user = django_user_model.objects.create_user(name)
+        user.groups.add(group)
+        return user
+
+    return make

@@ -5,28 +5,15 @@ retraining learns); agreement between reviewers becomes a dashboard figure."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from moderation import dashboard, retraining, roles
+from moderation import dashboard, retraining
 from moderation.actions.review_queue import do_claim_next, do_correct_review, do_reopen, do_submit_review
 from moderation.actions.validation import ActionError
 from moderation.models import AuditEntry, Review, ReviewTask, Video
 from review_queue_factory import decided_video
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def make_reviewer(django_user_model):
-    group = Group.objects.get(name=roles.REVIEWER)
-
-    def make(name: str):
-        user = django_user_model.objects.create_user(name)
-        user.groups.add(group)
-        return user
-
-    return make
 
 
 def reviewed(name: str, reviewer, label: str) -> Video:

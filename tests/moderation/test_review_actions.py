@@ -7,11 +7,9 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from moderation import roles
 from moderation.actions import review_queue
 from moderation.actions.review_queue import (do_claim_next, do_open_review, do_release_expired_claims, do_skip_review,
                                              do_submit_review)
@@ -20,18 +18,6 @@ from moderation.models import Review, ReviewSkip, ReviewTask, Video, VideoEvent
 from review_queue_factory import decided_video, open_task
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def make_reviewer(django_user_model):
-    group = Group.objects.get(name=roles.REVIEWER)
-
-    def make(name: str):
-        user = django_user_model.objects.create_user(name)
-        user.groups.add(group)
-        return user
-
-    return make
 
 
 def claim_order(make_reviewer, count: int) -> list[int]:
