@@ -95,7 +95,7 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from moderation import actions
+    from moderation.actions.review_queue import review_priority
     from moderation.models import Policy, Prediction, Review, ReviewTask, RoutingDecision, Video
 
     have = Video.objects.count()
@@ -161,7 +161,7 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
         for n, i in enumerate(in_review):
             s = scored[i]
             done = arrived[i] + waited[i] < done_before
-            priority = actions.review_priority(policy, s.probabilities, s.p_violation, s.reason)
+            priority = review_priority(policy, s.probabilities, s.p_violation, s.reason)
             yield dict(
                 id=first_task + n, video_id=first_video + i, policy_id=policy.pk, reason=s.reason,
                 status=ReviewTask.Status.DONE if done else ReviewTask.Status.OPEN, priority=priority,

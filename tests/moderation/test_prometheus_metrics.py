@@ -13,7 +13,9 @@ from django.core.cache import cache
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from moderation import actions, health
+from moderation import health
+from moderation.actions.review_queue import do_claim_next, do_submit_review
+from moderation.actions.video_state import do_fail
 from moderation.models import CascadeConfig, ModelVersion, Prediction, RoutingDecision, Video, VideoEvent
 from review_queue_factory import decided_video, open_task
 
@@ -77,10 +79,10 @@ def test_failures_by_reason_and_reviews_count_up(client, policy, reviewer):
     before = scrape(client)
     assert value(before, "coefvq_video_failures_total", code="undecodable") is None
     reviews_before = value(before, "coefvq_reviews_total")
-    actions.do_fail(video.pk, code="undecodable", reason="The file is not a video.")
+    do_fail(video.pk, code="undecodable", reason="The file is not a video.")
     task = open_task(decided_video("to-review"))
-    claimed = actions.do_claim_next(reviewer)
-    actions.do_submit_review(task.pk, reviewer, claim_token=claimed.claim_token, label="ok")
+    claimed = do_claim_next(reviewer)
+    do_submit_review(task.pk, reviewer, claim_token=claimed.claim_token, label="ok")
     after = scrape(client)
     assert value(after, "coefvq_video_failures_total", code="undecodable") == 1
     assert value(after, "coefvq_reviews_total") == reviews_before + 1
