@@ -505,7 +505,7 @@ def write_results(out: Path, command: str, args, result: dict) -> None:
         f"loading the dashboard every {args.dashboard_every:g} s and {args.upload_threads} upload threads for "
         f"{load['wall_s']:.0f} s ({load['requests']} requests) after all reviewers signed in at once "
         f"({load['sign_in_all_s']:.0f} s, not in the timed window); {args.open_tasks} open tasks seeded.", "",
-        f"The floor is `GET /livez` (middleware and server, no database) under the same load; × floor is each "
+        "The floor is `GET /livez` (middleware and server, no database) under the same load; × floor is each "
         "request's latency divided by the floor's.", "",
         "| request | n | p50 ms | p95 ms | max ms | p50 × floor | p95 × floor |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
