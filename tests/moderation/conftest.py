@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
+from small_models import save_small_models
 
 from moderation import roles, scoring
 
@@ -26,3 +27,13 @@ def make_reviewer(django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_qwen2_dir) -> Path:
+    """The small test models (tests/moderation/small_models.py) saved once per test module."""
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("models")
+    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT), tiny_qwen2_dir)
+    return root

@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 from django.core.management import call_command
-from small_models import save_small_models
 
 from inference.baseline import BaselineClassifier
 from inference.cascade import threshold_for_budget
@@ -22,15 +21,6 @@ from moderation.actions.validation import ActionError
 from moderation.models import CascadeConfig, ModelVersion, Policy, Prediction, ReviewTask, RoutingDecision, Video
 
 pytestmark = pytest.mark.django_db
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_qwen2_dir):
-    from django.conf import settings
-
-    root = tmp_path_factory.mktemp("models")
-    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT), tiny_qwen2_dir)
-    return root
-
 
 @pytest.fixture
 def cascade(model_dir):

@@ -9,20 +9,12 @@ from accounts import make_user
 from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from small_models import save_small_models
 
 from inference.sandbox import decode_isolated
 from moderation import pipeline, scoring
 from moderation.models import CascadeConfig, ModelVersion, Policy, Video
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_qwen2_dir):
-    root = tmp_path_factory.mktemp("models")
-    save_small_models(root, str(settings.COEFVQ_WHISPER_CHECKPOINT), tiny_qwen2_dir)
-    return root
 
 
 @pytest.fixture
