@@ -10,8 +10,8 @@ is fine-tuned as `manage.py retrain --benchmark` does. `--stage2 minilm` is the 
 classifier, trained as `manage.py train mllm --stage2 minilm` does.
 
 DIR is a finished `bench/generalize.py --work DIR` folder: it holds the first run's rendered
-120-video benchmark with its feature cache (`var/bench/train-120-seed0`), the Whisper checkpoint
-and the 40 hand-written videos. Each seed trains the MLLM the way `manage.py train mllm` does
+120-video benchmark with its feature cache (`var/bench/train-120-seed0`), the Whisper checkpoints
+(base transcribes, as in the product; tiny.en is stage 2's audio tower) and the 40 hand-written videos. Each seed trains the MLLM the way `manage.py train mllm` does
 (the rendered train split plus `--text-items` text-only examples, validation on the rendered
 val split) and scores it on three sets:
 
@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lora-r", type=int, default=32)
     parser.add_argument("--lora-alpha", type=int, default=64)
     parser.add_argument("--fusion", choices=["late", "early"], default="late")
+    parser.add_argument("--adapt-prefix", action="store_true",
+                        help="LoRA on the prompt's shared prefix too (LLMConfig.adapt_prefix; slower to train)")
     parser.add_argument("--dev-items", type=int, default=800)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--timed-videos", type=int, default=10,
@@ -96,11 +98,12 @@ def dev_set(n: int) -> Scored:
     return [text_only_features(item, rng) for item in items], [i.label for i in items], [i.kind for i in items]
 
 
-def hand_written_set(work: Path, checkpoint: Path) -> Scored:
+def hand_written_set(work: Path, asr_checkpoint: Path) -> Scored:
     """The 40 videos of bench/generalize.py, extracted once as ingest extracts them."""
-    cache = work / "recipes" / "hand-written-features.pt"
+    config = FeatureExtractorConfig(whisper_checkpoint=str(asr_checkpoint))
+    cache = work / "recipes" / f"hand-written-features-{config.version}.pt"
     if not cache.is_file():
-        extractor = FeatureExtractor(FeatureExtractorConfig(whisper_checkpoint=str(checkpoint)))
+        extractor = FeatureExtractor(config)
         features = [extractor.extract(work / "videos" / f"{case.id}.{case.container}", case.caption) for case in CASES]
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(features, cache)
@@ -144,16 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     commit = git_commit()
-    checkpoint = args.work / "var" / "models" / "whisper-tiny.en.pt"
+    checkpoint = args.work / "var" / "models" / "whisper-tiny.en.pt"  # stage 2's audio tower
+    asr_checkpoint = args.work / "var" / "models" / "whisper-base.pt"  # the transcriber (COEFVQ_ASR_CHECKPOINT)
     benchmark = args.work / FIRST_RUN_BENCHMARK
     manifest = benchmark / "manifest.jsonl"
-    version = FeatureExtractorConfig(whisper_checkpoint=str(checkpoint), beam_size=1).version  # as manage.py train
+    version = FeatureExtractorConfig(whisper_checkpoint=str(asr_checkpoint), beam_size=1).version  # as manage.py train
     splits = {split: load_split(manifest, benchmark / "features", version, split) for split in ("train", "val", "test")}
     rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
     text_only = text_only_split(GeneratorConfig(seed=0), args.text_items, rendered)
     sets = {
         "dev": dev_set(args.dev_items),
-        "hand_written_40": hand_written_set(args.work, checkpoint),
+        "hand_written_40": hand_written_set(args.work, asr_checkpoint),
         "own_test": ([f for _, f in splits["test"]], [r["label"] for r, _ in splits["test"]],
                      [r["kind"] for r, _ in splits["test"]]),
     }  # fmt: skip
@@ -163,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.stage2 == "llm":
         model_config = LLMConfig(audio_checkpoint=str(checkpoint), backbone_path=str(args.llm_path),
-                                 fusion=args.fusion, lora_r=args.lora_r, lora_alpha=args.lora_alpha)
+                                 fusion=args.fusion, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                                 adapt_prefix=args.adapt_prefix)
     else:
         model_config = MLLMConfig(audio_checkpoint=str(checkpoint), fusion=args.fusion, lora_r=args.lora_r,
                                   lora_alpha=args.lora_alpha)
     name = args.name or (f"{args.stage2}-{args.fusion}-r{args.lora_r}a{args.lora_alpha}-text{args.text_items}"
-                         f"-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}")
+                         f"-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}"
+                         + ("-adapt-prefix" if args.stage2 == "llm" and args.adapt_prefix else ""))
     runs = []
     for seed in (args.seeds if args.epochs else [0]):  # an untrained LLM has no seed to vary
         start = time.perf_counter()
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
               "recipe": {"stage2": args.stage2, "fusion": args.fusion, "lora_r": args.lora_r,
                          "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
                          "lr": args.lr, "batch_size": args.batch_size, "dev_items": args.dev_items,
-                         "threads": args.threads},
+                         "threads": args.threads, "adapt_prefix": args.adapt_prefix},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = args.out / "results.md"

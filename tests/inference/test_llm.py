@@ -2,6 +2,7 @@
 save/reload, the Whisper check and the written explanation. A tiny random Qwen2 stands in for
 the real model; it loads through the same path."""
 
+import contextlib
 import json
 import os
 from dataclasses import replace
@@ -265,12 +266,41 @@ def test_the_prefix_is_computed_once_until_the_weights_change(model):
     cached = model._prefix_cache
     model.predict([video(seed=2)])  # predict calls eval(): the cache stays
     assert cached is not None and model._prefix_cache is cached
+    model.train()  # the prefix is read by the pretrained model, which training never changes
+    assert model._prefix_cache is cached
+    model.eval()
     model.load_state_dict(model.trained_state_dict(), strict=False)
     assert model._prefix_cache is None
-    model.predict([video()])
-    model.train()
-    assert model._prefix_cache is None
-    model.eval()
+
+
+def prefix_keys(model: LLMClassifier, adapter: bool) -> torch.Tensor:
+    ids = torch.tensor([model.prefix_ids])
+    with torch.no_grad(), (contextlib.nullcontext() if adapter else model.backbone.disable_adapter()):
+        return model.transformer(input_ids=ids, use_cache=True).past_key_values.layers[0].keys
+
+
+def test_the_prefix_is_read_by_the_pretrained_model_unless_adapt_prefix(tiny_qwen2_dir, whisper_checkpoint):
+    """Default: LoRA reads the videos' own tokens only, so the prefix's keys and values stay the
+    pretrained model's and a training step need not recompute them; adapt_prefix puts LoRA on the
+    prefix too, as models saved before the option were trained."""
+    for adapt_prefix in (False, True):
+        torch.manual_seed(0)
+        model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, adapt_prefix=adapt_prefix)).eval()
+        perturb(model, scale=1.0)
+        model.predict([video()])
+        expected = prefix_keys(model, adapter=adapt_prefix)
+        assert not torch.allclose(prefix_keys(model, adapter=True), prefix_keys(model, adapter=False))
+        torch.testing.assert_close(model._prefix_cache.layers[0].keys, expected)
+        model.train()
+        assert (model._prefix_cache is None) == adapt_prefix
+        model.eval()
+
+
+def test_a_model_saved_before_adapt_prefix_existed_loads_with_it_on(tiny_qwen2_dir, whisper_checkpoint):
+    saved = config(tiny_qwen2_dir, whisper_checkpoint).to_dict()
+    assert LLMConfig.from_dict(saved).adapt_prefix is False
+    del saved["adapt_prefix"]
+    assert LLMConfig.from_dict(saved).adapt_prefix is True
 
 
 @pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, torch.float32), (True, False, torch.bfloat16),

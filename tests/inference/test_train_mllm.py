@@ -101,7 +101,7 @@ def test_max_steps_stops_training(whisper_checkpoint, tmp_path):
 
 
 def llm_config(tiny_qwen2_dir: str, whisper_checkpoint: str) -> LLMConfig:
-    # as tests/inference/test_llm.py; no prompt examples: a shorter prefix, recomputed every step
+    # as tests/inference/test_llm.py; no prompt examples: a shorter prefix
     return LLMConfig(audio_checkpoint=whisper_checkpoint, backbone_path=tiny_qwen2_dir, dtype="float32", n_frames=3,
                      image_size=32, vision_d_model=32, vision_layers=1, vision_heads=2, max_evidence_tokens=96,
                      examples=())
@@ -110,12 +110,12 @@ def llm_config(tiny_qwen2_dir: str, whisper_checkpoint: str) -> LLMConfig:
 def test_train_mllm_fine_tunes_the_llm_classifier_keeps_best_and_saves(tiny_qwen2_dir, whisper_checkpoint, tmp_path):
     train, val = toy_items(8, seed=0), toy_items(4, seed=1)  # ok and scam differ by their captions
     steps = []
-    config = TrainConfig(epochs=4, batch_size=4, lr=3e-3, warmup_ratio=0.0, eval_batch_size=4)
+    config = TrainConfig(epochs=6, batch_size=4, lr=3e-3, warmup_ratio=0.0, eval_batch_size=4)
     result = train_mllm(train, val, llm_config(tiny_qwen2_dir, whisper_checkpoint), config, tmp_path / "llm",
                         progress=False, on_step=lambda done, total: steps.append((done, total)))
 
     assert isinstance(result.model, LLMClassifier)
-    assert steps == [(i, 8) for i in range(1, 9)]  # 2 batches x 4 epochs
+    assert steps == [(i, 12) for i in range(1, 13)]  # 2 batches x 6 epochs
     # The tiny random Qwen2's LM-head rows are small and its final state is normalised, so its
     # label logits stay within about +-1.3: the loss falls but cannot reach 0 (a real LLM's can).
     assert result.history[-1].train_loss < 0.8 * result.history[0].train_loss
