@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.review_pages import (code_version, copy_rows, create_database, database_size, entropy,  # noqa: E402
-                                machine, model_versions, next_id, reset_sequences, score_video, setup_django)
+from bench.review_pages import (code_version, copy_tables, create_database, database_size, entropy, fill,  # noqa: E402
+                                machine, next_id, prediction_row, reviewers, score_video, setup_django, video_row)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/coefvq_bench_dashboard"
 SPAN_DAYS = 90
@@ -77,37 +77,17 @@ def bench_config(policy, versions):
     return config
 
 
-def bench_reviewers() -> list:
-    from django.contrib.auth.models import Group, User
-
-    group = Group.objects.get(name="reviewer")
-    users = []
-    for i in range(REVIEWERS):
-        user, created = User.objects.get_or_create(username=f"bench-dashboard-reviewer-{i}")
-        if created:
-            user.groups.add(group)
-        users.append(user)
-    return users
-
-
-def fill(videos: int, predictions: int, seed: int) -> dict:
-    """Add videos until there are `videos`; returns how long each table took."""
+def add_videos(policy, versions: list, per_video: int, count: int, rng: random.Random) -> dict:
+    """`count` decided videos over the last SPAN_DAYS, each with `per_video` predictions and a routing
+    decision, and the review tasks and reviews of those in the review band or audit sample; returns
+    how many reviews and how long each table took."""
     from django.conf import settings
-    from django.db import connection, transaction
 
     from moderation.actions.review_queue import review_priority
-    from moderation.models import Policy, Prediction, Review, ReviewTask, RoutingDecision, Video
+    from moderation.models import Prediction, Review, ReviewTask, RoutingDecision, Video
 
-    have = Video.objects.count()
-    if have >= videos:
-        return {"filled": False, "videos_before": have}
-    policy = Policy.objects.get(slug="icd")
-    versions = model_versions(policy)
     config = bench_config(policy, versions)
-    reviewers = bench_reviewers()
-    per_video = max(1, min(len(versions), predictions // videos))
-    rng = random.Random(seed + have)
-    count = videos - have
+    team = reviewers(REVIEWERS, "bench-dashboard-reviewer")
     now = datetime.now(dt_timezone.utc)
     start = now - timedelta(days=SPAN_DAYS)
     scored = [score_video(rng, policy) for _ in range(count)]
@@ -117,32 +97,20 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
     threshold = sorted(entropies)[int(len(entropies) * (1 - BUDGET))]
     first_video, first_prediction = next_id(Video), next_id(Prediction)
     first_routing, first_task, first_review = next_id(RoutingDecision), next_id(ReviewTask), next_id(Review)
-    seconds = {}
 
     def video_rows() -> Iterator[dict]:
         for i, s in enumerate(scored):
-            vid = first_video + i
-            routed = entropies[i] >= threshold
-            yield dict(
-                id=vid, policy_id=policy.pk, file=f"videos/bench/{vid}.mp4", original_filename=f"clip-{vid}.mp4",
-                extension=".mp4", sha256=f"{vid:064x}", size_bytes=rng.randint(200_000, 50_000_000),
-                title=f"Benchmark clip {vid}", caption="a benchmark caption", source="api",
-                state=Video.State.DECIDED, state_changed_at=arrived[i], final_label=s.label,
-                decided_by="mllm" if routed else "baseline",
-                decision=(Video.Decision.HUMAN_REVIEW if s.reason == "review_band" else
-                          Video.Decision.AUTO_ACTION if s.p_violation > 0.9 else Video.Decision.AUTO_ALLOW),
-                needs_review=bool(s.reason), created_at=arrived[i], updated_at=arrived[i],
-            )
+            yield video_row(rng, first_video + i, policy, s, arrived[i],
+                            decided_by="mllm" if entropies[i] >= threshold else "baseline",
+                            decision=(Video.Decision.HUMAN_REVIEW if s.reason == "review_band" else
+                                      Video.Decision.AUTO_ACTION if s.p_violation > 0.9 else Video.Decision.AUTO_ALLOW))
 
     def prediction_rows() -> Iterator[dict]:
         pid = first_prediction
         for i, s in enumerate(scored):
             for version in versions[:per_video]:
-                yield dict(
-                    id=pid, video_id=first_video + i, stage=version.kind, model_version_id=version.pk,
-                    cascade_config_id=config.pk, probabilities=s.probabilities, label=s.label, entropy=entropies[i],
-                    rationale={}, modality_contributions={}, compute_ms=rng.uniform(5, 900), created_at=arrived[i],
-                )
+                yield prediction_row(rng, pid, first_video + i, version, s, entropies[i], arrived[i],
+                                     cascade_config_id=config.pk)
                 pid += 1
 
     def routing_rows() -> Iterator[dict]:
@@ -178,26 +146,16 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
             label = s.label if rng.random() < 0.8 else rng.choice(policy.labels)
             yield dict(
                 id=first_review + n, task_id=task_id[i], video_id=first_video + i,
-                reviewer_id=reviewers[n % REVIEWERS].pk, label=label, note="", model_label=s.label,
+                reviewer_id=team[n % REVIEWERS].pk, label=label, note="", model_label=s.label,
                 model_decided_by="mllm" if entropies[i] >= threshold else "baseline",
                 disagrees_with_model=label != s.label, seconds_spent=rng.uniform(5, 120),
                 created_at=arrived[i] + waited[i],
             )
 
-    with transaction.atomic():
-        for model, rows, total in ((Video, video_rows(), count), (Prediction, prediction_rows(), count * per_video),
-                                   (RoutingDecision, routing_rows(), count),
-                                   (ReviewTask, task_rows(), len(in_review)), (Review, review_rows(), len(reviewed))):
-            began = time.perf_counter()
-            copy_rows(model, rows, total)
-            seconds[model.__name__] = round(time.perf_counter() - began, 1)
-        reset_sequences(Video, Prediction, RoutingDecision, ReviewTask, Review)
-    began = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    seconds["analyze"] = round(time.perf_counter() - began, 1)
-    return {"filled": True, "videos_before": have, "added_videos": count, "predictions_per_video": per_video,
-            "reviews": len(reviewed), "seconds": seconds}
+    seconds = copy_tables([(Video, video_rows(), count), (Prediction, prediction_rows(), count * per_video),
+                           (RoutingDecision, routing_rows(), count), (ReviewTask, task_rows(), len(in_review)),
+                           (Review, review_rows(), len(reviewed))])
+    return {"reviews": len(reviewed), "seconds": seconds}
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -327,7 +285,7 @@ def main() -> None:
     from moderation.models import Review
 
     call_command("migrate", verbosity=0)
-    fill_report = fill(args.videos, args.predictions, args.seed)
+    fill_report = fill(args.videos, args.predictions, args.seed, add_videos)
     print(json.dumps(fill_report))
     client = lead_client()
     pages = [time_page(client, days, requests, cold) for days in args.days

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -112,6 +112,26 @@ def next_id(model) -> int:
     return (model.objects.aggregate(last=Max("pk"))["last"] or 0) + 1
 
 
+def copy_tables(tables: Sequence[tuple[type, Iterable[dict], int]]) -> dict[str, float]:
+    """COPY each (model, rows, total) in one transaction, so that a fill stopped half way leaves
+    nothing behind, then move the models' id sequences past the ids the rows brought and ANALYZE, so
+    that the planner sees the new sizes. Returns the seconds each table and the ANALYZE took."""
+    from django.db import connection, transaction
+
+    seconds = {}
+    with transaction.atomic():
+        for model, rows, total in tables:
+            began = time.perf_counter()
+            copy_rows(model, rows, total)
+            seconds[model.__name__] = round(time.perf_counter() - began, 1)
+        reset_sequences(*(model for model, _, _ in tables))
+    began = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    seconds["analyze"] = round(time.perf_counter() - began, 1)
+    return seconds
+
+
 @dataclass(frozen=True)
 class Scored:
     """What the cascade made of one synthetic video."""
@@ -137,6 +157,29 @@ def entropy(probabilities: dict[str, float]) -> float:
     return max(0.0, -sum(p * math.log(p) for p in probabilities.values() if p > 0))
 
 
+def video_row(rng: random.Random, vid: int, policy, scored: Scored, arrived: datetime, **fields) -> dict:
+    """A decided video's row as it arrived; `fields` are what a benchmark decides (who decided, how).
+    Draws its size from `rng`."""
+    from moderation.models import Video
+
+    return dict(
+        id=vid, policy_id=policy.pk, file=f"videos/bench/{vid}.mp4", original_filename=f"clip-{vid}.mp4",
+        extension=".mp4", sha256=f"{vid:064x}", size_bytes=rng.randint(200_000, 50_000_000),
+        title=f"Benchmark clip {vid}", caption="a benchmark caption", source="api",
+        state=Video.State.DECIDED, state_changed_at=arrived, final_label=scored.label,
+        needs_review=bool(scored.reason), created_at=arrived, updated_at=arrived, **fields,
+    )
+
+
+def prediction_row(rng: random.Random, pid: int, vid: int, version, scored: Scored, nats: float, arrived: datetime,
+                   **fields) -> dict:
+    """One model version's prediction of a video, with the video's scores; draws its compute time."""
+    return dict(
+        id=pid, video_id=vid, stage=version.kind, model_version_id=version.pk, probabilities=scored.probabilities,
+        label=scored.label, entropy=nats, compute_ms=rng.uniform(5, 900), created_at=arrived, **fields,
+    )
+
+
 def model_versions(policy):
     from moderation.models import ModelVersion
 
@@ -150,13 +193,10 @@ def model_versions(policy):
     return versions
 
 
-def fill(videos: int, predictions: int, seed: int) -> dict:
-    """Add videos until there are `videos`; returns how long each table took."""
-    from django.conf import settings
-    from django.db import connection, transaction
-
-    from moderation.actions.review_queue import review_priority
-    from moderation.models import Policy, Prediction, ReviewTask, Video
+def fill(videos: int, predictions: int, seed: int, add_videos: Callable[..., dict]) -> dict:
+    """Have `add_videos(policy, versions, per_video, count, rng)` add the videos missing to `videos`
+    (a database already that size is used as it is); returns what was added, with what it returned."""
+    from moderation.models import Policy, Video
 
     have = Video.objects.count()
     if have >= videos:
@@ -164,26 +204,31 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
     policy = Policy.objects.get(slug="icd")
     versions = model_versions(policy)
     per_video = max(1, min(len(versions), predictions // videos))
-    rng = random.Random(seed + have)
     count = videos - have
+    return {"filled": True, "videos_before": have, "added_videos": count, "predictions_per_video": per_video,
+            **add_videos(policy, versions, per_video, count, random.Random(seed + have))}
+
+
+def add_videos(policy, versions: list, per_video: int, count: int, rng: random.Random) -> dict:
+    """`count` decided videos over the last 30 days, each with `per_video` predictions, and an open
+    review task for each in the review band or audit sample; returns how long each table took."""
+    from django.conf import settings
+
+    from moderation.actions.review_queue import review_priority
+    from moderation.models import Prediction, ReviewTask, Video
+
     first_video = next_id(Video)
     start = datetime.now(dt_timezone.utc) - timedelta(days=30)
     scored = [score_video(rng, policy) for _ in range(count)]
     arrived = [start + timedelta(seconds=30 * 24 * 3600 * i / count) for i in range(count)]
-    seconds = {}
 
     def video_rows() -> Iterator[dict]:
         for i, s in enumerate(scored):
-            vid = first_video + i
-            yield dict(
-                id=vid, policy_id=policy.pk, file=f"videos/bench/{vid}.mp4", original_filename=f"clip-{vid}.mp4",
-                extension=".mp4", sha256=f"{vid:064x}", size_bytes=rng.randint(200_000, 50_000_000),
-                title=f"Benchmark clip {vid}", caption="a benchmark caption " * rng.randint(1, 8), source="api",
-                state=Video.State.DECIDED, state_changed_at=arrived[i], final_label=s.label,
-                decided_by="mllm" if s.reason else "baseline",
-                decision=Video.Decision.HUMAN_REVIEW if s.reason else Video.Decision.AUTO_ALLOW,
-                needs_review=bool(s.reason), created_at=arrived[i], updated_at=arrived[i],
-            )
+            row = video_row(rng, first_video + i, policy, s, arrived[i], decided_by="mllm" if s.reason else "baseline",
+                            decision=Video.Decision.HUMAN_REVIEW if s.reason else Video.Decision.AUTO_ALLOW)
+            # Captions of varied length, as the review page shows them; drawn after the size, so that a
+            # seed still gives the same videos.
+            yield {**row, "caption": "a benchmark caption " * rng.randint(1, 8)}
 
     # Ids are read before any COPY starts: the connection runs nothing else during one.
     first_prediction, first_task = next_id(Prediction), next_id(ReviewTask)
@@ -193,12 +238,9 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
         for i, s in enumerate(scored):
             nats = entropy(s.probabilities)
             for version in versions[:per_video]:
-                yield dict(
-                    id=pid, video_id=first_video + i, stage=version.kind, model_version_id=version.pk,
-                    probabilities=s.probabilities, label=s.label, entropy=nats,
-                    rationale={"label": s.label, "spans": []}, modality_contributions={"caption": 0.1, "speech": 0.2},
-                    compute_ms=rng.uniform(5, 900), created_at=arrived[i],
-                )
+                yield prediction_row(rng, pid, first_video + i, version, s, nats, arrived[i],
+                                     rationale={"label": s.label, "spans": []},
+                                     modality_contributions={"caption": 0.1, "speech": 0.2})
                 pid += 1
 
     def task_rows() -> Iterator[dict]:
@@ -214,19 +256,8 @@ def fill(videos: int, predictions: int, seed: int) -> dict:
             )
             tid += 1
 
-    with transaction.atomic():
-        for model, rows, total in ((Video, video_rows(), count), (Prediction, prediction_rows(), count * per_video),
-                                   (ReviewTask, task_rows(), sum(1 for s in scored if s.reason))):
-            began = time.perf_counter()
-            copy_rows(model, rows, total)
-            seconds[model.__name__] = round(time.perf_counter() - began, 1)
-        reset_sequences(Video, Prediction, ReviewTask)
-    began = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    seconds["analyze"] = round(time.perf_counter() - began, 1)
-    return {"filled": True, "videos_before": have, "added_videos": count, "predictions_per_video": per_video,
-            "seconds": seconds}
+    return {"seconds": copy_tables([(Video, video_rows(), count), (Prediction, prediction_rows(), count * per_video),
+                                    (ReviewTask, task_rows(), sum(1 for s in scored if s.reason))])}
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -275,13 +306,14 @@ def client_for(user):
     return client
 
 
-def reviewers(count: int) -> list:
+def reviewers(count: int, prefix: str = "bench-reviewer") -> list:
+    """`count` users in the reviewer group, named prefix-0, prefix-1, ...: made once, reused by later runs."""
     from django.contrib.auth.models import Group, User
 
     group = Group.objects.get(name="reviewer")
     users = []
     for i in range(count):
-        user, created = User.objects.get_or_create(username=f"bench-reviewer-{i}")
+        user, created = User.objects.get_or_create(username=f"{prefix}-{i}")
         if created:
             user.groups.add(group)
         users.append(user)
@@ -424,7 +456,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    fill_report = fill(args.videos, args.predictions, args.seed)
+    fill_report = fill(args.videos, args.predictions, args.seed, add_videos)
     print(json.dumps(fill_report))
     timings = measure(args.requests)
     data = database_size()
