@@ -15,6 +15,10 @@ max of those over the modalities. The embeddings alone let the classifier memori
 benchmark's templates; the prior is a handful of dense features that mean the same thing in
 words the templates never use.
 
+Before the heads, a shared text scorer (ModalityTextScorer) reads every modality's embedding
+with one set of weights, so an offer phrased like the many caption offers scores high in the
+transcript or on screen too; its scores join the prior as dense columns.
+
 The default estimator has two heads on standardised features (logistic regressions): one
 for "any violation or ok", one for "which violation", fit on the violating rows only. The
 class distribution is (1 - p_v, p_v * p(category | violation)). One softmax over the four
@@ -58,6 +62,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -372,6 +377,11 @@ class BaselineConfig:
     # bench/generalize.py: baseline recall 0.654 -> 0.192). For validation data that is both a
     # sample of the traffic and in its words.
     shift_prior: bool = False
+    # Inverse L2 strength of the shared text scorer (ModalityTextScorer, two_head only); 0 = off.
+    # On 400 held-out-phrasing items (text-only, benign media; bench/mllm_recipes.py's dev set)
+    # with the 120-video first-run benchmark's training rows it lifted stage 1 from accuracy 0.632
+    # to 0.713 (speech-only 22 -> 28 of 48, on-screen-only 16 -> 24 of 48).
+    text_scorer_C: float = 1.0
 
     def __post_init__(self):
         if self.estimator not in ESTIMATORS:
@@ -407,6 +417,85 @@ class PriorWeight(TransformerMixin, BaseEstimator):
         if self.n_columns:
             X[:, -self.n_columns :] *= self.weight
         return X
+
+
+class ModalityTextScorer(BaseEstimator):
+    """One classifier that reads the caption, the transcript and the on-screen text alike.
+
+    The per-modality embedding columns each get their own weights in the heads, so what the many
+    caption offers teach says nothing about a spoken or on-screen one, and the hidden-evidence
+    kinds are rare. This logistic regression is fit on every present modality's embedding,
+    pooled (shared weights), each labelled with its video's label: texts that only ever appear in
+    violating videos (the offers) score high wherever they sit, small talk scores the base rate.
+    Its scores become 3 + C + 1 dense columns: p(violation) per modality (0 when missing), each
+    violating category's best p over the modalities, and the best p(violation).
+
+    The heads train on out-of-fold scores (videos split in n_folds; a video's modalities stay
+    together), so they learn how far to trust the scorer on texts it has not seen.
+    """
+
+    def __init__(self, C: float = 1.0, labels: tuple[str, ...] = LABELS, n_folds: int = 5, max_iter: int = 2000,
+                 random_state: int = 0):  # fmt: skip
+        self.C = C
+        self.labels = labels
+        self.n_folds = n_folds
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    @property
+    def n_columns(self) -> int:
+        return len(TEXT_MODALITIES) + len(self.labels)
+
+    def fit(self, X, y) -> "ModalityTextScorer":
+        """Fit on feature rows (N, D) and their labels; out_of_fold_ holds the training rows' columns."""
+        X, y = np.asarray(X), np.asarray(y, dtype=object)
+        rows, modality, texts = _present_texts(X)  # (M,), (M,), (M, 384)
+        self.model_ = self._fit(texts, y[rows])
+        scores = np.zeros((len(rows), len(self.labels)))  # (M, K)
+        folds = KFold(min(self.n_folds, len(X)), shuffle=True, random_state=self.random_state)
+        for train, held in folds.split(X):
+            fit_on, score = np.isin(rows, train), np.isin(rows, held)
+            # A fold whose training part holds one label cannot fit; the full model stands in.
+            model = self._fit(texts[fit_on], y[rows][fit_on]) if len(set(y[rows][fit_on])) > 1 else self.model_
+            scores[score] = self._proba(model, texts[score])
+        self.out_of_fold_ = self._columns(len(X), rows, modality, scores)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """(N, D) feature rows -> (N, n_columns) scores."""
+        rows, modality, texts = _present_texts(np.asarray(X))
+        return self._columns(len(X), rows, modality, self._proba(self.model_, texts))
+
+    def _fit(self, texts: np.ndarray, labels: np.ndarray) -> LogisticRegression:
+        return LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state).fit(texts, labels)
+
+    def _proba(self, model: LogisticRegression, texts: np.ndarray) -> np.ndarray:
+        """(M, K) probabilities in self.labels order (0 for a label the model never saw)."""
+        probs = np.zeros((len(texts), len(self.labels)))  # (M, K)
+        if len(texts):
+            seen = model.predict_proba(texts)  # (M, classes)
+            for j, label in enumerate(model.classes_):
+                probs[:, self.labels.index(label)] = seen[:, j]
+        return probs
+
+    def _columns(self, n: int, rows: np.ndarray, modality: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        ok = self.labels.index("ok")
+        p_violation = np.zeros((n, len(TEXT_MODALITIES)))  # (N, 3)
+        p_violation[rows, modality] = 1.0 - probs[:, ok]
+        categories = np.zeros((n, len(TEXT_MODALITIES), len(self.labels) - 1))  # (N, 3, C)
+        categories[rows, modality] = np.delete(probs, ok, axis=1)
+        return np.column_stack([p_violation, categories.max(axis=1), p_violation.max(axis=1)])  # (N, 3 + C + 1)
+
+
+def _present_texts(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every present text modality of feature rows X: (row index, modality index, embedding)."""
+    rows, modality, texts = [], [], []
+    for m in range(len(TEXT_MODALITIES)):
+        present = np.flatnonzero(X[:, MISSING_FROM + m] == 0)
+        rows.append(present)
+        modality.append(np.full(len(present), m))
+        texts.append(X[present, m * EMBEDDING_DIM:(m + 1) * EMBEDDING_DIM])
+    return np.concatenate(rows), np.concatenate(modality), np.concatenate(texts).astype(np.float64)
 
 
 class ViolationThenCategory(ClassifierMixin, BaseEstimator):
@@ -511,7 +600,23 @@ class BaselineClassifier:
 
     @property
     def _prior_columns(self) -> int:
-        return PRIOR_BLOCKS * len(self.config.policy_prior.feature_names)
+        """The dense columns at the end of the estimator's rows that PriorWeight scales: the policy
+        prior's, then the shared text scorer's."""
+        scorer = getattr(self, "text_scorer_", None)
+        return PRIOR_BLOCKS * len(self.config.policy_prior.feature_names) + (scorer.n_columns if scorer else 0)
+
+    def fit_text_scorer(self, X, y) -> ModalityTextScorer | None:
+        """The shared text scorer fit would use (None when the config has none): fit it once to
+        share it among candidate fits on the same rows."""
+        if not (self.two_head and self.config.text_scorer_C > 0):
+            return None
+        return ModalityTextScorer(C=self.config.text_scorer_C, labels=self.config.labels,
+                                  random_state=self.config.seed).fit(np.asarray(X, dtype=np.float32), y)
+
+    def _estimator_rows(self, X: np.ndarray) -> np.ndarray:
+        """Checked feature rows (N, D) -> what the estimator reads: with the text scorer's columns."""
+        scorer = getattr(self, "text_scorer_", None)
+        return X if scorer is None else np.column_stack([X, scorer.transform(X)])
 
     def _check_labels(self, y) -> np.ndarray:
         y = np.asarray([str(v) for v in y], dtype=object)
@@ -520,14 +625,17 @@ class BaselineClassifier:
             raise ValueError(f"unknown labels {unknown}; expected some of {self.config.labels}")
         return y
 
-    def fit(self, X, y) -> "BaselineClassifier":
+    def fit(self, X, y, text_scorer: ModalityTextScorer | None = None) -> "BaselineClassifier":
+        """text_scorer: one fit_text_scorer made on the same rows (else it is fit here)."""
         X = np.asarray(X, dtype=np.float32)  # (N, D)
         y = self._check_labels(y)
         if len(X) != len(y):
             raise ValueError(f"{len(X)} feature rows for {len(y)} labels")
         if len(set(y.tolist())) < 2:
             raise ValueError("need at least two different labels to train")
-        self.estimator_ = self._make_estimator().fit(X, y)
+        self.text_scorer_ = text_scorer if text_scorer is not None else self.fit_text_scorer(X, y)
+        rows = X if self.text_scorer_ is None else np.column_stack([X, self.text_scorer_.out_of_fold_])
+        self.estimator_ = self._make_estimator().fit(rows, y)
         self.classes_ = tuple(str(c) for c in self.estimator_.classes_)
         self.n_features_in_ = X.shape[1]
         self.temperature_ = 1.0
@@ -561,7 +669,7 @@ class BaselineClassifier:
 
     def _log_probs(self, X) -> np.ndarray:
         """Uncalibrated log-probabilities (N, K) in `config.labels` order."""
-        probs = self._in_label_order(self.estimator_.predict_proba(self._rows(X)))
+        probs = self._in_label_order(self.estimator_.predict_proba(self._estimator_rows(self._rows(X))))
         return np.log(np.clip(probs, 1e-12, None))  # (N, K)
 
     def _targets(self, y) -> np.ndarray:
@@ -599,6 +707,7 @@ class BaselineClassifier:
     def _calibrate_heads(self, X: np.ndarray, target: np.ndarray, shift_prior: bool) -> None:
         ok = self.config.labels.index("ok")
         violating = target != ok  # (N,)
+        X = self._estimator_rows(X)
         logit = self.estimator_.violation_logit(X)  # (N,)
         if shift_prior:
             self.temperature_, self.violation_bias_ = _fit_platt(logit, violating)
@@ -627,8 +736,8 @@ class BaselineClassifier:
         """Calibrated probabilities (N, K), columns in `config.labels` order."""
         X = self._rows(X)
         if self.two_head:
-            return self._in_label_order(
-                self.estimator_.predict_proba(X, self.temperature_, self.category_temperature_, self.violation_bias_)
+            return self._in_label_order(self.estimator_.predict_proba(
+                self._estimator_rows(X), self.temperature_, self.category_temperature_, self.violation_bias_)
             )
         return softmax(self._log_probs(X) / self.temperature_, axis=1)
 
@@ -661,6 +770,8 @@ class BaselineClassifier:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.estimator_, directory / "baseline.joblib")
+        if self.text_scorer_ is not None:
+            joblib.dump(self.text_scorer_, directory / "text_scorer.joblib")
         meta = {
             "format": "coefvq-baseline",
             "feature_version": FEATURE_VERSION,
@@ -693,6 +804,8 @@ class BaselineClassifier:
         config["category_C_grid"] = tuple(config.get("category_C_grid", ()))
         model = cls(BaselineConfig(**config))
         model.estimator_ = joblib.load(directory / "baseline.joblib")
+        scorer = directory / "text_scorer.joblib"  # absent: saved without one (off, or before it existed)
+        model.text_scorer_ = joblib.load(scorer) if scorer.is_file() else None
         model.classes_ = tuple(meta["classes"])
         model.n_features_in_ = int(meta["n_features"])
         model.temperature_ = float(meta["temperature"])
@@ -740,11 +853,12 @@ def train_baseline_on_features(
     With no validation rows the model stays uncalibrated.
     """
     config = config or BaselineConfig()
+    scorer = BaselineClassifier(config).fit_text_scorer(X_train, y_train)  # the same for every candidate
     if X_val is None or not len(X_val):
-        model = BaselineClassifier(config).fit(X_train, y_train)
+        model = BaselineClassifier(config).fit(X_train, y_train, scorer)
     else:
         def fitted(candidate: BaselineConfig) -> BaselineClassifier:
-            return BaselineClassifier(candidate).fit(X_train, y_train).calibrate(X_val, y_val)
+            return BaselineClassifier(candidate).fit(X_train, y_train, scorer).calibrate(X_val, y_val)
 
         if config.estimator == "two_head":
             model = _search_two_head(config, fitted)

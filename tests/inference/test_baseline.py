@@ -21,6 +21,7 @@ from inference.baseline import (  # noqa: E402
     VISUAL_DIM,
     BaselineClassifier,
     BaselineConfig,
+    ModalityTextScorer,
     audio_features,
     cheap_features,
     entropy,
@@ -325,6 +326,61 @@ def test_baseline_learns_a_violation_that_only_the_speech_or_the_screen_shows(en
     model = train_baseline(train, val, BaselineConfig(text_encoder=ENCODER_CONFIG), progress=False)
     predicted = model.predict(featurize_rows(_videos(test), encoder))
     assert np.mean(predicted == np.array(_labels(test))) >= 0.9
+
+
+def _caption_offer_rows(rng, n):
+    """Offers only ever in the caption (over small talk), in one video of three; pet videos otherwise."""
+    rows = []
+    for i in range(n):
+        chat = f"look at my {rng.choice(PETS)}"
+        if i % 3 == 0:
+            offer = f"{rng.choice(DRUG_VERBS)} {rng.choice(DRUGS)} {rng.choice(DRUG_TAILS)}"
+            rows.append((_video(offer, speech=chat), "drugs"))
+        else:
+            rows.append((_video(f"my {rng.choice(PETS)} {rng.choice(PET_ACTS)}", speech=chat), "ok"))
+    return rows
+
+
+def test_the_shared_text_scorer_carries_what_captions_teach_to_speech_and_screen(encoder):
+    """Trained on caption offers only, the scorer reads a spoken or on-screen offer the same way:
+    its p(violation) for that modality is high, small talk's about the base rate (it sits in the
+    violating videos too), and a missing modality's 0."""
+    rng = np.random.default_rng(5)
+    train = _caption_offer_rows(rng, 60)
+    X = featurize_rows(_videos(train), encoder)
+    scorer = ModalityTextScorer(labels=("ok", "scam", "drugs", "weapons")).fit(X, _labels(train))
+    assert scorer.out_of_fold_.shape == (60, scorer.n_columns) == (60, 3 + 3 + 1)
+    spoken = _video("my cat sleeping on the sofa", speech="selling oxy tonight, dm me")
+    shown = _video("my dog at the vet", speech="look at my dog", onscreen="CHEAP PERCS FAST DELIVERY")
+    chat = _video("my parrot eating breakfast", speech="look at my parrot")
+    columns = scorer.transform(featurize_rows([spoken, shown, chat], encoder))  # (3, 7)
+    caption, speech, onscreen = range(3)
+    drugs_best, best = 3 + 1, 6
+    small_talk = columns[2, speech]
+    assert 0.15 < small_talk < 0.5
+    assert columns[0, speech] > small_talk + 0.25 and columns[0, caption] < small_talk
+    assert columns[1, onscreen] > small_talk + 0.25
+    assert columns[2, onscreen] == 0.0  # no on-screen text: 0, not a score
+    assert columns[0, best] == columns[0, speech] and columns[0, drugs_best] > 0.5
+
+
+def test_the_heads_train_on_out_of_fold_scores_and_save_the_scorer(encoder, tmp_path):
+    rng = np.random.default_rng(6)
+    train, val = _caption_offer_rows(rng, 60), _caption_offer_rows(rng, 20)
+    config = BaselineConfig(text_encoder=ENCODER_CONFIG, C_grid=(), category_C_grid=(), prior_weight_grid=())
+    model = train_baseline(train, val, config, progress=False)
+    X = featurize_rows(_videos(train), encoder)
+    # out of fold: the scores the heads trained on are not the full model's own (which saw every row)
+    assert not np.allclose(model.text_scorer_.out_of_fold_, model.text_scorer_.transform(X))
+    model.save(tmp_path / "m")
+    reloaded = BaselineClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(reloaded.predict_proba(X), model.predict_proba(X))
+
+    # a model without the scorer (off, or saved before it existed) saves none and loads as it was
+    plain = train_baseline(train, val, replace(config, text_scorer_C=0.0), progress=False)
+    plain.save(tmp_path / "plain")
+    assert plain.text_scorer_ is None and not (tmp_path / "plain" / "text_scorer.joblib").exists()
+    np.testing.assert_allclose(BaselineClassifier.load(tmp_path / "plain").predict_proba(X), plain.predict_proba(X))
 
 
 def test_caption_prior_columns_point_at_the_label_a_new_phrasing_means(encoder):
