@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from datetime import datetime, timezone
@@ -47,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 from generalize import CASES  # noqa: E402
 from run_cascade import git_commit, load_split, machine_description  # noqa: E402
 
-from inference.benchmark import TRAIN_MIX, BenchmarkItem, GeneratorConfig, generate_specs, load_manifest  # noqa: E402
-from inference.benchmark.text_only import text_only_features, text_only_split  # noqa: E402
+from inference.benchmark import BenchmarkItem, GeneratorConfig, load_manifest  # noqa: E402
+from inference.benchmark.text_only import held_out_text_only, text_only_split  # noqa: E402
 from inference.features import FeatureExtractor, FeatureExtractorConfig  # noqa: E402
 from inference.llm import LLM_LORA_LR, LLMClassifier, LLMConfig, stage2_probabilities  # noqa: E402
 from inference.mllm import MLLMConfig  # noqa: E402
@@ -91,11 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def dev_set(n: int) -> Scored:
     """Held-out phrasings only, the training mix of kinds, text-only like the training examples."""
-    config = GeneratorConfig(seed=DEV_SEED, n_train=0, n_val=0, n_test=n, mix_test=dict(TRAIN_MIX),
-                             test_ood_fraction=1.0)  # fmt: skip
-    rng = random.Random(f"{DEV_SEED}:dev")
-    items = generate_specs(config)
-    return [text_only_features(item, rng) for item in items], [i.label for i in items], [i.kind for i in items]
+    pairs = held_out_text_only(DEV_SEED, n)
+    return [features for _, features in pairs], [row["label"] for row, _ in pairs], [row["kind"] for row, _ in pairs]
 
 
 def hand_written_set(work: Path, asr_checkpoint: Path) -> Scored:

@@ -12,10 +12,16 @@ from django.conf import settings
 
 from inference.benchmark import (BenchmarkItem, GeneratorConfig, build_feature_cache, generate_specs, load_cached, load_manifest,
                                  render_dataset)
-from inference.benchmark.text_only import text_only_split
+from inference.benchmark.text_only import held_out_text_only, text_only_split
 from inference.features import FeatureExtractor, FeatureExtractorConfig, features_from_cache_dict
 
 DEMO_MANIFEST = "demo.jsonl"
+# A first-run fine-tune is judged on the rendered test split and on this many text-only items in
+# held-out phrasings: 24 test videos alone leave a paired bootstrap's lower bound below zero
+# for any gain (a +0.042 F1 gain had -0.103), so no fine-tune could ever be promoted.
+GATE_TEXT_ITEMS = 200
+# The held-out items' generator seed, offset from the benchmark's own.
+GATE_SEED_OFFSET = 104_729
 
 
 def prepare_dataset(data_dir: Path, videos: int, seed: int) -> Path:
@@ -49,13 +55,15 @@ def extractor_for_training() -> FeatureExtractor:
                                                    beam_size=1))
 
 
-def finetune_source(data_dir: Path, seed: int, text_items: int) -> dict:
-    """What a first-run fine-tune (TrainingRun.benchmark) learns from, checked before it is queued."""
+def finetune_source(data_dir: Path, seed: int, text_items: int, gate_items: int = GATE_TEXT_ITEMS) -> dict:
+    """What a first-run fine-tune (TrainingRun.benchmark) learns from and is judged on, checked
+    before it is queued."""
     if not (Path(data_dir) / "manifest.jsonl").is_file():
         raise FileNotFoundError(f"{data_dir} holds no rendered benchmark (manifest.jsonl); run `manage.py train` first")
-    if text_items < 0:
-        raise ValueError(f"text_items must be 0 or more, not {text_items}")
-    return {"dir": str(Path(data_dir).resolve()), "seed": int(seed), "text_items": int(text_items)}
+    if text_items < 0 or gate_items < 0:
+        raise ValueError(f"text_items and gate_items must be 0 or more, not {text_items} and {gate_items}")
+    return {"dir": str(Path(data_dir).resolve()), "seed": int(seed), "text_items": int(text_items),
+            "gate_items": int(gate_items)}
 
 
 def finetune_data(source: dict) -> tuple[dict[str, list[tuple[dict, object]]], list[tuple[dict, object]]]:
@@ -65,6 +73,12 @@ def finetune_data(source: dict) -> tuple[dict[str, list[tuple[dict, object]]], l
     splits = load_splits(manifest, extractor_for_training())
     rendered = {BenchmarkItem.from_dict(row).triple() for row in load_manifest(manifest)}
     return splits, text_only_split(GeneratorConfig(seed=source["seed"]), source["text_items"], rendered)
+
+
+def gate_text_items(source: dict) -> list[tuple[dict, object]]:
+    """The held-out-phrasing text-only items a first-run fine-tune is also judged on (none for a
+    source queued before they existed)."""
+    return held_out_text_only(source["seed"] + GATE_SEED_OFFSET, source.get("gate_items", 0))
 
 
 # Beside each stage-2 model: the benchmarks (finetune_source dicts) it learned from, so that a

@@ -529,8 +529,9 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
     splits, text_only = benchmark.finetune_data(run.benchmark)
     fit = [(f, row["label"]) for row, f in splits["train"] + text_only]
     validation = [(f, row["label"]) for row, f in splits["val"]]
-    test = splits["test"]
-    attempt.step(0.05, f"{len(fit)} training examples ({len(text_only)} text-only), {len(test)} held-out videos",
+    held_out_text = benchmark.gate_text_items(run.benchmark)
+    test = splits["test"] + held_out_text
+    attempt.step(0.05, f"{len(fit)} training examples ({len(text_only)} text-only), {len(test)} held-out examples",
                  train_examples=len(fit), gold_examples=len(test))
     folder = _folder(run, attempt, "mllm")
     result = _finetune_mllm(config, fit, validation, folder, epochs=1,
@@ -538,7 +539,7 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
     # What it learned from, for the fine-tunes on reviewer labels to replay.
     benchmark.save_replay_sources(folder, benchmark.replay_sources(scoring.artifact_dir(config.mllm_version))
                                   + [run.benchmark])
-    attempt.step(0.75, f"Evaluating on {len(test)} held-out benchmark videos")
+    attempt.step(0.75, f"Evaluating on {len(test)} held-out examples")
     reports, verdicts = _judge(run, config, [row["label"] for row, _ in test],
                                {"mllm": _stage2_scored(config, result.model, [f for _, f in test])})
     verdict = verdicts["mllm"]
@@ -547,7 +548,8 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
                          "seconds": round(sum(e.seconds for e in result.history), 1)}}
     candidates = _register_candidates(attempt, run, {"mllm": result.model}, reports, training)
     notes = [verdict.sentence(),
-             f"Held-out set: the benchmark's {len(test)} test videos, never trained on. Trained on {len(fit)} "
+             f"Held-out set, never trained on: the benchmark's {len(splits['test'])} test videos and "
+             f"{len(held_out_text)} text-only items in held-out phrasings. Trained on {len(fit)} "
              f"examples ({len(splits['train'])} rendered videos, {len(text_only)} text-only) in {result.steps} steps."]
     _finish(attempt, config, candidates, {"mllm": candidates["mllm"]} if verdict.promoted else {}, notes=notes,
             metrics={"mllm": {**reports["mllm"], "training": training["mllm"]}})

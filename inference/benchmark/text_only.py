@@ -31,7 +31,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from inference.benchmark.expand import typo
-from inference.benchmark.generate import BenchmarkItem, GeneratorConfig, generate_specs
+from inference.benchmark.generate import TRAIN_MIX, BenchmarkItem, GeneratorConfig, generate_specs
 from inference.types import MediaInfo, OcrLine, TranscriptSegment, VideoFeatures
 
 # Far from any seed a person would pick for the rendered benchmark.
@@ -135,6 +135,17 @@ def text_only_examples(
     """(item, features) pairs; deterministic by config.seed."""
     rng = random.Random(f"{config.seed}:text-only")
     return [(item, text_only_features(item, rng)) for item in draw_text_only_items(config, n, exclude)]
+
+
+def held_out_text_only(seed: int, n: int) -> list[tuple[dict, VideoFeatures]]:
+    """n text-only items in the generator's held-out phrasings only (templates, slot values and
+    voices that training never draws), in the training mix of kinds: (row, features) pairs like
+    text_only_split's, deterministic by seed. Never trained on, so a fair judge of whether a model
+    learned the policy or the templates."""
+    config = GeneratorConfig(seed=seed, n_train=0, n_val=0, n_test=n, mix_test=dict(TRAIN_MIX), test_ood_fraction=1.0)
+    rng = random.Random(f"{seed}:dev")
+    return [({"label": item.label, "kind": item.kind, "evidence": item.evidence, "text_only": True},
+             text_only_features(item, rng)) for item in generate_specs(config)]
 
 
 def text_only_split(config: GeneratorConfig, n: int, exclude: set[tuple[str, str, str]] = frozenset()

@@ -11,7 +11,8 @@ import numpy as np
 
 from inference.benchmark import GeneratorConfig, generate_specs
 from inference.benchmark.text_only import (TEXT_ONLY_CONTAINER, baseline_fit_rows, baseline_rows,
-                                           draw_text_only_items, text_only_examples, text_only_split, transcript_of)
+                                           draw_text_only_items, held_out_text_only, text_only_examples,
+                                           text_only_split, transcript_of)
 from inference.policy import LABELS
 from inference.types import Frame
 
@@ -36,6 +37,16 @@ def test_no_example_repeats_a_rendered_item_or_uses_held_out_phrasings():
     # The out-of-distribution half of the test split stays unseen: no held-out template.
     assert not any(".h" in template for item in drawn for template in item.template_ids)
     assert len({item.id for item in drawn}) == 400
+
+
+def test_held_out_items_use_only_held_out_phrasings_and_are_the_same_for_a_seed():
+    """What a first-run fine-tune is judged on: nothing training ever draws."""
+    items = held_out_text_only(seed=9, n=60)
+    assert len(items) == 60 and all(row["text_only"] for row, _ in items)
+    assert {row["label"] for row, _ in items} == set(LABELS)
+    assert [f.caption for _, f in items] == [f.caption for _, f in held_out_text_only(seed=9, n=60)]
+    trained_on = {f.caption for _, f in text_only_examples(GeneratorConfig(seed=9), 400)}
+    assert not trained_on & {f.caption for _, f in items}
 
 
 def test_examples_follow_the_training_mix_with_every_label():

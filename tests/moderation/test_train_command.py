@@ -128,16 +128,20 @@ def test_the_first_run_fine_tune_is_a_gated_training_run_on_the_benchmark(bench_
     train(*FIRST_RUN, "--data", str(bench_dir))
     prompted = ModelVersion.objects.get(kind="mllm", status="active")
     out = StringIO()
-    call_command("retrain", "--benchmark", str(bench_dir), "--text-items", "8", "--wait", stdout=out, stderr=StringIO())
+    call_command("retrain", "--benchmark", str(bench_dir), "--text-items", "8", "--gate-items", "6", "--wait",
+                 stdout=out, stderr=StringIO())
 
     run = TrainingRun.objects.get()
     assert run.trigger == "benchmark" and run.status in ("promoted", "refused"), run.error
-    assert run.benchmark["text_items"] == 8 and run.train_examples == 4 + 8 and run.gold_examples == 4
+    assert run.benchmark["text_items"] == 8 and run.train_examples == 4 + 8
+    # judged on the 4 test videos and 6 text-only items in phrasings the generator holds out
+    assert run.benchmark["gate_items"] == 6 and run.gold_examples == 4 + 6
     candidate = run.mllm_candidate
     assert candidate is not None and run.baseline_candidate is None  # the baseline is not refit
     report = run.metrics["mllm"]
-    assert {"active", "candidate", "training"} <= set(report) and report["active"]["n"] == 4
-    assert "Held-out set: the benchmark's 4 test videos" in run.decision and run.decision in out.getvalue()
+    assert {"active", "candidate", "training"} <= set(report) and report["active"]["n"] == 4 + 6
+    assert ("Held-out set, never trained on: the benchmark's 4 test videos and 6 text-only items in held-out "
+            "phrasings") in run.decision and run.decision in out.getvalue()
     active = ModelVersion.objects.get(kind="mllm", status="active")
     assert active == (candidate if run.status == "promoted" else prompted)
     assert isinstance(scoring.load_mllm(candidate.pk), LLMClassifier)

@@ -40,13 +40,17 @@ class Command(BaseCommand):
         parser.add_argument("--text-items", type=int, default=LLM_FINETUNE_TEXT_ITEMS,
                             help="Text-only examples drawn on top of the rendered training videos (with --benchmark; "
                                  f"default {LLM_FINETUNE_TEXT_ITEMS}).")
+        parser.add_argument("--gate-items", type=int, default=benchmark.GATE_TEXT_ITEMS,
+                            help="Text-only items in held-out phrasings the fine-tune is judged on, beside the "
+                                 f"benchmark's test videos (with --benchmark; default {benchmark.GATE_TEXT_ITEMS}).")
 
     def handle(self, *args, **options):
         source, trigger = None, TrainingRun.Trigger.COMMAND
         if options["benchmark"] is not None:
             trigger = TrainingRun.Trigger.BENCHMARK
             try:
-                source = benchmark.finetune_source(options["benchmark"], options["seed"], options["text_items"])
+                source = benchmark.finetune_source(options["benchmark"], options["seed"], options["text_items"],
+                                                   options["gate_items"])
             except (FileNotFoundError, ValueError) as error:
                 raise CommandError(str(error)) from None
         try:
