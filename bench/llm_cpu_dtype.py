@@ -59,9 +59,14 @@ def main() -> None:
              f"{cpu['avx512_bf16']}, AMX {cpu['amx']}; {args.threads} threads; load average after the run {load}.", "",
              f"| dtype | {args.tokens}-token forward s | decode step s |", "| --- | ---: | ---: |",
              *(f"| {r['dtype']} | {r['forward_s']:.2f} | {r['decode_step_s']:.3f} |" for r in rows)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, result, lines)
+
+
+def write_results(out: Path, result: dict, lines: list[str]) -> None:
+    """results.json and results.md (the lines) under out, and the lines on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -14,7 +14,6 @@ counted. The first-run fine-tune's wall time is about its step count times these
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ from inference.benchmark import GeneratorConfig  # noqa: E402
 from inference.benchmark.text_only import as_baseline_rows, text_only_split  # noqa: E402
 from inference.llm import LLM_LORA_LR, LLMConfig  # noqa: E402
 from inference.train_mllm import TrainConfig, train_mllm  # noqa: E402
+from llm_cpu_dtype import write_results  # noqa: E402
 
 
 def step_seconds(config: LLMConfig, items, steps: int, batch_size: int) -> dict:
@@ -82,10 +82,7 @@ def main() -> None:
              *(f"| {'yes (adapt_prefix)' if r['adapt_prefix'] else 'no (default)'} | {r['steps_timed']} | "
                f"{r['mean_s']:.2f} | {r['max_s']:.2f} |" for r in rows),
              "", f"Without LoRA on the prefix a step is {speedup:.1f}x faster."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, result, lines)
 
 
 if __name__ == "__main__":
