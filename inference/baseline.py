@@ -610,8 +610,12 @@ class BaselineClassifier:
         share it among candidate fits on the same rows."""
         if not (self.two_head and self.config.text_scorer_C > 0):
             return None
+        X = np.asarray(X, dtype=np.float32)
+        rows, _, _ = _present_texts(X)
+        if len(set(np.asarray(y, dtype=object)[rows].tolist())) < 2:
+            return None  # the texts there are all from videos of one label: nothing to learn
         return ModalityTextScorer(C=self.config.text_scorer_C, labels=self.config.labels,
-                                  random_state=self.config.seed).fit(np.asarray(X, dtype=np.float32), y)
+                                  random_state=self.config.seed).fit(X, y)
 
     def _estimator_rows(self, X: np.ndarray) -> np.ndarray:
         """Checked feature rows (N, D) -> what the estimator reads: with the text scorer's columns."""

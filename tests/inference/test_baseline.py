@@ -383,6 +383,17 @@ def test_the_heads_train_on_out_of_fold_scores_and_save_the_scorer(encoder, tmp_
     np.testing.assert_allclose(BaselineClassifier.load(tmp_path / "plain").predict_proba(X), plain.predict_proba(X))
 
 
+def test_without_text_in_videos_of_two_labels_stage_1_trains_without_the_scorer(encoder):
+    """Uploads need no caption, and may have no speech or on-screen text: stage 1 still trains."""
+    rng = np.random.default_rng(7)
+    rows = [(_video("", audio=rng.normal(0, 0.05 + 0.2 * (i % 2), SAMPLE_RATE // 4).astype(np.float32),
+                    speech="look at my cat" if i % 2 == 0 else ""), "ok" if i % 2 == 0 else "drugs")
+            for i in range(20)]
+    model = train_baseline(rows, [], BaselineConfig(text_encoder=ENCODER_CONFIG), progress=False)
+    assert model.text_scorer_ is None  # every text there belongs to an ok video
+    assert model.predict_proba(featurize_rows(_videos(rows), encoder)).shape == (20, 4)
+
+
 def test_caption_prior_columns_point_at_the_label_a_new_phrasing_means(encoder):
     """The prior columns score the caption against the policy's own label descriptions, so a
     promotion in words no training caption used still lands on its label."""
