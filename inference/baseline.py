@@ -378,9 +378,9 @@ class BaselineConfig:
     # sample of the traffic and in its words.
     shift_prior: bool = False
     # Inverse L2 strength of the shared text scorer (ModalityTextScorer, two_head only); 0 = off.
-    # On 400 held-out-phrasing items (text-only, benign media; bench/mllm_recipes.py's dev set)
-    # with the 120-video first-run benchmark's training rows it lifted stage 1 from accuracy 0.632
-    # to 0.713 (speech-only 22 -> 28 of 48, on-screen-only 16 -> 24 of 48).
+    # On 400 held-out-phrasing items (text-only, benign media; bench/stage1_heldout.py) with the
+    # 120-video first-run benchmark's training rows it lifted stage 1 from accuracy 0.632 to 0.700
+    # (speech-only 19 -> 27 of 48, on-screen-only 14 -> 20 of 48; bench/results/stage1_heldout/).
     text_scorer_C: float = 1.0
 
     def __post_init__(self):
