@@ -204,6 +204,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.tasks.release_expired_review_claims",
         "schedule": float(COEFVQ_RECONCILE_EVERY_S),
     },
+    # "refresh-dashboards" is added with the dashboard's settings below.
 }
 
 # --- Health and metrics -------------------------------------------------------------------------
@@ -230,12 +231,17 @@ COEFVQ_REVIEW_PRIORITY_HEADSTART_H = env_float("COEFVQ_REVIEW_PRIORITY_HEADSTART
 COEFVQ_QUEUE_WATCH_S = env_float("COEFVQ_QUEUE_WATCH_S", 5.0, minimum=0.5)
 
 # --- Dashboard ---------------------------------------------------------------------------------
-# Quality over time and the budget trade-off (seconds of CPU) are recomputed when reviews landed
-# in the window, at most this often (moderation.dashboard_cache).
+# Quality over time and the budget trade-off (seconds of CPU at 90 days) are recomputed in the
+# background, when reviews landed in the window, this often (moderation.dashboard_cache).
 COEFVQ_DASHBOARD_REFRESH_S = env_int("COEFVQ_DASHBOARD_REFRESH_S", 300, minimum=0)
 # Days of a window that ended longer ago than this are counted once and kept as daily aggregates
 # for as long; later hours are counted on every load.
 COEFVQ_DASHBOARD_LIVE_H = env_float("COEFVQ_DASHBOARD_LIVE_H", 6.0, minimum=0.0)
+# The scheduler recomputes the dashboard off the request path this often (moderation.dashboard_cache).
+CELERY_BEAT_SCHEDULE["refresh-dashboards"] = {
+    "task": "moderation.tasks.refresh_dashboards",
+    "schedule": float(max(COEFVQ_DASHBOARD_REFRESH_S, 30)),
+}
 
 # --- Models -------------------------------------------------------------------------------------
 COEFVQ_MODEL_DIR = env_path("COEFVQ_MODEL_DIR", VAR_DIR / "models")

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from inference.cascade import ROUTERS, shannon_entropy, simulate_cascade
-from inference.metrics import binary_report, evaluation_report, macro_f1
+from inference.metrics import binary_report, evaluation_report, f1_along, macro_f1
 from inference.policy import HARD_KINDS, LABELS
 
 BUDGETS: tuple[float, ...] = (0.05, 0.10, 0.20, 0.30)
@@ -79,18 +79,26 @@ def entropy_per_kind(probs, kinds) -> dict[str, dict[str, float]]:
 
 
 def cascade_point(baseline_probs, mllm_probs, labels, kinds, budget: float, router: str, seed: int = 0,
-                  label_names: tuple[str, ...] = LABELS) -> dict[str, Any]:  # fmt: skip
-    """One simulated cascade: how much was routed and how well the final decisions score."""
+                  label_names: tuple[str, ...] = LABELS, f1_only: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One simulated cascade: how much was routed and how well the final decisions score.
+    `f1_only` leaves out what the dashboard does not show (precision, recall, accuracy, macro-F1,
+    the hard kinds), which is most of the time on thousands of videos."""
     base, y, k = _arrays(baseline_probs, labels, kinds)
     result = simulate_cascade(base, mllm_probs, y, budget, router=router, seed=seed, label_names=label_names)
-    hard = hard_mask(k)
-    overall = binary_report(y, result.probs, label_names)
-    return {
+    point = {
         "budget": float(budget),
         "router": router,
         "routed_fraction": result.routed_fraction,
-        "hard_routed_fraction": float(result.routed[hard].mean()) if hard.any() else None,
         "threshold_nats": _finite_or_none(result.threshold),
+    }
+    if f1_only:
+        ok = label_names.index("ok")
+        return {**point, "f1": float(f1_along(y != "ok", result.probs.argmax(axis=1) != ok))}
+    hard = hard_mask(k)
+    overall = binary_report(y, result.probs, label_names)
+    return {
+        **point,
+        "hard_routed_fraction": float(result.routed[hard].mean()) if hard.any() else None,
         "f1": overall["f1"],
         "precision": overall["precision"],
         "recall": overall["recall"],
@@ -114,7 +122,7 @@ def _mean_points(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 def cascade_curves(baseline_probs, mllm_probs, labels, kinds, budgets: Sequence[float] = BUDGETS,
                    routers: Sequence[str] = ROUTERS, random_repeats: int = RANDOM_REPEATS, seed: int = 0,
-                   label_names: tuple[str, ...] = LABELS) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+                   label_names: tuple[str, ...] = LABELS, f1_only: bool = False) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """{router: [cascade_point per budget]}; the random router averaged over `random_repeats` seeds."""
     curves: dict[str, list[dict[str, Any]]] = {}
     for router in routers:
@@ -122,12 +130,14 @@ def cascade_curves(baseline_probs, mllm_probs, labels, kinds, budgets: Sequence[
         for budget in budgets:
             if router == "random":
                 runs = [
-                    cascade_point(baseline_probs, mllm_probs, labels, kinds, budget, router, seed + i, label_names)
+                    cascade_point(baseline_probs, mllm_probs, labels, kinds, budget, router, seed + i, label_names,
+                                  f1_only)
                     for i in range(random_repeats)
                 ]
                 points.append(_mean_points(runs))
             else:
-                points.append(cascade_point(baseline_probs, mllm_probs, labels, kinds, budget, router, seed, label_names))
+                points.append(cascade_point(baseline_probs, mllm_probs, labels, kinds, budget, router, seed, label_names,
+                                             f1_only))
         curves[router] = points
     return curves
 

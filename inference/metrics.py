@@ -1,4 +1,5 @@
-"""Evaluation metrics for the moderation models, computed with scikit-learn.
+"""Evaluation metrics for the moderation models: scikit-learn's definitions (the binary counts
+done with numpy, which the dashboard and the cascade curves need hundreds of times per call).
 
 Binary metrics follow POLICY.md: any violating label (scam, drugs, weapons) is the positive
 class, and the score for it is p_violation = 1 - p_ok. Every function returns plain
@@ -7,18 +8,13 @@ Python types (dicts, lists, floats, ints, None) so results can go straight to JS
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
-    average_precision_score,
     confusion_matrix,
     f1_score,
     precision_recall_curve,
-    precision_score,
-    recall_score,
 )
 
 from inference.cascade import AUTO_ACTION, AUTO_ALLOW, HUMAN_REVIEW, DecisionBands, flagged
@@ -36,13 +32,39 @@ def recall_at_precision(y_binary, scores, target_precision: float) -> float | No
 
     None when there is no positive example: recall is undefined then.
     """
-    y = np.asarray(y_binary, dtype=bool)
+    [recall], _ = _curve_metrics(np.asarray(y_binary, dtype=bool), scores, (target_precision,))
+    return recall
+
+
+def _curve_metrics(y: np.ndarray, scores, targets: tuple[float, ...]) -> tuple[list[float | None], float | None]:
+    """(recall at each target precision, average precision) from one precision-recall curve; all
+    None without a positive example. Average precision is sklearn's step sum over the same curve
+    (`average_precision_score` would compute the curve again)."""
     if not y.any():
-        return None
+        return [None] * len(targets), None
     precision, recall, _ = precision_recall_curve(y, np.asarray(scores, dtype=np.float64))
     # The curve's last point (precision 1, recall 0) has no threshold; it only ever adds recall 0.
-    reaching = precision >= target_precision
-    return float(recall[reaching].max()) if reaching.any() else 0.0
+    at = [float(recall[precision >= target].max()) if (precision >= target).any() else 0.0 for target in targets]
+    return at, float(-np.sum(np.diff(recall) * precision[:-1]))
+
+
+def _counts_report(y: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict:
+    """n, positives, precision / recall / F1 of boolean flags (zero where undefined, recall None
+    without a positive), R@P60..90 and average precision of the scores: counted with numpy, as
+    sklearn's metrics count them, because the dashboard and the cascade curves call this hundreds
+    of times per page."""
+    tp, fp, fn = int(np.sum(y & flags)), int(np.sum(~y & flags)), int(np.sum(y & ~flags))
+    at_precision, average_precision = _curve_metrics(y, scores, RECALL_AT_PRECISION_TARGETS)
+    report = {
+        "n": int(len(y)),
+        "n_positive": int(y.sum()),
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if y.any() else None,
+        "f1": float(f1_along(y, flags)),
+    }
+    report.update({f"R@P{round(t * 100)}": value for t, value in zip(RECALL_AT_PRECISION_TARGETS, at_precision)})
+    report["average_precision"] = average_precision
+    return report
 
 
 def binary_report(y_true_labels, probs, label_names: tuple[str, ...] = LABELS) -> dict:
@@ -60,20 +82,7 @@ def binary_report(y_true_labels, probs, label_names: tuple[str, ...] = LABELS) -
     y_bin = y_true != "ok"  # (N,)
     p_violation = 1.0 - p[:, ok]  # (N,)
     pred_bin = p.argmax(axis=1) != ok  # (N,)
-    has_pos = bool(y_bin.any())
-    report = {
-        "n": int(len(y_true)),
-        "n_positive": int(y_bin.sum()),
-        "precision": float(precision_score(y_bin, pred_bin, zero_division=0)),
-        "recall": float(recall_score(y_bin, pred_bin, zero_division=0)) if has_pos else None,
-        "f1": float(f1_score(y_bin, pred_bin, zero_division=0)),
-    }
-    for target in RECALL_AT_PRECISION_TARGETS:
-        report[f"R@P{round(target * 100)}"] = recall_at_precision(y_bin, p_violation, target)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns on all-negative y; we return None instead
-        report["average_precision"] = float(average_precision_score(y_bin, p_violation)) if has_pos else None
-    return report
+    return _counts_report(y_bin, pred_bin, p_violation)
 
 
 def band_report(y_violating, p_violation, bands: DecisionBands) -> dict:
@@ -92,27 +101,17 @@ def band_report(y_violating, p_violation, bands: DecisionBands) -> dict:
         raise ValueError(f"{len(y)} labels for {p.shape} probabilities")
     decisions = np.array([bands.decide(float(value)) for value in p], dtype=object)  # (N,)
     flags = flagged(p, bands)  # (N,)
-    has_pos = bool(y.any())
-    report = {
-        "n": int(len(y)),
-        "n_positive": int(y.sum()),
-        "precision": float(precision_score(y, flags, zero_division=0)),
-        "recall": float(recall_score(y, flags, zero_division=0)) if has_pos else None,
-        "f1": float(f1_score(y, flags, zero_division=0)),
+    return {
+        **_counts_report(y, flags, p),
         "wrongly_allowed": int((y & (decisions == AUTO_ALLOW)).sum()),
         "wrongly_actioned": int((~y & (decisions == AUTO_ACTION)).sum()),
         "to_review": int((decisions == HUMAN_REVIEW).sum()),
     }
-    for target in RECALL_AT_PRECISION_TARGETS:
-        report[f"R@P{round(target * 100)}"] = recall_at_precision(y, p, target)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report["average_precision"] = float(average_precision_score(y, p)) if has_pos else None
-    return report
 
 
-def _f1_along(y: np.ndarray, flags: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Binary F1 of boolean flags against boolean truth along `axis` (0 where nothing is positive)."""
+def f1_along(y: np.ndarray, flags: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Binary F1 of boolean flags against boolean truth along `axis` (0 where nothing is positive):
+    sklearn's f1_score with zero_division=0, for many resamples or cascade points at once."""
     tp = np.sum(y & flags, axis=axis)
     wrong = np.sum(y ^ flags, axis=axis)  # false positives + false negatives
     return np.divide(2 * tp, 2 * tp + wrong, out=np.zeros(np.shape(tp), dtype=np.float64), where=(2 * tp + wrong) > 0)
@@ -129,10 +128,10 @@ def paired_f1_difference(y_violating, active_flags, candidate_flags, *, confiden
     b = np.asarray(candidate_flags, dtype=bool)  # (N,)
     if not len(y) == len(a) == len(b) or len(y) < 2:
         raise ValueError(f"need two or more videos decided by both models, got {len(y)}, {len(a)}, {len(b)}")
-    difference = float(_f1_along(y, b) - _f1_along(y, a))
+    difference = float(f1_along(y, b) - f1_along(y, a))
     if np.array_equal(a, b):
         return difference, difference  # the same decisions everywhere: nothing to resample
-    result = bootstrap((y, a, b), lambda y, a, b, axis: _f1_along(y, b, axis) - _f1_along(y, a, axis),
+    result = bootstrap((y, a, b), lambda y, a, b, axis: f1_along(y, b, axis) - f1_along(y, a, axis),
                        paired=True, vectorized=True, n_resamples=resamples, confidence_level=confidence,
                        alternative="greater", method="percentile", rng=np.random.default_rng(seed))
     return difference, float(result.confidence_interval.low)

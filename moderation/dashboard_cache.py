@@ -14,9 +14,14 @@ counting 30 or 90 days of uploads, routing decisions and reviews (a few hundred 
   within COEFVQ_DASHBOARD_LIVE_H); the window's first, partial day and its last hours are counted
   live on every load.
 - Quality over time and the budget trade-off, computed from the reviewed videos, are kept per
-  policy and window and recomputed when a review landed in the window since, at most every
-  COEFVQ_DASHBOARD_REFRESH_S; the page says when they were computed.
+  policy and window; the page says when they were computed.
 - A chart is drawn once per distinct content: its SVG is kept under a hash of the numbers it shows.
+
+A page load computes none of this when it is kept: `refresh_all` (the `refresh_dashboards` task,
+every COEFVQ_DASHBOARD_REFRESH_S on the scheduler) recomputes the analyses of every policy and
+window when reviews landed since, and draws their charts. A load recomputes them itself only when
+nothing is kept (the first load, the cache emptied) or the refresh has not run for three periods
+(the scheduler stopped), so the page is never older than that.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from . import dashboard, dashboard_charts
-from .models import Policy, Review
+from .models import Policy
 from .throttling import CACHE_UNREACHABLE
 
 CHART_TTL_S = 24 * 3600
@@ -47,18 +52,23 @@ class Analyses:
 
 
 def _reviews_version(policy: Policy, window: dashboard.Window) -> tuple:
-    seen = (Review.objects.filter(window.filter("created_at"), video__policy=policy)
+    seen = (dashboard.reviews_in(policy, window)
             .aggregate(latest=Max("id"), n=Count("id")))
     return seen["latest"], seen["n"]
 
 
-def _analyses(policy: Policy, window: dashboard.Window) -> Analyses:
+def _analyses(policy: Policy, window: dashboard.Window, refresh: bool = False) -> Analyses:
+    """What is kept for this policy and window, recomputed when reviews landed in the window since:
+    by the background refresh (`refresh`), or by a page load only when nothing is kept or what is
+    kept has outlived three refresh periods."""
     key = f"dashboard:analyses:{policy.pk}:{round(window.days, 3)}"
-    version = _reviews_version(policy, window)
     kept = _cache_call(cache.get, key)
     now = timezone.now()
-    if kept is not None and (kept.version == version
-                             or (now - kept.computed_at).total_seconds() < settings.COEFVQ_DASHBOARD_REFRESH_S):
+    age_s = (now - kept.computed_at).total_seconds() if kept is not None else None
+    if kept is not None and not refresh and age_s < 3 * settings.COEFVQ_DASHBOARD_REFRESH_S:
+        return kept
+    version = _reviews_version(policy, window)
+    if kept is not None and kept.version == version:
         return kept
     labeled = dashboard.labeled_videos(policy, window)
     fresh = Analyses(version, now, dashboard.quality_over_time(policy, window, labeled),
@@ -121,10 +131,11 @@ def volume(policy: Policy, window: dashboard.Window) -> list[dashboard.VolumeBuc
     return dashboard.volume_from_rows(window, "day", rows)
 
 
-def build(policy: Policy, window: dashboard.Window) -> dashboard.Dashboard:
-    """`dashboard.build`, from the daily aggregates and the cache where they are current."""
+def build(policy: Policy, window: dashboard.Window, refresh: bool = False) -> dashboard.Dashboard:
+    """`dashboard.build`, from the daily aggregates and the cache where they are current;
+    `refresh` recomputes the analyses when reviews landed since they were computed."""
     config = dashboard.active_config(policy)
-    analyses = _analyses(policy, window)
+    analyses = _analyses(policy, window, refresh)
 
     def daily(name, rows_for, counts):
         return _summed(_daily_rows(policy, window, name, lambda part: rows_for(policy, part)), counts)
@@ -141,6 +152,17 @@ def build(policy: Policy, window: dashboard.Window) -> dashboard.Dashboard:
         audit=dashboard.audit_from_rows(daily("audit", dashboard.audit_rows, ("audited", "errors"))),
         retraining=dashboard.gate_results(policy), analysed_at=analyses.computed_at,
     )
+
+
+def refresh_all() -> int:
+    """Recompute what a page load would find out of date, for every policy and window, and draw
+    its charts, so that leads' loads only count the live hours. Returns the pages refreshed."""
+    pages = 0
+    for policy in Policy.objects.order_by("pk"):
+        for days in dashboard.WINDOW_DAYS:
+            charts(build(policy, dashboard.Window.last_days(days), refresh=True))
+            pages += 1
+    return pages
 
 
 def _shown(window: dashboard.Window) -> dashboard.Window:

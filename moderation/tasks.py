@@ -16,7 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from . import pipeline, retraining, scoring
+from . import dashboard_cache, pipeline, retraining, scoring
 from .actions.review_queue import do_release_expired_claims
 from .models import Video
 
@@ -106,3 +106,10 @@ def run_training(run_id: int) -> None:
 def maybe_retrain() -> int:
     """Scheduled (migration 0007): a training run per policy with enough new reviewer labels."""
     return len(retraining.maybe_retrain())
+
+
+@shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=10)
+def refresh_dashboards() -> int:
+    """Scheduled (settings, every COEFVQ_DASHBOARD_REFRESH_S): the leads' dashboard recomputed
+    off the request path for every policy and window, so a page load only counts the live hours."""
+    return dashboard_cache.refresh_all()

@@ -103,3 +103,20 @@ def test_evaluation_report_is_json_serialisable():
     assert report["accuracy"] == 0.75
     assert report["per_kind"]["context_ok"]["accuracy"] == 0.0
     assert json.loads(json.dumps(report)) == report
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_binary_report_counts_as_scikit_learn_does(seed):
+    """binary_report counts with numpy for speed; its numbers are sklearn's, ties and all."""
+    from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+
+    rng = np.random.default_rng(seed)
+    p_violation = np.round(rng.random(300), 1)  # rounded: many tied scores
+    y = rng.random(300) < 0.3 + 0.4 * p_violation
+    labels = np.where(y, "scam", "ok")
+    report = binary_report(labels, _probs_from_p_violation(p_violation))
+    flags = p_violation > 0.5
+    assert report["precision"] == pytest.approx(precision_score(y, flags, zero_division=0))
+    assert report["recall"] == pytest.approx(recall_score(y, flags, zero_division=0))
+    assert report["f1"] == pytest.approx(f1_score(y, flags, zero_division=0))
+    assert report["average_precision"] == pytest.approx(average_precision_score(y, p_violation))

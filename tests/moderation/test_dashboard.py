@@ -372,6 +372,33 @@ def test_page_counts_reviews_live_and_recomputes_quality_when_its_refresh_is_due
     assert (reviews, quality_n, tradeoff_n) == (7, 7, 3) and recomputed_at > analysed_at
 
 
+def test_the_scheduled_refresh_recomputes_quality_so_that_a_page_load_does_not(client, policy, world, lead,
+                                                                                reviewer, settings, monkeypatch):
+    from moderation import tasks
+
+    settings.COEFVQ_DASHBOARD_REFRESH_S = 300
+    assert tasks.refresh_dashboards() == Policy.objects.count() * len(dashboard.WINDOW_DAYS)
+    client.force_login(lead)
+    real_labeled_videos = dashboard.labeled_videos
+
+    def page():
+        """The page as a lead sees it, with the seconds-long analyses forbidden on the request."""
+        monkeypatch.setattr(dashboard, "labeled_videos", lambda *a: pytest.fail("a page load recomputed quality"))
+        data = client.get("/dashboard/?days=1").context["data"]
+        monkeypatch.setattr(dashboard, "labeled_videos", real_labeled_videos)
+        return data.reviews, sum(q.n for q in data.quality), data.tradeoff.n
+
+    assert page() == (6, 6, 2)
+    video = Video.objects.get(original_filename="v7.mp4")
+    task = ReviewTask.objects.get(video=video)
+    ReviewTask.objects.filter(pk=task.pk).update(status="done", completed_at=timezone.now())
+    Review.objects.create(task=task, video=video, reviewer=reviewer, label="scam", model_label="scam",
+                          model_decided_by="mllm", disagrees_with_model=False, seconds_spent=4)
+    assert page() == (7, 6, 2)
+    tasks.refresh_dashboards()
+    assert page() == (7, 7, 3)
+
+
 def test_a_chart_is_drawn_once_for_the_same_numbers(client, world, lead, monkeypatch):
     from moderation import dashboard_charts
 
