@@ -15,7 +15,8 @@ counting 30 or 90 days of uploads, routing decisions and reviews (a few hundred 
   live on every load.
 - Quality over time and the budget trade-off, computed from the reviewed videos, are kept per
   policy and window; the page says when they were computed.
-- A chart is drawn once per distinct content: its SVG is kept under a hash of the numbers it shows.
+- A chart is drawn once per distinct content (its SVG is kept under a hash of the numbers it
+  shows) and, while traffic moves its numbers, at most every COEFVQ_DASHBOARD_CHART_S.
 
 A page load computes none of this when it is kept: `refresh_all` (the `refresh_dashboards` task,
 every COEFVQ_DASHBOARD_REFRESH_S on the scheduler) recomputes the analyses of every policy and
@@ -178,10 +179,25 @@ def _chart_key(name: str, args: tuple) -> str:
 
 
 def charts(data: dashboard.Dashboard) -> dict[str, str]:
+    """Each chart's SVG: kept under a hash of its numbers, and while traffic moves the numbers,
+    drawn again at most every COEFVQ_DASHBOARD_CHART_S for a policy and window; until then the
+    latest drawing is shown (the table beside it is live). A chart takes 50 to 120 ms to draw and
+    five of the nine move with every video or review (bench/results/dashboard/: "in service")."""
     inputs = dashboard_charts.chart_inputs(data)
     keys = {name: _chart_key(name, args) for name, (_, args) in inputs.items()}
-    kept = _cache_call(cache.get_many, list(keys.values())) or {}
-    drawn = {name: kept.get(keys[name]) or draw(*args) for name, (draw, args) in inputs.items()}
-    _cache_call(cache.set_many, {keys[name]: svg for name, svg in drawn.items() if keys[name] not in kept},
-                timeout=CHART_TTL_S)
+    latest_key = f"dashboard:charts-latest:{data.policy.pk}:{round(data.window.days, 3)}"
+    found = _cache_call(cache.get_many, [*keys.values(), latest_key]) or {}
+    latest = found.get(latest_key) or {}  # chart name -> (when drawn, svg)
+    now, drawn, fresh = time.time(), {}, {}
+    for name, (draw, args) in inputs.items():
+        if keys[name] in found:
+            drawn[name] = found[keys[name]]
+        elif name in latest and now - latest[name][0] < settings.COEFVQ_DASHBOARD_CHART_S:
+            drawn[name] = latest[name][1]
+        else:
+            drawn[name] = fresh[name] = draw(*args)
+    if fresh:
+        _cache_call(cache.set_many, {**{keys[name]: svg for name, svg in fresh.items()},
+                                     latest_key: {**latest, **{name: (now, svg) for name, svg in fresh.items()}}},
+                    timeout=CHART_TTL_S)
     return drawn

@@ -42,6 +42,7 @@ def _nothing_kept_from_another_world(settings):
     earlier test's world may still be kept; quality and trade-off follow every review here."""
     cache.clear()
     settings.COEFVQ_DASHBOARD_REFRESH_S = 0
+    settings.COEFVQ_DASHBOARD_CHART_S = 0
 
 H = timedelta(hours=1)
 PROBS = {  # video: (baseline probabilities, MLLM probabilities or None)
@@ -410,6 +411,24 @@ def test_a_chart_is_drawn_once_for_the_same_numbers(client, world, lead, monkeyp
     monkeypatch.setattr(dashboard_charts, "_draw", lambda name, *args, **kwargs: drawn.append(name) or "")
     assert client.get("/dashboard/?days=1").content.count(b'class="chart-svg"') == 9 == first.count(b'class="chart-svg"')
     assert drawn == []
+
+
+def test_a_chart_whose_numbers_moved_is_drawn_again_at_most_every_chart_interval(client, policy, world, lead,
+                                                                                  settings, monkeypatch):
+    from moderation import dashboard_charts
+
+    monkeypatch.setattr(dashboard.Window, "last_days", classmethod(lambda cls, days: cls(world - days * 24 * H, world)))
+    client.force_login(lead)
+    settings.COEFVQ_DASHBOARD_CHART_S = 60
+    before = client.get("/dashboard/?days=1").context["data"].uploaded
+    _video(policy, "one-more", world - timedelta(minutes=5))  # moves the volume chart's numbers
+    real_draw, drawn = dashboard_charts._draw, []
+    monkeypatch.setattr(dashboard_charts, "_draw", lambda name, *a, **k: drawn.append(name) or real_draw(name, *a, **k))
+    page = client.get("/dashboard/?days=1")
+    assert drawn == [] and page.context["data"].uploaded == before + 1  # the table counts it; the chart waits
+    settings.COEFVQ_DASHBOARD_CHART_S = 0
+    client.get("/dashboard/?days=1")
+    assert "volume" in drawn
 
 
 def test_daily_aggregates_add_up_to_one_count_over_the_window_and_the_last_hours_stay_live(policy, world, lead,
