@@ -16,13 +16,14 @@ counting 30 or 90 days of uploads, routing decisions and reviews (a few hundred 
 - Quality over time and the budget trade-off, computed from the reviewed videos, are kept per
   policy and window; the page says when they were computed.
 - A chart is drawn once per distinct content (its SVG is kept under a hash of the numbers it
-  shows) and, while traffic moves its numbers, at most every COEFVQ_DASHBOARD_CHART_S.
+  shows); while traffic moves its numbers, by the scheduled refresh below.
 
 A page load computes none of this when it is kept: `refresh_all` (the `refresh_dashboards` task,
 every COEFVQ_DASHBOARD_REFRESH_S on the scheduler) recomputes the analyses of every policy and
-window when reviews landed since, and draws their charts. A load recomputes them itself only when
-nothing is kept (the first load, the cache emptied) or the refresh has not run for three periods
-(the scheduler stopped), so the page is never older than that.
+window when reviews landed since, and draws their charts. A load computes them itself only when
+nothing is kept (the first load, the cache emptied) or the refresh is late (the scheduler stopped:
+three periods for the analyses, COEFVQ_DASHBOARD_CHART_S for a chart), so the page is never older
+than that.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def refresh_all() -> int:
     pages = 0
     for policy in Policy.objects.order_by("pk"):
         for days in dashboard.WINDOW_DAYS:
-            charts(build(policy, dashboard.Window.last_days(days), refresh=True))
+            charts(build(policy, dashboard.Window.last_days(days), refresh=True), redraw=True)
             pages += 1
     return pages
 
@@ -178,11 +179,12 @@ def _chart_key(name: str, args: tuple) -> str:
     return f"dashboard:chart:{name}:{hashlib.sha256(repr(shown).encode()).hexdigest()}"
 
 
-def charts(data: dashboard.Dashboard) -> dict[str, str]:
-    """Each chart's SVG: kept under a hash of its numbers, and while traffic moves the numbers,
-    drawn again at most every COEFVQ_DASHBOARD_CHART_S for a policy and window; until then the
-    latest drawing is shown (the table beside it is live). A chart takes 50 to 120 ms to draw and
-    five of the nine move with every video or review (bench/results/dashboard/: "in service")."""
+def charts(data: dashboard.Dashboard, redraw: bool = False) -> dict[str, str]:
+    """Each chart's SVG, kept under a hash of its numbers. A chart whose numbers moved is drawn
+    again when `redraw` (the scheduled refresh) or when its latest drawing for this policy and window
+    is older than COEFVQ_DASHBOARD_CHART_S; otherwise that drawing is shown (the table beside it is
+    live). A chart takes 50 to 120 ms to draw and five of the nine move with every video or review
+    (bench/results/dashboard/)."""
     inputs = dashboard_charts.chart_inputs(data)
     keys = {name: _chart_key(name, args) for name, (_, args) in inputs.items()}
     latest_key = f"dashboard:charts-latest:{data.policy.pk}:{round(data.window.days, 3)}"
@@ -192,7 +194,7 @@ def charts(data: dashboard.Dashboard) -> dict[str, str]:
     for name, (draw, args) in inputs.items():
         if keys[name] in found:
             drawn[name] = found[keys[name]]
-        elif name in latest and now - latest[name][0] < settings.COEFVQ_DASHBOARD_CHART_S:
+        elif not redraw and name in latest and now - latest[name][0] < settings.COEFVQ_DASHBOARD_CHART_S:
             drawn[name] = latest[name][1]
         else:
             drawn[name] = fresh[name] = draw(*args)

@@ -8,7 +8,6 @@ import dataclasses
 from datetime import datetime
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
@@ -50,7 +49,6 @@ def dashboard_page(request):
     return render(request, "moderation/dashboard.html", {
         "filter": selection, "data": data, "charts": dashboard_cache.charts(data),
         "tables": dashboard.TABLES, "query": f"policy={policy.slug}&days={round(window.days)}",
-        "chart_interval_s": settings.COEFVQ_DASHBOARD_CHART_S,
     })
 
 
