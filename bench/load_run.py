@@ -6,7 +6,8 @@
     .venv/bin/python bench/load_run.py --ingest-only --cpu-workers 1|2 [--videos 40]
 
 Starts what production runs, on loopback: uvicorn with --web-workers processes (default: one per
-two cores, as scripts/run.sh), a Celery `cpu` worker with --cpu-workers processes and a `gpu` worker,
+two cores, as scripts/run.sh), a Celery `cpu` worker with --cpu-workers processes, a `gpu` worker and
+the scheduler,
 on the local PostgreSQL (its own database, --database-url, default coefvq_load, dropped and made
 anew) and Redis (--redis-url). Seeds --open-tasks decided videos waiting for review, then for
 --duration seconds (or until --max-requests requests):
@@ -100,12 +101,15 @@ def stack_env(args) -> dict:
     metrics_dir = var_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    # Whisper's weights, converted once and shared with the product's own var/ (as scripts/test.sh does).
-    whisper = REPO / "var" / "models" / "whisper-tiny.en.pt"
-    subprocess.run([sys.executable, "-m", "inference.whisper_import", str(whisper)], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
+    # Whisper's weights, converted once and shared with the product's own var/: base transcribes (the
+    # product's ASR), tiny.en is stage 2's audio tower.
+    checkpoints = {"base": REPO / "var" / "models" / "whisper-base.pt",
+                   "tiny.en": REPO / "var" / "models" / "whisper-tiny.en.pt"}
+    for model, path in checkpoints.items():
+        subprocess.run([sys.executable, "-m", "inference.whisper_import", str(path), "--model", model], cwd=REPO,
+                       check=True, stdout=subprocess.DEVNULL)
     return {**os.environ, **RUN_SETTINGS, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-            "COEFVQ_WHISPER_CHECKPOINT": str(whisper),
+            "COEFVQ_ASR_CHECKPOINT": str(checkpoints["base"]), "COEFVQ_WHISPER_CHECKPOINT": str(checkpoints["tiny.en"]),
             "COEFVQ_VAR_DIR": str(var_dir), "COEFVQ_MEDIA_ROOT": str(var_dir / "media"),
             "DJANGO_SETTINGS_MODULE": "coefvq_site.settings", "PYTHONPATH": str(REPO),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
@@ -143,7 +147,7 @@ class Stack:
         if web:
             self._spawn("web", [str(BIN / "uvicorn"), "coefvq_site.asgi:application", "--host", "127.0.0.1",
                                 "--port", str(self.port), "--workers", str(self.web_workers), "--lifespan", "off",
-                                "--log-level", "warning"])
+                                "--timeout-keep-alive", "75", "--log-level", "warning"])
         if workers:
             self.start_workers()
         if web:
@@ -154,6 +158,8 @@ class Stack:
             self._spawn(f"worker-{queue}", [str(BIN / "celery"), "-A", "coefvq_site", "worker", "-Q", queue,
                                             "-n", f"{queue}@%h", "-c", str(processes), "-l", "warning",
                                             "--without-gossip", "--without-mingle"])
+        # The scheduler, as scripts/run.sh starts it: among its tasks the dashboard's refresh.
+        self._spawn("beat", [str(BIN / "celery"), "-A", "coefvq_site", "beat", "-l", "warning", "--pidfile="])
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.log_dir / f"{name}.log", "w")

@@ -50,13 +50,14 @@ OMP_NUM_THREADS="$GPU_THREADS" .venv/bin/celery -A coefvq_site worker -Q gpu -n 
 # faster with one web process than with two (bench/results/load_run_floor/). A queue page's WebSocket hears claims made in any process through the Redis
 # channel layer; without REDIS_URL the in-process layer reaches only its own process (and SQLite
 # takes one writer at a time), so the embedded default runs one. Several processes add up their
-# request metrics in PROMETHEUS_MULTIPROC_DIR for /metrics.
+# request metrics in PROMETHEUS_MULTIPROC_DIR for /metrics. Idle connections are kept 75 s, longer
+# than a load balancer's (60 s is common), so it never reuses one the server has just closed.
 if [ -n "${REDIS_URL:-}" ]; then default_web=$(( CORES / 2 < 1 ? 1 : (CORES / 2 > 8 ? 8 : CORES / 2) )); else default_web=1; fi
 WEB_WORKERS="${COEFVQ_WEB_WORKERS:-$default_web}"
 METRICS_DIR="$VAR/prometheus"
 rm -rf "$METRICS_DIR" && mkdir -p "$METRICS_DIR"
 PROMETHEUS_MULTIPROC_DIR="$(cd "$METRICS_DIR" && pwd)" .venv/bin/uvicorn coefvq_site.asgi:application \
-  --host "$HOST" --port "$PORT" --workers "$WEB_WORKERS" --lifespan off \
+  --host "$HOST" --port "$PORT" --workers "$WEB_WORKERS" --lifespan off --timeout-keep-alive 75 \
   >>"$LOG/web.log" 2>&1 & pids+=($!)
 
 # Something to look at: the benchmark's held-out test videos, processed by the worker (the same
