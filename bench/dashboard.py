@@ -60,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--days", type=int, nargs="+", default=[1, 30, 90])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "dashboard")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--during", default="", help="what else ran on the machine, for the report (e.g. the load run)")
     return parser.parse_args()
 
 
@@ -297,11 +298,12 @@ def time_parts(days: int) -> dict[str, float]:
 
 
 def write_results(out: Path, command: str, data: dict, fill_report: dict, pages: list[dict], parts: dict,
-                  refresh_s: float, refresh_windows: tuple) -> None:
+                  refresh_s: float, refresh_windows: tuple, during: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report = {"command": command, "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "code": code_version(), "data": data, "fill": fill_report,
-              "target_p95_ms": TARGET_P95_MS, "refresh_s": refresh_s, "pages": pages, "parts_ms": parts}
+              "target_p95_ms": TARGET_P95_MS, "during": during, "refresh_s": refresh_s, "pages": pages,
+              "parts_ms": parts}
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Leads' dashboard: server time on a large database", "",
@@ -309,7 +311,8 @@ def write_results(out: Path, command: str, data: dict, fill_report: dict, pages:
         f"Data: {data['videos']:,} videos over {SPAN_DAYS} days, {data['predictions']:,} predictions, "
         f"{data['reviews']:,} reviews, {data['open_review_tasks']:,} open review tasks; database "
         f"{data['database_size']}. PostgreSQL {report['machine']['postgresql']}, {report['machine']['cpus']} CPUs, "
-        f"measured {report['measured_at']} (1-minute load average {report['machine']['load_average_1m']} at the end).", "",
+        f"measured {report['measured_at']} (1-minute load average {report['machine']['load_average_1m']} at the end)"
+        + (f", while {during}." if during else "."), "",
         "Django test client in one process (middleware, view, queries, SVG charts, template; no network), each "
         "window once untimed, then timed. *first load*: the cache emptied before every request, so quality, the "
         "budget trade-off, the daily aggregates and all nine charts are computed on each (the first load after an "
@@ -360,7 +363,7 @@ def main() -> None:
     refresh_s = time_refresh()
     parts = {days: time_parts(days) for days in args.days}
     data = {**database_size(), "reviews": Review.objects.count()}
-    write_results(args.out, command, data, fill_report, pages, parts, refresh_s, WINDOW_DAYS)
+    write_results(args.out, command, data, fill_report, pages, parts, refresh_s, WINDOW_DAYS, args.during)
     for page in pages:
         print(f"{page['days']:3d} days {page['cache']:18s}  p50 {page['p50_ms']:8.1f} ms  p95 {page['p95_ms']:8.1f} ms  "
               f"queries {page['queries']}")

@@ -282,7 +282,7 @@ class Budget:
 
 @dataclass
 class Log:
-    timings: list = field(default_factory=list)  # (kind, seconds, status)
+    timings: list = field(default_factory=list)  # (kind, seconds, status, when it started: time.monotonic())
     claims: list = field(default_factory=list)  # (reviewer, task, token, claimed_at, released_at)
     decisions: list = field(default_factory=list)  # (reviewer, task, review id)
     uploads: list = field(default_factory=list)  # (video id, created)
@@ -299,7 +299,7 @@ def timed(log: Log, kind: str, call):
     except requests.RequestException as error:
         log.errors[f"{kind} {type(error).__name__}"] += 1
         return None
-    log.timings.append((kind, time.monotonic() - started, response.status_code))
+    log.timings.append((kind, time.monotonic() - started, response.status_code, started))
     if response.status_code >= 400:
         log.errors[f"{kind} {response.status_code}"] += 1
     return response
@@ -462,9 +462,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def write_timings(path: Path, log: Log) -> None:
+    """Every timed request (seconds since the first, kind, milliseconds, status): when the slow ones
+    happened, and beside what."""
+    first = min((started for *_, started in log.timings), default=0.0)
+    lines = ["started_s,request,ms,status"] + [
+        f"{started - first:.3f},{kind},{seconds * 1000:.1f},{status}"
+        for kind, seconds, status, started in sorted(log.timings, key=lambda timing: timing[3])]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def latency_table(log: Log) -> dict:
     by_kind = defaultdict(list)
-    for kind, seconds, _status in log.timings:
+    for kind, seconds, _status, _started in log.timings:
         by_kind[kind].append(seconds * 1000)
     table = {kind: {"requests": len(ms), "p50_ms": round(statistics.median(ms), 1),
                     "p95_ms": round(percentile(ms, 0.95), 1), "max_ms": round(max(ms), 1)}
@@ -600,6 +610,7 @@ def main() -> None:
         "errors": dict(log.errors),
     }
     write_results(args.out, command, args, result)
+    write_timings(args.out / "timings.csv", log)
     print(json.dumps({key: result[key] for key in ("load", "checks", "errors")}, indent=2))
     if checks["double_claims"] or checks["lost_decisions"] or checks["tasks_with_two_reviews"]:
         sys.exit(1)
