@@ -42,7 +42,6 @@ from . import dashboard, dashboard_charts
 from .models import Policy
 from .throttling import CACHE_UNREACHABLE
 
-CHART_TTL_S = 24 * 3600
 
 
 @dataclass
@@ -201,5 +200,7 @@ def charts(data: dashboard.Dashboard, redraw: bool = False) -> dict[str, str]:
     if fresh:
         _cache_call(cache.set_many, {**{keys[name]: svg for name, svg in fresh.items()},
                                      latest_key: {**latest, **{name: (now, svg) for name, svg in fresh.items()}}},
-                    timeout=CHART_TTL_S)
+                    # The refresh draws up to 36 charts every period whoever looks: keep them two
+                    # chart intervals (tens of KB each), not a day's worth in Redis.
+                    timeout=max(2 * settings.COEFVQ_DASHBOARD_CHART_S, 600))
     return drawn
