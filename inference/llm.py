@@ -53,6 +53,8 @@ from inference.types import SAMPLE_RATE, VideoFeatures
 from inference.vision import VisionConfig, VisionTransformer
 
 TEXT_MODALITIES: tuple[str, ...] = ("caption", "speech", "onscreen")
+# A violation's written reason starts with the field that carries it, in the prompt examples' words.
+OPENINGS = {"caption": "The caption", "speech": "The speaker", "onscreen": "The on-screen text"}
 MODALITIES: tuple[str, ...] = (*TEXT_MODALITIES, "visual", "audio")
 ARCHITECTURE = "llm-classifier"  # config.json's "architecture": tells loaders which class to build
 NONE_TEXT = "(none)"
@@ -641,10 +643,12 @@ class LLMClassifier(nn.Module):
         return self.predict_prepared(self.prepare(features), explain=explain)
 
     @torch.no_grad()
-    def generate_reason(self, video: LLMPrepared, label: str, cache=None) -> str:
-        """The model's own sentence after 'Label: <label>\\nReason:', greedy, bounded. `cache`:
-        the keys and values of this video's prompt when the caller has them already."""
-        answer = torch.tensor([self._ids(f" {label}\nReason:")], device=self.device)  # (1, A)
+    def generate_reason(self, video: LLMPrepared, label: str, cache=None, opening: str = "") -> str:
+        """The model's own sentence after 'Label: <label>\\nReason:' and `opening` (which the
+        sentence then starts with), greedy, bounded. `cache`: the keys and values of this video's
+        prompt when the caller has them already."""
+        answer = torch.tensor([self._ids(f" {label}\nReason:" + (f" {opening}" if opening else ""))],
+                              device=self.device)  # (1, A)
         answer_embeds = self.language_model.get_input_embeddings()(answer)  # (1, A, d)
         if cache is None:
             inputs = self.collate([video]).to(self.device)
@@ -666,19 +670,31 @@ class LLMClassifier(nn.Module):
             length += 1
             out = self.backbone(input_ids=torch.tensor([[token]], device=self.device), past_key_values=out.past_key_values,
                                 use_cache=True, attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
-        return self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        sentence = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        return f"{opening} {sentence}".strip() if opening else sentence
 
     def explain(self, video: LLMPrepared, label: str, contributions: dict[str, float], cache=None
                 ) -> tuple[str, list[EvidenceSpan]]:
         """(the model's sentence followed by the evidence it rests on, quoted verbatim with
         times; the quoted spans). Spans come from the modalities that pushed p(violation) the
-        way of the label, best matching the sentence's words first."""
-        reason = self.generate_reason(video, label, cache)
+        way of the label, best matching the sentence's words first. For a violation the sentence
+        opens by naming the modality whose removal lowers p(violation) most: left to itself the
+        model often named the field of a prompt example instead ("The on-screen text promises to
+        double the crypto..." for a scam in the caption)."""
+        reason = self.generate_reason(video, label, cache, opening=self.opening(label, contributions))
         spans = cited_spans(video.pieces, reason, contributions, toward_violation=label in self.config.violating,
                             limit=self.config.n_evidence)
         quotes = "; ".join(span_citation(span) for span in spans)
         text = (reason or f"Label {label}.") + (f" Evidence: {quotes}." if quotes else "")
         return text, spans
+
+    def opening(self, label: str, contributions: dict[str, float]) -> str:
+        """How a violation's reason starts: the text field that carries it most ("" for an ok
+        label, or when no text field raises p(violation))."""
+        if label not in self.config.violating:
+            return ""
+        support, modality = max((contributions.get(m, 0.0), m) for m in TEXT_MODALITIES)
+        return OPENINGS[modality] if support > 0 else ""
 
     # -- save / load ------------------------------------------------------------------
 

@@ -206,6 +206,18 @@ def test_explanation_is_written_and_quotes_only_the_evidence(model):
     assert set(quoted) <= {t for t, _ in evidence}
 
 
+def test_a_violation_s_reason_opens_with_the_text_field_that_carries_it(model):
+    """The reason names the field whose removal lowers p(violation) most, not whichever field a
+    prompt example happened to name."""
+    assert model.opening("drugs", {"caption": 0.01, "speech": 0.30, "onscreen": -0.1, "visual": 0.5}) == "The speaker"
+    assert model.opening("scam", {"caption": 0.2, "speech": 0.0, "onscreen": 0.25}) == "The on-screen text"
+    assert model.opening("ok", {"caption": 0.3}) == ""
+    assert model.opening("drugs", {"caption": -0.1, "speech": 0.0, "onscreen": 0.0}) == ""
+    prepared = model.prepare([video(caption="weekend plans", speech=("buy cheap pills now",), onscreen=None)])[0]
+    text, _ = model.explain(prepared, "drugs", {"caption": 0.0, "speech": 0.4, "onscreen": 0.0})
+    assert text.startswith("The speaker")
+
+
 def test_the_explanation_continues_from_the_scoring_pass(tiny_qwen2_dir, whisper_checkpoint):
     """predict(explain=True) writes from the keys and values of its own scoring pass: the same
     words as reading the prompt again, also when a variant without a modality is the longest row
@@ -216,7 +228,7 @@ def test_the_explanation_continues_from_the_scoring_pass(tiny_qwen2_dir, whisper
     for features in (video(), video(caption="hi", speech=("buy cheap pills now",), onscreen=None)):
         prepared = model.prepare([features])[0]
         out = model.predict_prepared([prepared], explain=True)[0]
-        afresh = model.generate_reason(prepared, out.label)
+        afresh = model.generate_reason(prepared, out.label, opening=model.opening(out.label, out.modality_contributions))
         assert afresh
         assert out.rationale.explanation.startswith(afresh)
 
