@@ -327,8 +327,14 @@ def reviewer_days(policy: Policy, window: Window) -> list[ReviewerDay]:
     return [ReviewerDay(row["day"], row["reviewer__username"], row["reviews"]) for row in rows]
 
 
-def agreement_rows(policy: Policy, window: Window) -> list[dict]:
-    return list(reviews_in(policy, window).values("model_decided_by")
+def _grouped(reviews, by_day: bool, *fields: str):
+    """Reviews grouped by `fields`, and with by_day by the day they landed too (a `day` key): the
+    daily aggregates count many days in one query."""
+    return reviews.annotate(day=TruncDay("created_at")).values("day", *fields) if by_day else reviews.values(*fields)
+
+
+def agreement_rows(policy: Policy, window: Window, by_day: bool = False) -> list[dict]:
+    return list(_grouped(reviews_in(policy, window), by_day, "model_decided_by")
                 .annotate(reviews=Count("id"), agreeing=Count("id", filter=Q(disagrees_with_model=False))))
 
 
@@ -405,8 +411,8 @@ class Confusion:
         return max((cell.count for cell in self.cells), default=0)
 
 
-def confusion_rows(policy: Policy, window: Window) -> list[dict]:
-    return list(reviews_in(policy, window).values("label", "model_label").annotate(count=Count("id")))
+def confusion_rows(policy: Policy, window: Window, by_day: bool = False) -> list[dict]:
+    return list(_grouped(reviews_in(policy, window), by_day, "label", "model_label").annotate(count=Count("id")))
 
 
 def confusion(policy: Policy, window: Window) -> Confusion:
@@ -449,8 +455,9 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     return max(0.0, min(p, centre - half_width)), min(1.0, max(p, centre + half_width))
 
 
-def audit_rows(policy: Policy, window: Window) -> list[dict]:
-    return list(reviews_in(policy, window).filter(task__reason=ReviewTask.Reason.AUDIT).values("video__decision")
+def audit_rows(policy: Policy, window: Window, by_day: bool = False) -> list[dict]:
+    audited = reviews_in(policy, window).filter(task__reason=ReviewTask.Reason.AUDIT)
+    return list(_grouped(audited, by_day, "video__decision")
                 .annotate(audited=Count("id"), errors=Count("id", filter=Q(disagrees_with_model=True))))
 
 
