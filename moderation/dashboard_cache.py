@@ -132,6 +132,7 @@ def _summed(rows: list[dict], counts: tuple[str, ...]) -> list[dict]:
 def volume(policy: Policy, window: dashboard.Window) -> list[dashboard.VolumeBucket]:
     if window.bucket != "day":
         return dashboard.volume(policy, window)
+
     def rows_for(part: dashboard.Window, by_day: bool = False) -> list[dict]:
         rows = dashboard.volume_rows(policy, "day", part)
         return [{**row, "day": row["bucket"]} for row in rows] if by_day else rows
