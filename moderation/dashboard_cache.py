@@ -44,7 +44,6 @@ from .models import Policy
 from .throttling import CACHE_UNREACHABLE
 
 
-
 @dataclass
 class Analyses:
     version: tuple  # the reviews they were computed from: (latest id, count) in the window

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import matplotlib
 from django.utils import timezone
@@ -76,10 +76,13 @@ def _time_axis(ax, first_bucket: datetime, window: Window) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
 
 
+def _bucket_step(starts: list[datetime]) -> timedelta:
+    return starts[1] - starts[0] if len(starts) > 1 else STEP["day"]
+
+
 def _bucket_edges(starts: list[datetime]) -> list[float]:
     """The buckets' edges on matplotlib's date axis (days): each start and the end of the last."""
-    step = starts[1] - starts[0] if len(starts) > 1 else STEP["day"]
-    return mdates.date2num([*starts, starts[-1] + step]).tolist()
+    return mdates.date2num([*starts, starts[-1] + _bucket_step(starts)]).tolist()
 
 
 def _columns(ax, starts: list[datetime], heights: list[float], bottom: list[float] | None = None, **style) -> None:
@@ -137,7 +140,7 @@ def queue_chart(buckets: list[QueueBucket], window: Window) -> str:
         starts = [b.start for b in buckets]
         _columns(ax, starts, [b.created for b in buckets], color=WARN, alpha=0.6, label="opened")
         _columns(ax, starts, [-b.completed for b in buckets], color=OK, alpha=0.6, label="reviewed (below 0)")
-        ends = [b.start + (starts[1] - starts[0] if len(starts) > 1 else STEP["day"]) for b in buckets]
+        ends = [b.start + _bucket_step(starts) for b in buckets]
         ax.plot(ends, [b.depth_at_end for b in buckets], color=INK, marker="o", markersize=3, label="open at end")
         ax.axhline(0, color=MUTED, linewidth=0.8)
         ax.set_ylabel("tasks")

@@ -144,16 +144,19 @@ def held_out_text_only(seed: int, n: int) -> list[tuple[dict, VideoFeatures]]:
     learned the policy or the templates."""
     config = GeneratorConfig(seed=seed, n_train=0, n_val=0, n_test=n, mix_test=dict(TRAIN_MIX), test_ood_fraction=1.0)
     rng = random.Random(f"{seed}:dev")
-    return [({"label": item.label, "kind": item.kind, "evidence": item.evidence, "text_only": True},
-             text_only_features(item, rng)) for item in generate_specs(config)]
+    return [(_row(item), text_only_features(item, rng)) for item in generate_specs(config)]
 
 
 def text_only_split(config: GeneratorConfig, n: int, exclude: set[tuple[str, str, str]] = frozenset()
                     ) -> list[tuple[dict, VideoFeatures]]:
     """Like a cached split of the rendered benchmark: (row, features) pairs, the row with the
     item's label and kind."""
-    return [({"label": item.label, "kind": item.kind, "evidence": item.evidence, "text_only": True}, features)
-            for item, features in text_only_examples(config, n, exclude)]
+    return [(_row(item), features) for item, features in text_only_examples(config, n, exclude)]
+
+
+def _row(item: BenchmarkItem) -> dict:
+    """A text-only item's row, as a cached split's rows read: its label, kind and evidence."""
+    return {"label": item.label, "kind": item.kind, "evidence": item.evidence, "text_only": True}
 
 
 BaselineRow = tuple[VideoFeatures, str]  # a video's evidence, its label (inference.baseline)
