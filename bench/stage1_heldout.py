@@ -1,12 +1,15 @@
-"""Stage 1 on phrasings it never trained on: the baseline with and without its shared text scorer.
+"""Stage 1 on phrasings it never trained on: the baseline without its shared text scorer, with it
+fit on every text under its video's label, and with it fit multiple-instance (the default).
 
     .venv/bin/python bench/stage1_heldout.py --work DIR [--dev-items 400] [--out bench/results/stage1_heldout]
 
-DIR is a finished `bench/generalize.py --work DIR` folder (its first-run 120-video benchmark and
-its 40 hand-written videos, as bench/mllm_recipes.py uses it). Each variant is trained the way
-`manage.py train baseline` trains stage 1 (the rendered training videos plus the default
-text-only examples, calibrated on the rendered validation videos), differing only in
-BaselineConfig.text_scorer_C (0: no shared text scorer, as before), and scored on:
+DIR is a finished `bench/generalize.py --work DIR` folder, or any folder with what this script
+reads from one: the first-run 120-video benchmark under DIR/var (`manage.py train baseline --videos
+120` with COEFVQ_VAR_DIR=DIR/var) and the 40 hand-written videos under DIR/videos
+(generalize.render_all). Each variant is trained the way `manage.py train baseline` trains stage 1
+(the rendered training videos plus the default text-only examples, calibrated on the rendered
+validation videos), differing only in BaselineConfig.text_scorer_C and text_scorer_rounds, and
+scored on:
 
 - **dev**: --dev-items text-only items from the generator's held-out templates, slot values and
   voices (bench/mllm_recipes.py's dev set), each given the frames and audio of a rendered
@@ -47,7 +50,11 @@ from inference.features import FeatureExtractorConfig  # noqa: E402
 from inference.text_encoder import TextEncoder  # noqa: E402
 
 HIDDEN_KINDS = ("speech_only", "onscreen_only")
-VARIANTS = {"without the text scorer (before)": 0.0, "with the shared text scorer (now)": BaselineConfig().text_scorer_C}
+VARIANTS = {  # name: BaselineConfig overrides
+    "without the text scorer": {"text_scorer_C": 0.0},
+    "text scorer, every text labelled with its video's label (before)": {"text_scorer_rounds": 0},
+    "text scorer, multiple-instance (now)": {},
+}
 
 
 def score(model, X: np.ndarray, labels: list[str], kinds: list[str]) -> dict:
@@ -107,12 +114,11 @@ def main() -> None:
         "40 hand-written videos": (rows(hand_features), hand_labels, hand_kinds),
     }
     results = []
-    for name, text_scorer_C in VARIANTS.items():
+    for name, overrides in VARIANTS.items():
         began = time.perf_counter()
         model = train_baseline_on_features(X_fit, [label for _, label in fit_rows], X_val,
-                                           [label for _, label in val_rows], replace(config, text_scorer_C=text_scorer_C),
-                                           encoder)
-        results.append({"variant": name, "text_scorer_C": text_scorer_C, "train_s": round(time.perf_counter() - began, 1),
+                                           [label for _, label in val_rows], replace(config, **overrides), encoder)
+        results.append({"variant": name, "overrides": overrides, "train_s": round(time.perf_counter() - began, 1),
                         "temperature": round(model.temperature_, 3), "C": model.config.C,
                         "prior_weight": model.config.prior_weight,
                         "sets": {set_name: score(model, *data) for set_name, data in sets.items()}})

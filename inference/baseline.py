@@ -17,7 +17,8 @@ words the templates never use.
 
 Before the heads, a shared text scorer (ModalityTextScorer) reads every modality's embedding
 with one set of weights, so an offer phrased like the many caption offers scores high in the
-transcript or on screen too; its scores join the prior as dense columns.
+transcript or on screen too; it is fit multiple-instance, so the small talk beside an offer is not
+taught as a violation. Its scores join the prior as dense columns.
 
 The default estimator has two heads on standardised features (logistic regressions): one
 for "any violation or ok", one for "which violation", fit on the violating rows only. The
@@ -382,6 +383,11 @@ class BaselineConfig:
     # 120-video first-run benchmark's training rows it lifted stage 1 from accuracy 0.632 to 0.700
     # (speech-only 19 -> 27 of 48, on-screen-only 14 -> 20 of 48; bench/results/stage1_heldout/).
     text_scorer_C: float = 1.0
+    # Multiple-instance refits of the text scorer (ModalityTextScorer); 0 = every text labelled with
+    # its video's label, as before. On the same 400 held-out items, 2 rounds lifted accuracy from
+    # 0.710 to 0.775 and binary F1 from 0.779 to 0.838 (on-screen-only 20 -> 25 of 48, launder
+    # 19 -> 27 of 36); on the first run's own 24 test videos 0.875 -> 0.958.
+    text_scorer_rounds: int = 2
 
     def __post_init__(self):
         if self.estimator not in ESTIMATORS:
@@ -430,17 +436,24 @@ class ModalityTextScorer(BaseEstimator):
     Its scores become 3 + C + 1 dense columns: p(violation) per modality (0 when missing), each
     violating category's best p over the modalities, and the best p(violation).
 
+    A violating video's label belongs to the text that carries it, not to the small talk beside it,
+    yet nothing says which text that is. So the fit is multiple-instance (Andrews et al., 2002):
+    after a first fit on every text, each of `rounds` refits keeps every text of the ok videos and,
+    of each violating video, only the text the last fit finds most like its label. Small talk then
+    scores as ok wherever it sits, and an offer stands out from it.
+
     The heads train on out-of-fold scores (videos split in n_folds; a video's modalities stay
     together), so they learn how far to trust the scorer on texts it has not seen.
     """
 
     def __init__(self, C: float = 1.0, labels: tuple[str, ...] = LABELS, n_folds: int = 5, max_iter: int = 2000,
-                 random_state: int = 0):  # fmt: skip
+                 random_state: int = 0, rounds: int = 2):  # fmt: skip
         self.C = C
         self.labels = labels
         self.n_folds = n_folds
         self.max_iter = max_iter
         self.random_state = random_state
+        self.rounds = rounds
 
     @property
     def n_columns(self) -> int:
@@ -450,13 +463,14 @@ class ModalityTextScorer(BaseEstimator):
         """Fit on feature rows (N, D) and their labels; out_of_fold_ holds the training rows' columns."""
         X, y = np.asarray(X), np.asarray(y, dtype=object)
         rows, modality, texts = _present_texts(X)  # (M,), (M,), (M, 384)
-        self.model_ = self._fit(texts, y[rows])
+        self.model_ = self._fit(texts, y[rows], rows)
         scores = np.zeros((len(rows), len(self.labels)))  # (M, K)
         folds = KFold(min(self.n_folds, len(X)), shuffle=True, random_state=self.random_state)
         for train, held in folds.split(X):
             fit_on, score = np.isin(rows, train), np.isin(rows, held)
             # A fold whose training part holds one label cannot fit; the full model stands in.
-            model = self._fit(texts[fit_on], y[rows][fit_on]) if len(set(y[rows][fit_on])) > 1 else self.model_
+            model = (self._fit(texts[fit_on], y[rows][fit_on], rows[fit_on]) if len(set(y[rows][fit_on])) > 1
+                     else self.model_)
             scores[score] = self._proba(model, texts[score])
         self.out_of_fold_ = self._columns(len(X), rows, modality, scores)
         return self
@@ -466,8 +480,26 @@ class ModalityTextScorer(BaseEstimator):
         rows, modality, texts = _present_texts(np.asarray(X))
         return self._columns(len(X), rows, modality, self._proba(self.model_, texts))
 
-    def _fit(self, texts: np.ndarray, labels: np.ndarray) -> LogisticRegression:
+    def _fit(self, texts: np.ndarray, labels: np.ndarray, videos: np.ndarray) -> LogisticRegression:
+        """texts (M, 384), their videos' labels and row indices (M,): the multiple-instance fit."""
+        model = self._logistic(texts, labels)
+        for _ in range(getattr(self, "rounds", 0)):  # scorers pickled before `rounds` existed had none
+            keep = self._instances(self._proba(model, texts), labels, videos)
+            model = self._logistic(texts[keep], labels[keep])
+        return model
+
+    def _logistic(self, texts: np.ndarray, labels: np.ndarray) -> LogisticRegression:
         return LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state).fit(texts, labels)
+
+    def _instances(self, probs: np.ndarray, labels: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        """(M,) bool: every text of an ok video, and of each violating video the one text whose
+        probability of the video's label is highest."""
+        own = probs[np.arange(len(labels)), [self.labels.index(label) for label in labels]]  # (M,)
+        keep = labels == "ok"  # (M,)
+        violating = np.flatnonzero(~keep)
+        by_video = violating[np.lexsort((-own[violating], videos[violating]))]  # each video's best text first
+        keep[by_video[np.r_[True, videos[by_video][1:] != videos[by_video][:-1]]]] = True
+        return keep
 
     def _proba(self, model: LogisticRegression, texts: np.ndarray) -> np.ndarray:
         """(M, K) probabilities in self.labels order (0 for a label the model never saw)."""
@@ -614,8 +646,8 @@ class BaselineClassifier:
         rows, _, _ = _present_texts(X)
         if len(set(np.asarray(y, dtype=object)[rows].tolist())) < 2:
             return None  # the texts there are all from videos of one label: nothing to learn
-        return ModalityTextScorer(C=self.config.text_scorer_C, labels=self.config.labels,
-                                  random_state=self.config.seed).fit(X, y)
+        return ModalityTextScorer(C=self.config.text_scorer_C, labels=self.config.labels, random_state=self.config.seed,
+                                  rounds=self.config.text_scorer_rounds).fit(X, y)
 
     def _estimator_rows(self, X: np.ndarray) -> np.ndarray:
         """Checked feature rows (N, D) -> what the estimator reads: with the text scorer's columns."""

@@ -343,8 +343,7 @@ def _caption_offer_rows(rng, n):
 
 def test_the_shared_text_scorer_carries_what_captions_teach_to_speech_and_screen(encoder):
     """Trained on caption offers only, the scorer reads a spoken or on-screen offer the same way:
-    its p(violation) for that modality is high, small talk's about the base rate (it sits in the
-    violating videos too), and a missing modality's 0."""
+    its p(violation) for that modality is high, small talk's low, and a missing modality's 0."""
     rng = np.random.default_rng(5)
     train = _caption_offer_rows(rng, 60)
     X = featurize_rows(_videos(train), encoder)
@@ -357,11 +356,38 @@ def test_the_shared_text_scorer_carries_what_captions_teach_to_speech_and_screen
     caption, speech, onscreen = range(3)
     drugs_best, best = 3 + 1, 6
     small_talk = columns[2, speech]
-    assert 0.15 < small_talk < 0.5
-    assert columns[0, speech] > small_talk + 0.25 and columns[0, caption] < small_talk
-    assert columns[1, onscreen] > small_talk + 0.25
+    assert small_talk < 0.15
+    assert columns[0, speech] > small_talk + 0.4 and columns[0, caption] < 0.15
+    assert columns[1, onscreen] > small_talk + 0.4
     assert columns[2, onscreen] == 0.0  # no on-screen text: 0, not a score
     assert columns[0, best] == columns[0, speech] and columns[0, drugs_best] > 0.5
+
+
+def test_the_small_talk_beside_an_offer_is_not_taught_as_a_violation(encoder):
+    """Every offer video also says "look at my <pet>". Labelled with its video's label, that small
+    talk scores about the share of offer videos; fit multiple-instance, it scores as ok, so a
+    video of small talk alone no longer looks a third of the way to a violation."""
+    rng = np.random.default_rng(5)
+    train = _caption_offer_rows(rng, 60)
+    X = featurize_rows(_videos(train), encoder)
+    chat = featurize_rows([_video("my parrot eating breakfast", speech="look at my parrot")], encoder)
+    speech = 1
+    labels = ("ok", "scam", "drugs", "weapons")
+    video_labels = ModalityTextScorer(labels=labels, rounds=0).fit(X, _labels(train)).transform(chat)[0, speech]
+    instances = ModalityTextScorer(labels=labels, rounds=2).fit(X, _labels(train)).transform(chat)[0, speech]
+    assert 0.15 < video_labels < 0.5
+    assert instances < video_labels / 2
+
+
+def test_each_violating_video_keeps_the_one_text_most_like_its_label():
+    scorer = ModalityTextScorer(labels=("ok", "scam", "drugs", "weapons"))
+    videos = np.array([0, 0, 1, 1, 1, 2])
+    labels = np.array(["drugs", "drugs", "ok", "ok", "ok", "scam"], dtype=object)
+    probs = np.array([[0.6, 0.1, 0.2, 0.1],  # video 0's caption: small talk
+                      [0.1, 0.1, 0.7, 0.1],  # video 0's speech: the offer
+                      [0.9, 0.0, 0.1, 0.0], [0.5, 0.2, 0.2, 0.1], [0.8, 0.1, 0.1, 0.0],
+                      [0.3, 0.6, 0.1, 0.0]])
+    assert scorer._instances(probs, labels, videos).tolist() == [False, True, True, True, True, True]
 
 
 def test_the_heads_train_on_out_of_fold_scores_and_save_the_scorer(encoder, tmp_path):
