@@ -4,8 +4,8 @@
 
 It sets up the product under its own folder (`--work`, the embedded default: SQLite and the
 file-system broker, as a newcomer's first run), trains and activates the first-run models there
-(`manage.py train all --videos 120 --epochs 1 --activate`, the README's first run; skipped when the
-folder already has them), starts one Celery worker (`-Q cpu,gpu`, prefork, one process, one torch
+(`manage.py train all --videos 120 --epochs 0 --activate`, the README's first run: stage 1 and the
+LLM from its prompt; skipped when the folder already has them), starts one Celery worker (`-Q cpu,gpu`, prefork, one process, one torch
 thread: the decoder runs in the sandbox's warm decoder as in production), ingests the benchmark's
 held-out test clips (rendered speech, on-screen text, music) and waits for every verdict. Each step
 records its own seconds in the video's events (extraction: decode, ASR with the production Whisper
@@ -58,6 +58,7 @@ def product_env(work: Path) -> dict[str, str]:
     env.update(COEFVQ_VAR_DIR=str(work), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                DJANGO_SETTINGS_MODULE="coefvq_site.settings", OMP_NUM_THREADS="1",
                COEFVQ_WHISPER_CHECKPOINT=str(REPO / "var" / "models" / "whisper-tiny.en.pt"))
+    env.setdefault("COEFVQ_LLM_PATH", str(REPO / "var" / "models" / "qwen2.5-coder-1.5b-instruct"))  # imported once
     return env
 
 
@@ -130,7 +131,7 @@ def isolated_figures(paths: list[tuple[Path, str]], baseline, mllm) -> list[dict
     from inference.types import VideoFeatures
     from moderation.pipeline import media_limits
 
-    transcriber = SpeechTranscriber(TranscriberConfig(checkpoint_path=str(settings.COEFVQ_WHISPER_CHECKPOINT)))
+    transcriber = SpeechTranscriber(TranscriberConfig(checkpoint_path=str(settings.COEFVQ_ASR_CHECKPOINT)))
     reader = OcrReader(OcrConfig(min_score=settings.COEFVQ_OCR_MIN_SCORE))
     rows = []
     for path, caption in paths:
@@ -216,7 +217,7 @@ def render_markdown(results: dict) -> str:
         "| step | in the worker (s/video) | in isolation (s/video) |",
         "| --- | ---: | ---: |",
         f"| sandboxed decode (warm decoder / fork server) | {f(w['decode_s'])} | {f(i['decode_s'])} |",
-        f"| ASR (Whisper tiny.en, beam 5, as in production) | {f(w['asr_s'])} | {f(i['asr_s'])} |",
+        f"| ASR ({results['asr']}, beam 5, as in production) | {f(w['asr_s'])} | {f(i['asr_s'])} |",
         f"| OCR (RapidOCR) | {f(w['ocr_s'])} | {f(i['ocr_s'])} |",
         f"| storing the evidence | {f(w['store_s'])} | – |",
         f"| **extraction task** | **{f(w['extraction_task_s'])}** | {f(i['decode_s'] + i['asr_s'] + i['ocr_s'])} |",
@@ -224,7 +225,8 @@ def render_markdown(results: dict) -> str:
         f"| stage 1: the baseline | {f(w['baseline_s'])} | {f(i['baseline_s'])} |",
         f"| **stage-1 task** | **{f(w['stage1_task_s'])}** | |",
         f"| stage 2: reading the stored evidence | {f(w['stage2_evidence_s'])} | – |",
-        f"| stage 2: MLLM with its occlusion rationale | {f(w['mllm_with_rationale_s'])} | {f(i['mllm_s'])} |",
+        f"| stage 2: {results['stage2']} with its contributions and explanation | {f(w['mllm_with_rationale_s'])} "
+        f"| {f(i['mllm_s'])} |",
         "",
         f"- Extraction + stage 1: {e['worker_s']:.2f} s in the worker against {e['isolated_s']:.2f} s for the same "
         f"steps in isolation: **{e['ratio']:.2f} x**. Each video is decoded once (extraction); stage 1 and stage 2 "
@@ -254,13 +256,15 @@ def main(argv=None) -> int:
     manage(env, "migrate", "--no-input", "-v", "0")
     manage(env, "import_whisper")
     data = args.work / "bench" / f"train-{TRAIN_VIDEOS}-seed0"
-    manage(env, "train", "all", "--videos", str(TRAIN_VIDEOS), "--epochs", "1", "--activate", "--if-none-active",
+    manage(env, "import_llm")
+    manage(env, "train", "all", "--videos", str(TRAIN_VIDEOS), "--epochs", "0", "--activate", "--if-none-active",
            "--data", str(data))
 
     import django
 
     django.setup()
     import torch
+    from django.conf import settings
 
     from moderation import scoring
     from moderation.actions.model_registry import do_change_cascade_config
@@ -284,9 +288,10 @@ def main(argv=None) -> int:
         stop(worker)
     in_worker = [worker_figures(video_id) for video_id in ids]
     config = scoring.active_config(policy.pk)
-    isolated = isolated_figures(clips, scoring.load_baseline(config.baseline_version_id),
-                                scoring.load_mllm(config.mllm_version_id))
+    stage2 = scoring.load_mllm(config.mllm_version_id)
+    isolated = isolated_figures(clips, scoring.load_baseline(config.baseline_version_id), stage2)
     results = {"command": command, "git_commit": commit, "machine": machine_description(),
+               "asr": Path(settings.COEFVQ_ASR_CHECKPOINT).stem, "stage2": type(stage2).__name__,
                "summary": summarise(in_worker, isolated, wall_s, args.budget),
                "per_video_worker": in_worker, "per_video_isolated": isolated}
     args.out.mkdir(parents=True, exist_ok=True)
