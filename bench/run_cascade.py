@@ -532,7 +532,8 @@ def render_markdown(results: dict, chart_line: str) -> str:
               "Celery worker with the production settings (ASR at beam 5, stage 2 with its rationale).", "",
               "| stage | seconds |", "| --- | --- |",
               f"| decode (isolated child) | {c['decode_s']:.3f} |",
-              f"| ASR ({results.get('asr_checkpoint', 'whisper-tiny.en')}, beam {results['asr_beam_size']}) | {c['asr_s']:.3f} |",
+              f"| ASR ({results.get('asr_checkpoint', 'whisper-tiny.en')}, beam {results['asr_beam_size']}) "
+              f"| {c['asr_s']:.3f} |",
               f"| OCR (RapidOCR) | {c['ocr_s']:.3f} |",
               f"| **extraction (every video)** | **{c.get('extraction_s', 0.0):.3f}** |",
               f"| cheap features + baseline | {c['cheap_features_and_baseline_s']:.3f} |",

@@ -5,8 +5,9 @@
 It sets up the product under its own folder (`--work`, the embedded default: SQLite and the
 file-system broker, as a newcomer's first run), trains and activates the first-run models there
 (`manage.py train all --videos 120 --epochs 0 --activate`, the README's first run: stage 1 and the
-LLM from its prompt; skipped when the folder already has them), starts one Celery worker (`-Q cpu,gpu`, prefork, one process, one torch
-thread: the decoder runs in the sandbox's warm decoder as in production), ingests the benchmark's
+LLM from its prompt; skipped when the folder already has them), starts one Celery worker (`-Q
+cpu,gpu`, prefork, one process, one torch thread: the decoder runs in the sandbox's warm decoder
+as in production), ingests the benchmark's
 held-out test clips (rendered speech, on-screen text, music) and waits for every verdict. Each step
 records its own seconds in the video's events (extraction: decode, ASR with the production Whisper
 settings, OCR, storing; stage 1: reading the stored evidence, the baseline; stage 2: the MLLM with

@@ -483,7 +483,7 @@ class ModalityTextScorer(BaseEstimator):
     def _fit(self, texts: np.ndarray, labels: np.ndarray, videos: np.ndarray) -> LogisticRegression:
         """texts (M, 384), their videos' labels and row indices (M,): the multiple-instance fit."""
         model = self._logistic(texts, labels)
-        for _ in range(getattr(self, "rounds", 0)):  # scorers pickled before `rounds` existed had none
+        for _ in range(self.rounds):
             keep = self._instances(self._proba(model, texts), labels, videos)
             model = self._logistic(texts[keep], labels[keep])
         return model
