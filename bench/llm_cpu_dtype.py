@@ -95,7 +95,7 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     result = {"command": " ".join([".venv/bin/python", *sys.argv]), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "load_average_after": load, "threads": args.threads, "cpu": cpu, "rows": rows, "int8_agreement": agreement}
-    lines = ["# The stage-2 LLM on this CPU: fp32 against bf16", "", f"`{result['command']}`", "",
+    lines = ["# The stage-2 LLM on this CPU: fp32, bf16 and int8 weights", "", f"`{result['command']}`", "",
              f"{result['machine']}, torch {torch.__version__}, CPU capability {cpu['capability']}, AVX512-BF16 "
              f"{cpu['avx512_bf16']}, AMX {cpu['amx']}; {args.threads} threads; load average after the run {load}.", "",
              f"| dtype | {args.tokens}-token forward s | decode step s |", "| --- | ---: | ---: |",
