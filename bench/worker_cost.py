@@ -7,14 +7,14 @@ file-system broker, as a newcomer's first run), trains and activates the first-r
 (`manage.py train all --videos 120 --epochs 0 --activate`, the README's first run: stage 1 and the
 LLM from its prompt; skipped when the folder already has them), starts one Celery worker (`-Q
 cpu,gpu`, prefork, one process, one torch thread: the decoder runs in the sandbox's warm decoder
-as in production), ingests the benchmark's
-held-out test clips (rendered speech, on-screen text, music) and waits for every verdict. Each step
-records its own seconds in the video's events (extraction: decode, ASR with the production Whisper
-settings, OCR, storing; stage 1: reading the stored evidence, the baseline; stage 2: the MLLM with
-its occlusion rationale), and the event times give each task's wall time in the worker.
+as in production), ingests the benchmark's held-out test clips (rendered speech, on-screen text,
+music) and waits for every verdict. Each step records its own seconds in the video's events
+(extraction: decode, ASR with the production Whisper settings, OCR, storing; stage 1: reading the
+stored evidence, the baseline; stage 2: the stage-2 model with its modality contributions and
+written explanation), and the event times give each task's wall time in the worker.
 
 In the same run, the same steps are timed in isolation in this process on the same clips (the
-sandboxed decode through a fork server, ASR, OCR, the baseline and the MLLM on in-memory
+sandboxed decode through a fork server, ASR, OCR, the baseline and stage 2 on in-memory
 features), so the worker's overhead is measured, not assumed.
 
 From the worker's figures: seconds per step and per video, videos per hour for one worker, and the
