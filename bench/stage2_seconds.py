@@ -1,0 +1,115 @@
+"""Where stage 2's seconds per video go on this CPU: the call the gpu worker makes for a routed
+video (`predict(explain=True)`), split into its parts, at each torch thread count asked for.
+
+    .venv/bin/python bench/stage2_seconds.py --work DIR --model DIR [--threads 1 2] [--videos 12]
+        [--out bench/results/stage2_seconds]
+
+DIR (--work) is a finished `bench/generalize.py --work DIR` folder: its 40 hand-written videos,
+extracted as ingest extracts them (shared with bench/mllm_recipes.py's cache), and its LLM
+under DIR/var/models. --model is a saved stage-2 folder (the first run's prompted LLM or its
+fine-tune, under DIR/var/models/mllm/).
+
+The parts: `prepare` (tokens, the frozen Whisper audio encoder), the scoring pass (`logits_and_cache`:
+the video and one variant without each modality that can contribute, over the cached prompt
+prefix) and the explanation (`generate_reason`: a few greedy decode steps). The first video is a
+warm-up (the prefix's keys and values are computed once per process) and is not counted.
+
+Writes results.json and results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from mllm_recipes import hand_written_set  # noqa: E402
+from run_cascade import git_commit, machine_description  # noqa: E402
+
+from inference.llm import LLMClassifier  # noqa: E402
+
+PARTS = ("prepare", "logits_and_cache", "generate_reason")
+
+
+def timed_parts(model: LLMClassifier, seconds: dict[str, float]) -> None:
+    """Wrap the model's parts so each call adds its wall time to seconds[part]."""
+    for name in PARTS:
+        method = getattr(model, name)
+
+        def timed(*args, _method=method, _name=name, **kwargs):
+            start = time.perf_counter()
+            result = _method(*args, **kwargs)
+            seconds[_name] += time.perf_counter() - start
+            return result
+
+        setattr(model, name, timed)
+
+
+def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    model.predict(videos[:1], explain=True)  # warm-up: the prefix cache, the kernels
+    seconds: dict[str, float] = defaultdict(float)
+    timed_parts(model, seconds)
+    per_video = []
+    for video in videos[1:]:
+        start = time.perf_counter()
+        output = model.predict([video], explain=True)[0]
+        per_video.append(time.perf_counter() - start)
+        assert output.rationale.explanation, "every stage-2 decision carries its explanation"
+    for name in PARTS:  # unwrap for the next thread count
+        delattr(model, name)
+    n = len(per_video)
+    return {"threads": threads, "videos": n, "mean_s": round(sum(per_video) / n, 2), "max_s": round(max(per_video), 2),
+            **{f"{name}_s": round(seconds[name] / n, 2) for name in PARTS}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="A saved stage-2 (LLM) folder.")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--videos", type=int, default=12, help="Of the 40, the first N (one more is the warm-up).")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage2_seconds")
+    args = parser.parse_args()
+    commit = git_commit()
+    features, _, _ = hand_written_set(args.work, args.work / "var" / "models" / "whisper-base.pt")
+    model = LLMClassifier.load(args.model, backbone_path=str(args.work / "var" / "models" / "qwen2.5-coder-1.5b-instruct"))
+    dtype = str(next(model.backbone.parameters()).dtype).removeprefix("torch.")
+    gates = {"visual": round(float(torch.tanh(model.visual_gate)), 4), "audio": round(float(torch.tanh(model.audio_gate)), 4)}
+    rows = [measure(model, features[: args.videos + 1], threads) for threads in args.threads]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+
+    command = " ".join([".venv/bin/python", "bench/stage2_seconds.py", *sys.argv[1:]])
+    record = {"command": command, "commit": commit, "machine": machine_description(),
+              "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "model": args.model.name, "dtype": dtype,
+              "torch": torch.__version__, "amx": torch.cpu._is_amx_tile_supported(),
+              "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "gates": gates, "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    lines = ["# Stage 2's seconds per routed video on this CPU", "", f"`{command}`", "",
+             f"{record['date']}, commit {commit}, {record['machine']}; torch {record['torch']}, AMX {record['amx']}, "
+             f"AVX512-BF16 {record['avx512_bf16']}; backbone in {dtype}; model {record['model']} (tanh of the "
+             f"visual and audio gates: {gates['visual']}, {gates['audio']}).", "",
+             "`predict(explain=True)` on the hand-written videos of bench/generalize.py, one at a time, after a "
+             "warm-up video.", "",
+             "| torch threads | videos | mean s | max s | prepare s | scoring pass s | explanation s |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['threads']} | {r['videos']} | {r['mean_s']} | {r['max_s']} | {r['prepare_s']} | "
+              f"{r['logits_and_cache_s']} | {r['generate_reason_s']} |" for r in rows]
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
