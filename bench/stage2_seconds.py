@@ -2,7 +2,7 @@
 video (`predict(explain=True)`), split into its parts, at each torch thread count asked for.
 
     .venv/bin/python bench/stage2_seconds.py --work DIR --model DIR [--threads 1 2] [--videos 12]
-        [--out bench/results/stage2_seconds]
+        [--beside-asr] [--out bench/results/stage2_seconds]
 
 DIR (--work) is a finished `bench/generalize.py --work DIR` folder: its 40 hand-written videos,
 extracted as ingest extracts them (shared with bench/mllm_recipes.py's cache), and its LLM
@@ -14,6 +14,11 @@ the video and one variant without each modality that can contribute, over the ca
 prefix) and the explanation (`generate_reason`: a few greedy decode steps). The first video is a
 warm-up (the prefix's keys and values are computed once per process) and is not counted.
 
+--beside-asr measures each thread count again while another process runs the product's ASR
+(Whisper base at beam 5, one torch thread, as a `cpu` worker runs it) over the same videos' audio,
+and reports that ASR's seconds per clip beside it and alone: what the two workers of
+`scripts/run.sh` do to each other when both queues are busy.
+
 Writes results.json and results.md.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from collections import defaultdict
@@ -36,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from mllm_recipes import hand_written_set  # noqa: E402
 from run_cascade import git_commit, machine_description  # noqa: E402
 
+from inference.asr import SpeechTranscriber, TranscriberConfig  # noqa: E402
 from inference.llm import LLMClassifier  # noqa: E402
 
 PARTS = ("prepare", "logits_and_cache", "generate_reason")
@@ -73,12 +80,49 @@ def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
             **{f"{name}_s": round(seconds[name] / n, 2) for name in PARTS}}
 
 
+def transcribe_until_stopped(checkpoint: str, audios: list, ready, stop, seconds_per_clip) -> None:
+    """The product's ASR on one thread, round and round the clips until `stop` is set; puts its
+    seconds per clip on the `seconds_per_clip` queue."""
+    torch.set_num_threads(1)
+    transcriber = SpeechTranscriber(TranscriberConfig(checkpoint_path=checkpoint))
+    transcriber.transcribe(audios[0])  # loads the model
+    ready.set()
+    done, start = 0, time.perf_counter()
+    while not stop.is_set():
+        transcriber.transcribe(audios[done % len(audios)])
+        done += 1
+    seconds_per_clip.put(round((time.perf_counter() - start) / max(done, 1), 2))
+
+
+class BusyNeighbour:
+    """A process running the product's ASR for as long as the `with` block lasts."""
+
+    def __init__(self, checkpoint: Path, audios: list):
+        context = multiprocessing.get_context("spawn")
+        self.ready, self.stop, self.result = context.Event(), context.Event(), context.Queue()
+        self.process = context.Process(target=transcribe_until_stopped,
+                                       args=(str(checkpoint), audios, self.ready, self.stop, self.result))
+        self.seconds_per_clip: float | None = None
+
+    def __enter__(self) -> "BusyNeighbour":
+        self.process.start()
+        self.ready.wait()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.seconds_per_clip = self.result.get()
+        self.process.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="A saved stage-2 (LLM) folder.")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--videos", type=int, default=12, help="Of the 40, the first N (one more is the warm-up).")
+    parser.add_argument("--beside-asr", action="store_true",
+                        help="Also measure each thread count with the product's ASR busy in another process.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage2_seconds")
     args = parser.parse_args()
     commit = git_commit()
@@ -86,7 +130,18 @@ def main() -> None:
     model = LLMClassifier.load(args.model, backbone_path=str(args.work / "var" / "models" / "qwen2.5-coder-1.5b-instruct"))
     dtype = str(next(model.backbone.parameters()).dtype).removeprefix("torch.")
     gates = {"visual": round(float(torch.tanh(model.visual_gate)), 4), "audio": round(float(torch.tanh(model.audio_gate)), 4)}
-    rows = [measure(model, features[: args.videos + 1], threads) for threads in args.threads]
+    videos = features[: args.videos + 1]
+    rows = [{"beside": "nothing", **measure(model, videos, threads)} for threads in args.threads]
+    asr_alone = None
+    if args.beside_asr:
+        checkpoint, audios = args.work / "var" / "models" / "whisper-base.pt", [f.audio for f in videos if f.audio is not None]
+        with BusyNeighbour(checkpoint, audios) as neighbour:
+            time.sleep(60)  # the ASR alone, for comparison
+        asr_alone = neighbour.seconds_per_clip
+        for threads in args.threads:
+            with BusyNeighbour(checkpoint, audios) as neighbour:
+                row = measure(model, videos, threads)
+            rows.append({"beside": "ASR", **row, "asr_s_per_clip": neighbour.seconds_per_clip})
     for row in rows:
         print(json.dumps(row), flush=True)
 
@@ -94,7 +149,8 @@ def main() -> None:
     record = {"command": command, "commit": commit, "machine": machine_description(),
               "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "model": args.model.name, "dtype": dtype,
               "torch": torch.__version__, "amx": torch.cpu._is_amx_tile_supported(),
-              "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "gates": gates, "rows": rows}
+              "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "gates": gates, "asr_alone_s_per_clip": asr_alone,
+              "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# Stage 2's seconds per routed video on this CPU", "", f"`{command}`", "",
@@ -103,10 +159,13 @@ def main() -> None:
              f"visual and audio gates: {gates['visual']}, {gates['audio']}).", "",
              "`predict(explain=True)` on the hand-written videos of bench/generalize.py, one at a time, after a "
              "warm-up video.", "",
-             "| torch threads | videos | mean s | max s | prepare s | scoring pass s | explanation s |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {r['threads']} | {r['videos']} | {r['mean_s']} | {r['max_s']} | {r['prepare_s']} | "
-              f"{r['logits_and_cache_s']} | {r['generate_reason_s']} |" for r in rows]
+             "| torch threads | beside | videos | mean s | max s | prepare s | scoring pass s | explanation s | "
+             "the ASR's s per clip |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['threads']} | {r['beside']} | {r['videos']} | {r['mean_s']} | {r['max_s']} | {r['prepare_s']} | "
+              f"{r['logits_and_cache_s']} | {r['generate_reason_s']} | {r.get('asr_s_per_clip', '-')} |" for r in rows]
+    if asr_alone is not None:
+        lines += ["", f"The ASR alone (Whisper base, beam 5, one thread): {asr_alone} s per clip."]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
