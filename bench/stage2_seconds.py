@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import queue
 import sys
 import time
 from collections import defaultdict
@@ -106,12 +107,19 @@ class BusyNeighbour:
 
     def __enter__(self) -> "BusyNeighbour":
         self.process.start()
-        self.ready.wait()
+        while not self.ready.wait(1.0):  # a neighbour that dies loading its model must not hang the run
+            if not self.process.is_alive():
+                raise RuntimeError(f"the ASR process stopped before it was ready (exit code {self.process.exitcode})")
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
-        self.seconds_per_clip = self.result.get()
+        # Read before join (a child joins only once its queue is drained); it finishes the clip it is on.
+        while self.seconds_per_clip is None and (self.process.is_alive() or not self.result.empty()):
+            try:
+                self.seconds_per_clip = self.result.get(timeout=1.0)
+            except queue.Empty:
+                pass
         self.process.join()
 
 
