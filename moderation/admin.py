@@ -132,6 +132,13 @@ def _candidate(data, active: CascadeConfig | None) -> whatif.Candidate:
                   allow_below=number("allow_below", 0.0), action_above=number("action_above", 1.0),
                   audit_rate=number("audit_rate", 0.0))
     check_cascade_settings(**values, promotion_margin=0.0, retrain_min_labels=1)
+    raw = data.get("stage2_decides")
+    if raw is None:
+        values["stage2_decides"] = active.stage2_decides if active is not None else True
+    elif raw in ("true", "false"):
+        values["stage2_decides"] = raw == "true"
+    else:
+        raise ActionError(f"stage2_decides must be true or false, not {raw[:20]!r}.", code="bad_stage2_decides")
     # The form's baseline: blank is "no baseline"; left out, the active one's.
     if "baseline_version" in data:
         raw = (data.get("baseline_version") or "").strip()

@@ -8,6 +8,8 @@
         -> MLLM: the active LoRA adapter (and head) fine-tuned on the reviewed training videos
         -> active and new models decide the gold set with the configuration's bands
            -> per model kind, promote only if the paired difference clears the margin
+        -> after a promotion, the pair in service as a cascade against stage 1 alone on the same
+           videos: stage 2 decides routed videos, or stays on trial (CascadeConfig.stage2_decides)
         -> a promoted baseline re-scores recent videos: the threshold that meets the MLLM budget
         -> one new cascade configuration version with the promoted models
 
@@ -375,10 +377,18 @@ def _train_evaluate_and_gate(attempt: Attempt) -> None:
             f"{minimum} to compare models on. More reviews add to it."], metrics={})
         return
     models, training_notes = _train_candidates(attempt, run, config, train)
-    reports, verdicts = _evaluate_on_gold(attempt, run, config, gold, models)
+    reports, verdicts, scored = _evaluate_on_gold(attempt, run, config, gold, models)
     candidates = _register_candidates(attempt, run, models, reports, training_notes)
     violating = sum(e.label in run.policy.violating_labels for e in gold)
     notes = [verdict.sentence() for verdict in verdicts.values()]
+    routing = None
+    if "mllm" in scored and any(verdict.promoted for verdict in verdicts.values()):
+        # The pair that will be in service after this run.
+        kept = {kind: "candidate" if verdict.promoted else "active" for kind, verdict in verdicts.items()}
+        routing = judge_stage2_routing([e.label for e in gold], scored["baseline"][kept["baseline"]],
+                                       scored["mllm"][kept["mllm"]], config, tuple(run.policy.violating_labels),
+                                       seed=run.pk)
+        notes.append(routing_sentence(routing, len(gold)))
     notes.append(f"Gold set: {len(gold)} reviewed videos ({violating} violating, {sum(e.audited for e in gold)} "
                  f"from the audit sample), never trained on, near-duplicates kept together. "
                  f"Trained on {len(train)} reviewed videos and {training_notes['baseline']['inherited_rows']} "
@@ -392,7 +402,8 @@ def _train_evaluate_and_gate(attempt: Attempt) -> None:
                      f"{', '.join(map(str, unreadable[:10]))}).")
     promoted = {kind: candidates[kind] for kind, verdict in verdicts.items() if verdict.promoted}
     _finish(attempt, config, candidates, promoted, notes=notes,
-            metrics={kind: {**report, "training": training_notes[kind]} for kind, report in reports.items()})
+            metrics={kind: {**report, "training": training_notes[kind]} for kind, report in reports.items()},
+            routing=routing)
 
 
 def _collect_examples(attempt: Attempt, run: TrainingRun) -> tuple[list[Example], list[Example], list[int]]:
@@ -540,9 +551,18 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
     benchmark.save_replay_sources(folder, benchmark.replay_sources(scoring.artifact_dir(config.mllm_version))
                                   + [run.benchmark])
     attempt.step(0.75, f"Evaluating on {len(test)} held-out examples")
-    reports, verdicts = _judge(run, config, [row["label"] for row, _ in test],
-                               {"mllm": _stage2_scored(config, result.model, [f for _, f in test])})
+    labels = [row["label"] for row, _ in test]
+    stage2 = _stage2_scored(config, result.model, [f for _, f in test])
+    reports, verdicts = _judge(run, config, labels, {"mllm": stage2})
     verdict = verdicts["mllm"]
+    # Stage 1 can only judge routing on the rendered videos: the text-only items have no frames
+    # or sound for it to read.
+    videos, routing = len(splits["test"]), None
+    if verdict.promoted:
+        routing = judge_stage2_routing(labels[:videos], baseline_scored(config.baseline_version_id,
+                                                                         [f for _, f in splits["test"]]),
+                                       stage2["candidate"].first(videos), config, tuple(run.policy.violating_labels),
+                                       seed=run.pk)
     training = {"mllm": {"benchmark": run.benchmark, "fit_examples": len(fit), "validation_videos": len(validation),
                          "steps": result.steps, "best_val_macro_f1": _finite_or_none(result.best_val_macro_f1),
                          "seconds": round(sum(e.seconds for e in result.history), 1)}}
@@ -551,8 +571,10 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
              f"Held-out set, never trained on: the benchmark's {len(splits['test'])} test videos and "
              f"{len(held_out_text)} text-only items in held-out phrasings. Trained on {len(fit)} "
              f"examples ({len(splits['train'])} rendered videos, {len(text_only)} text-only) in {result.steps} steps."]
+    if routing is not None:
+        notes.append(routing_sentence(routing, videos))
     _finish(attempt, config, candidates, {"mllm": candidates["mllm"]} if verdict.promoted else {}, notes=notes,
-            metrics={"mllm": {**reports["mllm"], "training": training["mllm"]}})
+            metrics={"mllm": {**reports["mllm"], "training": training["mllm"]}}, routing=routing)
 
 
 @dataclass(frozen=True)
@@ -565,10 +587,14 @@ class Scored:
     def p_violation(self, violating: tuple[str, ...]) -> np.ndarray:
         return violation_probability(self.probabilities, self.label_names, violating)  # (N,)
 
+    def first(self, n: int) -> "Scored":
+        return Scored(self.probabilities[:n], self.label_names)
+
 
 def _evaluate_on_gold(attempt: Attempt, run: TrainingRun, config: CascadeConfig, gold: list[Example],
-                      models: dict[str, object]) -> tuple[dict[str, dict], dict[str, Verdict]]:
-    """(kind -> {"active": report, "candidate": report, "gate": comparisons}, kind -> the gate's verdict)."""
+                      models: dict[str, object]) -> tuple[dict[str, dict], dict[str, Verdict], dict[str, dict[str, Scored]]]:
+    """(kind -> {"active": report, "candidate": report, "gate": comparisons}, kind -> the gate's
+    verdict, kind -> {"active": Scored, "candidate": Scored} on the gold videos)."""
     attempt.step(0.75, f"Evaluating on {len(gold)} gold videos")
     active_baseline = scoring.load_baseline(config.baseline_version_id)
     # Both models were trained with the active model's prior prototypes (a retrain inherits them).
@@ -579,7 +605,14 @@ def _evaluate_on_gold(attempt: Attempt, run: TrainingRun, config: CascadeConfig,
                            "candidate": Scored(models["baseline"].predict_proba(X), label_names)}}
     if "mllm" in models:
         scored["mllm"] = _stage2_scored(config, models["mllm"], [e.features for e in gold])
-    return _judge(run, config, [e.label for e in gold], scored)
+    return *_judge(run, config, [e.label for e in gold], scored), scored
+
+
+def baseline_scored(version_id: int, features: list[VideoFeatures]) -> Scored:
+    """A registered baseline on held-out videos."""
+    baseline = scoring.load_baseline(version_id)
+    X = featurize_rows(features, baseline.encoder, prior_config=baseline.config.policy_prior)  # (N, D)
+    return Scored(baseline.predict_proba(X), tuple(baseline.config.labels))
 
 
 def _stage2_scored(config: CascadeConfig, candidate, features: list[VideoFeatures]) -> dict[str, Scored]:
@@ -625,6 +658,33 @@ def _cascade(baseline: Scored, stage2_p: np.ndarray, config: CascadeConfig, viol
     return np.where(entropies >= threshold, stage2_p, baseline.p_violation(violating))
 
 
+def judge_stage2_routing(labels: list[str], stage1: Scored, stage2: Scored, config: CascadeConfig,
+                         violating: tuple[str, ...], seed: int) -> Comparison:
+    """Should this stage 2 decide the videos this stage 1 routes? Stage 1 deciding every held-out
+    video alone ("active") against the cascade, where stage 2 decides what stage 1 routes at the
+    configuration's threshold or budget ("candidate"), both with the configuration's bands."""
+    y = np.array([label in violating for label in labels], dtype=bool)  # (N,)
+    bands = DecisionBands(config.allow_below, config.action_above)
+    cascade = _cascade(stage1, stage2.p_violation(violating), config, violating)  # (N,)
+    return compare("cascade F1 against stage 1 alone", y, stage1.p_violation(violating), cascade, bands, seed=seed)
+
+
+def stage2_earns_routing(comparison: Comparison) -> bool:
+    """Stage 2 decides routed videos when the cascade with it scored at least stage 1 alone.
+    The point estimate, not a bound: the held-out set's few routed videos rarely make a bound
+    clear zero, and a tie costs nothing either way."""
+    return comparison.candidate_f1 >= comparison.active_f1
+
+
+def routing_sentence(comparison: Comparison, videos: int) -> str:
+    verdict = ("stage 2 decides the videos routed to it" if stage2_earns_routing(comparison) else
+               "stage 2 is on trial: it writes its explanation of each routed video, stage 1's verdict stands and "
+               "a reviewer decides")
+    return (f"Routing, on {videos} held-out videos: the cascade's F1 {comparison.candidate_f1:.3f} against "
+            f"{comparison.active_f1:.3f} for stage 1 alone ({comparison.candidate_f1 - comparison.active_f1:+.3f}), "
+            f"so {verdict}.")
+
+
 def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],
                          training_notes: dict[str, dict]) -> dict[str, ModelVersion]:
     attempt.step(0.8, "Registering the new versions")
@@ -668,8 +728,13 @@ def _reference_entropies(attempt: Attempt, config: CascadeConfig,
 
 
 def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, ModelVersion],
-            promoted: dict[str, ModelVersion], *, notes: list[str], metrics: dict) -> None:
-    """Promote what passed the gate (one new configuration version), reject the rest, end the run."""
+            promoted: dict[str, ModelVersion], *, notes: list[str], metrics: dict,
+            routing: Comparison | None = None) -> None:
+    """Promote what passed the gate (one new configuration version, which takes `routing`'s word on
+    whether stage 2 decides routed videos), reject the rest, end the run."""
+    decides = stage2_earns_routing(routing) if routing is not None else config.stage2_decides
+    if routing is not None:
+        metrics = {**metrics, "routing": {**asdict(routing), "stage2_decides": decides}}
     entropies = None
     if "baseline" in promoted:
         entropies, sentence = _reference_entropies(attempt, config, scoring.load_baseline(promoted["baseline"].pk))
@@ -685,7 +750,7 @@ def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, Model
         ModelVersion.objects.filter(pk__in=[c.pk for kind, c in candidates.items() if kind not in promoted]).update(
             status=ModelVersion.Status.REJECTED)
         if promoted:
-            _activate(attempt, config, promoted, entropies)
+            _activate(attempt, config, promoted, entropies, decides)
         status = Status.PROMOTED if promoted else Status.REFUSED
         now = timezone.now()
         attempt.rows().update(status=status, progress=1.0, step="Finished", decision="\n".join(notes),
@@ -703,13 +768,15 @@ def _active_models_changed(config: CascadeConfig) -> bool:
 
 
 def _activate(attempt: Attempt, config: CascadeConfig, promoted: dict[str, ModelVersion],
-              baseline_entropies: list[float] | None) -> None:
+              baseline_entropies: list[float] | None, stage2_decides: bool) -> None:
     run = TrainingRun.objects.select_related("requested_by").get(pk=attempt.run_id)
     names = " and ".join(str(version) for version in promoted.values())
+    trial = "" if stage2_decides == config.stage2_decides else (
+        "; stage 2 decides routed videos" if stage2_decides else "; stage 2 goes on trial")
     if baseline_entropies:
         do_set_reference_entropies(promoted["baseline"], baseline_entropies)
-    do_activate_models(config.policy, actor=run.requested_by,
-                       note=f"Training run #{run.pk} promoted {names}.", **promoted)
+    do_activate_models(config.policy, actor=run.requested_by, note=f"Training run #{run.pk} promoted {names}{trial}.",
+                       stage2_decides=stage2_decides, **promoted)
 
 
 def _fail(attempt: Attempt, error: Exception) -> None:

@@ -138,8 +138,9 @@ def enqueue_mllm(video_id: int) -> None:
 def score_mllm(video_id: int) -> None:
     """Stage 2: the multimodal LLM with its rationale and modality contributions, then decide.
 
-    Without an active MLLM, or when stage 2 cannot read the file, the stored stage-1 prediction
-    decides and a reviewer looks; a broken model or configuration holds the video (do_hold)."""
+    Without an active MLLM, when stage 2 cannot read the file, or while it is on trial (it
+    writes its prediction for the reviewer), the stored stage-1 prediction decides and a reviewer
+    looks; a broken model or configuration holds the video (do_hold)."""
     attempt = do_start_attempt(video_id, expected=[Video.State.AWAITING_MLLM],
                                to_state=Video.State.AWAITING_MLLM)
     if attempt is None:
@@ -169,6 +170,8 @@ def score_mllm(video_id: int) -> None:
         return
     elapsed_ms = (time.perf_counter() - t1) * 1000
     seconds = {"evidence_s": t1 - t0, "mllm_s": elapsed_ms / 1000}
+    # A route forced to stage 2 asks for its verdict, on trial or not.
+    on_trial = not config.stage2_decides and video.route != "mllm"
     with transaction.atomic():
         _store_prediction(
             video, Prediction.Stage.MLLM, config.mllm_version, config,
@@ -177,8 +180,11 @@ def score_mllm(video_id: int) -> None:
             rationale=dataclasses.asdict(output.rationale), modality_contributions=output.modality_contributions,
             compute_ms=elapsed_ms,
         )
-        _decide(video, config, output.probabilities, decided_by=Prediction.Stage.MLLM,
-                expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.", seconds=seconds)
+        if on_trial:
+            _decide_from_stage1(video, config, f"Stage 2 is on trial (it says {output.label})", seconds=seconds)
+        else:
+            _decide(video, config, output.probabilities, decided_by=Prediction.Stage.MLLM,
+                    expected=Video.State.AWAITING_MLLM, why=f"MLLM says {output.label}.", seconds=seconds)
 
 
 def _hold(video_id: int, state: str, stage: str, error: Exception) -> None:
@@ -186,9 +192,9 @@ def _hold(video_id: int, state: str, stage: str, error: Exception) -> None:
     do_hold(video_id, state=state, reason=f"{stage} could not score: {type(error).__name__}: {error}"[:2000])
 
 
-def _decide_from_stage1(video: Video, config: CascadeConfig, why: str) -> None:
-    """Stage 2 cannot help: the stored stage-1 prediction decides, and a reviewer looks (the
-    router had found stage 1 unsure)."""
+def _decide_from_stage1(video: Video, config: CascadeConfig, why: str, seconds: dict[str, float] | None = None) -> None:
+    """Stage 2 cannot help, or is not yet trusted to (CascadeConfig.stage2_decides): the stored
+    stage-1 prediction decides, and a reviewer looks (the router had found stage 1 unsure)."""
     stage1 = (Prediction.objects.filter(video=video, stage=Prediction.Stage.BASELINE)
               .order_by("-created_at", "-id").first())
     if stage1 is None:
@@ -196,7 +202,7 @@ def _decide_from_stage1(video: Video, config: CascadeConfig, why: str) -> None:
         return
     with transaction.atomic():
         _decide(video, config, stage1.probabilities, decided_by=Prediction.Stage.BASELINE,
-                expected=Video.State.AWAITING_MLLM, why=f"{why}: stage 1 says {stage1.label}.", seconds={},
+                expected=Video.State.AWAITING_MLLM, why=f"{why}: stage 1 says {stage1.label}.", seconds=seconds or {},
                 to_review=why[0].lower() + why[1:])
 
 

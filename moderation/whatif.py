@@ -39,11 +39,12 @@ class Candidate:
     action_above: float
     audit_rate: float
     baseline_version_id: int | None  # the baseline whose entropies route; None: no baseline
+    stage2_decides: bool = True  # False: routed videos keep stage 1's verdict and go to a reviewer
 
     @classmethod
     def of(cls, config: CascadeConfig) -> "Candidate":
         return cls(config.entropy_threshold, config.mllm_budget, config.allow_below, config.action_above,
-                   config.audit_rate, config.baseline_version_id)
+                   config.audit_rate, config.baseline_version_id, config.stage2_decides)
 
 
 @dataclass(frozen=True)
@@ -110,17 +111,17 @@ def project(policy: Policy, candidate: Candidate, now: datetime | None = None) -
     rows, mllm = _recent_traffic(baseline)
     threshold = _threshold(baseline, candidate)
     routed = np.array([r[1] >= threshold for r in rows], dtype=bool)  # (N,)
-    final = [mllm.get(r[0], r[2]) if hit else r[2] for r, hit in zip(rows, routed)]
+    final = [mllm.get(r[0], r[2]) if hit and candidate.stage2_decides else r[2] for r, hit in zip(rows, routed)]
     p_violation = violation_probability(_matrix(final, labels), labels, violating) if rows else np.zeros(0)  # (N,)
     decisions = np.array([bands.decide(float(p)) for p in p_violation])
-    automatic = decisions != "human_review"
+    automatic = (decisions != "human_review") & (candidate.stage2_decides | ~routed)  # on trial, reviewers decide routed videos
     review_rate = float(np.mean(~automatic + automatic * candidate.audit_rate)) if rows else 0.0
     call_rate = float(routed.mean()) if rows else 0.0
     uploads, note = _uploads_last_day(policy, now or timezone.now())
     if not rows:
         note = f"{baseline} has not scored any video yet. " + note
     per_day = (lambda rate: round(rate * uploads)) if uploads is not None and rows else (lambda rate: None)
-    labeled, quality = _quality(policy, baseline, threshold, bands)
+    labeled, quality = _quality(policy, baseline, threshold if candidate.stage2_decides else float("inf"), bands)
     return Projection(
         threshold=float(threshold), videos=len(rows), mllm_call_rate=call_rate,
         mllm_calls_per_day=per_day(call_rate), review_rate=review_rate, reviews_per_day=per_day(review_rate),
@@ -132,7 +133,8 @@ def project(policy: Policy, candidate: Candidate, now: datetime | None = None) -
 
 def _quality(policy: Policy, baseline: ModelVersion, threshold: float, bands: DecisionBands) -> tuple[int, dict | None]:
     """The product's decisions under `threshold` and `bands` on reviewer-labeled videos that this
-    baseline and the MLLM both scored, against the reviewers' latest labels.
+    baseline and the MLLM both scored, against the reviewers' latest labels (threshold inf: stage
+    1's verdict everywhere, as while stage 2 is on trial).
 
     Reviewed videos over-represent the uncertain ones (the review band), so this is a pessimistic,
     biased estimate; the audit sample is the unbiased part of it.

@@ -16,7 +16,7 @@ from .validation import MAX_CAPTION_CHARS, ActionError, check_text
 DEFAULT_MLLM_BUDGET = 0.2  # a fifth of traffic: above the demo policy's share of hard cases
 # The settings of a cascade configuration an admin tunes; a new version starts from the current ones.
 CONFIG_SETTINGS = ("entropy_threshold", "mllm_budget", "allow_below", "action_above", "audit_rate",
-                   "promotion_margin", "retrain_min_labels")
+                   "promotion_margin", "retrain_min_labels", "stage2_decides")
 
 
 # Where each kind's saved artifact names the labels it predicts (BaselineClassifier.save,
@@ -73,13 +73,17 @@ def do_set_reference_entropies(version: ModelVersion, entropies) -> None:
 
 
 def do_activate_models(policy: Policy, *, baseline: ModelVersion | None = None, mllm: ModelVersion | None = None,
-                       actor=None, note: str = "") -> CascadeConfig:
+                       stage2_decides: bool | None = None, actor=None, note: str = "") -> CascadeConfig:
     """Make these model versions active: a new cascade configuration version that keeps every other
-    setting of the current one. The versions they replace are retired, not deleted."""
-    models = {f"{version.kind}_version": version for version in (baseline, mllm) if version is not None}
+    setting of the current one (and sets stage2_decides when given: whether the stage 2 these
+    models make up earned its routed videos). The versions they replace are retired, not deleted."""
+    versions = [version for version in (baseline, mllm) if version is not None]
+    changes = {f"{version.kind}_version": version for version in versions}
+    if stage2_decides is not None:
+        changes["stage2_decides"] = stage2_decides
     with transaction.atomic():
-        config = do_change_cascade_config(policy, actor=actor, note=note, **models)
-        for version in models.values():
+        config = do_change_cascade_config(policy, actor=actor, note=note, **changes)
+        for version in versions:
             ModelVersion.objects.filter(policy=policy, kind=version.kind, status=ModelVersion.Status.ACTIVE).exclude(
                 pk=version.pk).update(status=ModelVersion.Status.RETIRED)
             ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.ACTIVE)
@@ -89,7 +93,8 @@ def do_activate_models(policy: Policy, *, baseline: ModelVersion | None = None, 
 
 
 def do_roll_back_model(version: ModelVersion, *, actor=None) -> CascadeConfig:
-    """Reactivate the version of this kind that was active before `version` became active."""
+    """Reactivate the version of this kind that was active before `version` became active, with
+    the stage2_decides of the configuration it was active in."""
     if version.status != ModelVersion.Status.ACTIVE:
         raise ActionError(f"{version} is not active; only the active version can be rolled back.", code="not_active")
     field = f"{version.kind}_version"
@@ -100,8 +105,9 @@ def do_roll_back_model(version: ModelVersion, *, actor=None) -> CascadeConfig:
     if previous is None:
         raise ActionError(f"No {version.kind} version was active before {version}.", code="nothing_to_roll_back")
     restored = getattr(previous, field)
+    # Whether stage 2 decided routed videos was judged for the models of that time.
     return do_activate_models(version.policy, actor=actor, note=f"Rolled back {version} to {restored}",
-                              **{version.kind: restored})
+                              stage2_decides=previous.stage2_decides, **{version.kind: restored})
 
 
 def check_cascade_settings(*, entropy_threshold, mllm_budget, allow_below, action_above, audit_rate,

@@ -8,12 +8,13 @@
   const status = panel.querySelector(".whatif-status");
   const table = panel.querySelector(".whatif-table");
   const FIELDS = ["policy", "baseline_version", "entropy_threshold", "mllm_budget", "allow_below", "action_above",
-                  "audit_rate"];
+                  "audit_rate", "stage2_decides"];
   let timer = null;
   let latest = 0;
 
   function value(name) {
     const input = form.elements[name];
+    if (input && input.type === "checkbox") return input.checked ? "true" : "false";
     return input ? input.value : "";
   }
 

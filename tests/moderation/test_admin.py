@@ -30,7 +30,7 @@ def models(policy):
 def form_data(policy, **overrides):
     data = {"policy": policy.pk, "entropy_threshold": "", "mllm_budget": "0.1", "allow_below": "0.2",
             "action_above": "0.9", "audit_rate": "0.02", "promotion_margin": "0.01", "retrain_min_labels": "50",
-            "baseline_version": "", "mllm_version": "", "change_note": "tighter budget"}
+            "stage2_decides": "on", "baseline_version": "", "mllm_version": "", "change_note": "tighter budget"}
     return {**data, **overrides}
 
 
@@ -61,6 +61,16 @@ def test_nonsense_values_get_a_clear_error_and_change_nothing(admin_client, poli
     assert response.status_code == 200
     assert message in response.content.decode()
     assert CascadeConfig.objects.count() == count
+
+
+def test_an_admin_puts_stage2_on_trial_and_back(admin_client, policy, models):
+    trial = form_data(policy, mllm_budget="0.2", baseline_version=models[0].pk, mllm_version=models[1].pk,
+                      change_note="stage 2 on trial until its fine-tune")
+    del trial["stage2_decides"]  # an unticked checkbox is not sent
+    assert admin_client.post(ADD_URL, trial).status_code == 302
+    assert config_changes(CascadeConfig.objects.get(is_active=True)) == {"stage2_decides": (True, False)}
+    assert admin_client.post(ADD_URL, {**trial, "stage2_decides": "on"}).status_code == 302
+    assert CascadeConfig.objects.get(is_active=True).stage2_decides
 
 
 def test_versions_cannot_be_edited_or_deleted(admin_client, models):
@@ -121,6 +131,12 @@ def test_what_if_projects_call_rate_reviews_and_quality_under_the_bands(admin_cl
     assert routed["candidate"]["quality"]["f1"] == pytest.approx(1.0)
     assert routed["candidate"]["quality"]["wrongly_allowed"] == 0
     assert routed["candidate"]["mllm_call_rate"] == pytest.approx(0.8)
+    # With stage 2 on trial the same routing sends every routed video to a reviewer, and the
+    # verdicts before review are stage 1's: every scam allowed again.
+    trial = admin_client.get(WHATIF_URL, {**query, "mllm_budget": "", "entropy_threshold": "0.205",
+                                          "stage2_decides": "false"}).json()["candidate"]
+    assert trial["review_rate"] == pytest.approx(0.8 + 0.2 * 0.1)
+    assert trial["quality"]["wrongly_allowed"] == 20
     # Scored as the product acts, not by the argmax (ok at 0.9 everywhere): with allow_below at
     # 0.05, P(violation) 0.1 sends every unrouted video to a reviewer, and the scams are caught there.
     held = admin_client.get(WHATIF_URL, {**query, "allow_below": "0.05"}).json()["candidate"]
@@ -167,6 +183,8 @@ def test_what_if_refuses_bad_values_and_non_admins(admin_client, client, reviewe
     assert bad.status_code == 400 and "fraction" in bad.json()["detail"]
     nan = admin_client.get(WHATIF_URL, {"policy": policy.pk, "mllm_budget": "nan"})
     assert nan.status_code == 400
+    maybe = admin_client.get(WHATIF_URL, {"policy": policy.pk, "mllm_budget": "0.1", "stage2_decides": "maybe"})
+    assert maybe.status_code == 400 and "stage2_decides must be true or false" in maybe.json()["detail"]
     client.force_login(reviewer)
     assert client.get(WHATIF_URL, {"policy": policy.pk, "mllm_budget": "0.1"}).status_code == 302
 

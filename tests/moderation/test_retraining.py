@@ -152,11 +152,14 @@ def test_better_models_are_promoted_and_the_threshold_recalibrated(model_dir, di
     assert active.version == 2
     assert (active.baseline_version, active.mllm_version) == (run.baseline_candidate, run.mllm_candidate)
     assert ModelVersion.objects.get(version="b1").status == "retired"
-    assert set(run.metrics) == {"baseline", "mllm"}
+    assert set(run.metrics) == {"baseline", "mllm", "routing"}
     assert 0 <= run.metrics["mllm"]["candidate"]["binary"]["f1"] <= 1
     assert run.mllm_candidate.metrics["gold"] == run.metrics["mllm"]["candidate"]
     assert "Baseline: gold F1" in run.decision and "recalibrated on 5 recent videos" in run.decision
     assert "cascade F1 at the budget" in run.decision  # a baseline is judged as the cascade's first stage too
+    # The promoted pair is judged as a cascade against stage 1 alone: does stage 2 earn its routed videos?
+    assert f"Routing, on {GOLD_VIDEOS} held-out videos" in run.decision
+    assert active.stage2_decides == run.metrics["routing"]["stage2_decides"]
     # The new baseline has scored nothing yet: routing uses its entropies on the re-scored videos.
     reference = active.baseline_version.reference_entropies
     assert len(reference) == 5
@@ -285,6 +288,7 @@ def test_a_gold_set_below_the_minimum_trains_nothing(model_dir, distinct_clips, 
 # --- the gate's rule, on gold sets of a realistic size ----------------------------------------------
 
 BANDS = retraining.DecisionBands(0.2, 0.9)
+LABEL_NAMES = ("ok", "scam", "drugs", "weapons")
 
 
 def decided(truth: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -332,6 +336,30 @@ def test_the_gate_scores_the_products_decisions_not_the_argmax():
     verdict = gate(truth, active, candidate)
     assert verdict.comparisons[0].active_f1 == pytest.approx(2 / 3) and verdict.comparisons[0].candidate_f1 == 1.0
     assert verdict.promoted
+
+
+def test_stage2_decides_routed_videos_only_where_it_beats_stage1_on_them():
+    labels = ["ok", "scam", "ok", "scam", "ok", "scam", "ok", "scam"]
+    sure_ok, sure_scam, unsure = [0.97, 0.01, 0.01, 0.01], [0.02, 0.96, 0.01, 0.01], [0.5, 0.5, 0.0, 0.0]
+    # Stage 1 is sure and right on six videos, unsure on the last two: the budget's quarter it routes.
+    stage1 = retraining.Scored(np.array([sure_ok, sure_scam] * 3 + [unsure, unsure]), LABEL_NAMES)
+    config = CascadeConfig(mllm_budget=0.25, allow_below=0.2, action_above=0.9)
+
+    def judged(last_two: list[list[float]]) -> retraining.Comparison:
+        stage2 = retraining.Scored(np.array([sure_ok, sure_scam] * 3 + last_two), LABEL_NAMES)
+        return retraining.judge_stage2_routing(labels, stage1, stage2, config, ("scam", "drugs", "weapons"), seed=0)
+
+    # Stage 1 alone sends the ok one of the two to a reviewer; stage 2 allows it and actions the scam.
+    right = judged([sure_ok, sure_scam])
+    assert right.candidate_f1 == 1.0 and right.active_f1 == pytest.approx(8 / 9)
+    assert retraining.stage2_earns_routing(right)
+    assert "so stage 2 decides the videos routed to it" in retraining.routing_sentence(right, 8)
+    # Stage 2 gets both backwards: it stays on trial.
+    wrong = judged([sure_scam, sure_ok])
+    assert not retraining.stage2_earns_routing(wrong)
+    assert "stage 2 is on trial" in retraining.routing_sentence(wrong, 8)
+    # Where it only agrees with stage 1, letting it decide changes nothing.
+    assert retraining.stage2_earns_routing(judged([unsure, unsure]))
 
 
 def example(sha: str, *, audited=False, hashes=()) -> retraining.Example:

@@ -231,6 +231,23 @@ def test_switching_stage2_off_decides_waiting_videos_from_stage1_and_sends_them_
     assert "No multimodal model is active: stage 1 says" in video.events.get(to_state="decided").message
 
 
+def test_stage2_on_trial_explains_routed_videos_and_a_reviewer_decides_from_stage1(cascade, silent_clip,
+                                                                                    speech_text_clip):
+    CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=0.0, stage2_decides=False)
+
+    routed = ingest_inline(speech_text_clip, "come to the festival")
+
+    stage1, stage2 = routed.predictions.get(stage="baseline"), routed.predictions.get(stage="mllm")
+    assert stage2.rationale["explanation"].strip()  # the reviewer reads it beside stage 1's verdict
+    assert (routed.decided_by, routed.final_label, routed.decision) == ("baseline", stage1.label, "human_review")
+    task = ReviewTask.objects.get(video=routed)
+    assert (task.status, task.model_label) == ("open", stage1.label)
+    assert f"Stage 2 is on trial (it says {stage2.label}): stage 1 says" in routed.events.get(to_state="decided").message
+    # An operator who forces stage 2 asks for its verdict.
+    forced = ingest_inline(silent_clip, "a calm video", route="mllm")
+    assert forced.decided_by == "mllm"
+
+
 def test_a_broken_stage2_model_holds_videos_without_using_their_attempts(cascade, silent_clip, settings, tmp_path):
     video = routed_to_stage2(silent_clip)
     artifact = cascade.mllm_version.artifact_path

@@ -5,6 +5,7 @@ The benchmark is rendered and its features cached once per module in a shared fo
 so only the first test pays for rendering, Whisper and OCR; every test trains for real."""
 
 import json
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     config = CascadeConfig.objects.get(policy=icd, is_active=True)
     assert (config.baseline_version, config.mllm_version) == (baseline, mllm)
     assert f"Active: cascade configuration v{config.version}." in out
+    # Whether stage 2 decides what stage 1 routes was judged on the 4 test videos, and said.
+    routing = re.search(r"Routing, on 4 held-out videos: the cascade's F1 ([\d.]+) against ([\d.]+) for stage 1 "
+                        r"alone \([-+][\d.]+\), so stage 2 (decides|is on trial)", out)
+    assert routing is not None, out
+    assert config.stage2_decides == (float(routing[1]) >= float(routing[2])) == (routing[3] == "decides")
 
     # The artifacts load the way the pipeline loads them, and give a distribution over the labels.
     scored = scoring.load_baseline(baseline.pk).score(caption_only("selling pistols cheap, no papers"))
@@ -144,6 +150,12 @@ def test_the_first_run_fine_tune_is_a_gated_training_run_on_the_benchmark(bench_
             "phrasings") in run.decision and run.decision in out.getvalue()
     active = ModelVersion.objects.get(kind="mllm", status="active")
     assert active == (candidate if run.status == "promoted" else prompted)
+    # A promoted fine-tune is judged as the cascade's second stage on the 4 videos.
+    if run.status == "promoted":
+        routing = run.metrics["routing"]
+        assert "Routing, on 4 held-out videos" in run.decision
+        assert routing["stage2_decides"] == (routing["candidate_f1"] >= routing["active_f1"])
+        assert CascadeConfig.objects.get(is_active=True).stage2_decides == routing["stage2_decides"]
     assert isinstance(scoring.load_mllm(candidate.pk), LLMClassifier)
     assert benchmark.replay_sources(scoring.artifact_dir(candidate)) == [run.benchmark]
 

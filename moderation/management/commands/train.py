@@ -28,7 +28,9 @@ from inference.text_encoder import TextEncoder
 from inference.train_mllm import MLLM_LR, TrainConfig, train_mllm
 from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
 from moderation.actions.ingest import check_policy
-from moderation.actions.model_registry import do_activate_models, do_register_model, do_set_reference_entropies
+from moderation import retraining, scoring
+from moderation.actions.model_registry import (DEFAULT_MLLM_BUDGET, do_activate_models, do_register_model,
+                                               do_set_reference_entropies)
 from moderation.actions.validation import ActionError
 from moderation.benchmark import (extractor_for_training, finetune_source, load_splits, prepare_dataset,
                                   save_replay_sources)
@@ -126,6 +128,7 @@ class Command(BaseCommand):
                                       for kind, n in counts.items()))
 
         trained = {}
+        self.stage2_test = None  # register_stage2 keeps its test-split probabilities here
         if "baseline" in kinds:
             trained["baseline"] = self.train_baseline(policy, splits, text_only[counts["baseline"]])
         if "mllm" in kinds:
@@ -137,8 +140,25 @@ class Command(BaseCommand):
             self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
                               f" -> {version.artifact_path}")
         if options["activate"]:
-            config = do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained)
+            routing = self.judge_routing(policy, trained, splits["test"])
+            if routing is not None:
+                self.stdout.write(retraining.routing_sentence(routing, len(splits["test"])))
+            config = do_activate_models(
+                policy, note=f"manage.py train {options['kind']}", **trained,
+                stage2_decides=retraining.stage2_earns_routing(routing) if routing is not None else None)
             self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
+
+    def judge_routing(self, policy, trained: dict[str, ModelVersion], test) -> retraining.Comparison | None:
+        """Whether the stage 2 trained here should decide what stage 1 routes, judged on the test
+        split as retraining judges it; None when no stage 2 was trained or no stage 1 exists."""
+        current = scoring.active_config(policy.pk)
+        baseline = trained.get("baseline") or (current.baseline_version if current else None)
+        if "mllm" not in trained or baseline is None:
+            return None
+        config = current or CascadeConfig(policy=policy, mllm_budget=DEFAULT_MLLM_BUDGET)
+        return retraining.judge_stage2_routing([row["label"] for row, _ in test],
+                                               retraining.baseline_scored(baseline.pk, [f for _, f in test]),
+                                               self.stage2_test, config, tuple(policy.violating_labels), seed=0)
 
     def train_baseline(self, policy, splits, text_only) -> ModelVersion:
         config = BaselineConfig()
@@ -197,6 +217,7 @@ class Command(BaseCommand):
 
     def register_stage2(self, policy, version: str, folder: Path, model, test, extra: dict) -> ModelVersion:
         probs = stage2_probabilities(model, [f for _, f in test], progress=True)  # (N, K)
+        self.stage2_test = retraining.Scored(probs, tuple(model.labels))
         metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
                                              kinds=[row["kind"] for row, _ in test], label_names=model.labels),
                    **extra}
