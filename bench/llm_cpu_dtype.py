@@ -70,7 +70,7 @@ def label_agreement(path: Path, n_items: int) -> dict:
                                     backbone_path=os.fspath(path), dtype="float32")).eval()
     fp32 = model.probabilities(model.features_to_inputs(features)).argmax(1)  # (N,)
     quantize_mlps(model)
-    model._prefix_cache = None  # the prompt's keys and values, read again through the int8 weights
+    model.reset_prefix_cache()  # the prompt's keys and values, read again through the int8 weights
     int8 = model.probabilities(model.features_to_inputs(features)).argmax(1)  # (N,)
     right = [[model.labels[i] == label for i, label in zip(labels.tolist(), truth)] for labels in (fp32, int8)]
     return {"items": n_items, "same_label": round(float((fp32 == int8).float().mean()), 3),

@@ -352,15 +352,20 @@ class LLMClassifier(nn.Module):
             "backbone": sum(p.numel() for p in self.backbone.parameters()),
         }
 
+    def reset_prefix_cache(self) -> None:
+        """Forget the prompt's cached keys and values: call after changing weights in place (a
+        quantization, a perturbation); the next pass computes them again."""
+        self._prefix_cache = None
+
     def train(self, mode: bool = True) -> "LLMClassifier":
         if mode and self.config.adapt_prefix:
-            self._prefix_cache = None  # LoRA is about to change; eval() keeps what was computed
+            self.reset_prefix_cache()  # LoRA is about to change; eval() keeps what was computed
         super().train(mode)
         self.audio_encoder.train(False)
         return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._prefix_cache = None  # computed with the weights being replaced
+        self.reset_prefix_cache()  # computed with the weights being replaced
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- the prompt -------------------------------------------------------------------

@@ -61,7 +61,7 @@ def perturb(model: LLMClassifier, seed: int = 1, scale: float = 0.3) -> None:
         for name, p in model.named_parameters():
             if p.requires_grad:
                 p.add_(scale * torch.randn(p.shape, generator=generator))
-    model._prefix_cache = None
+    model.reset_prefix_cache()
 
 
 def test_prompt_holds_the_policy_the_examples_and_the_evidence(model):
@@ -130,7 +130,7 @@ def test_cached_prefix_equals_recomputing_it(model):
     inputs = model.features_to_inputs([video(), video(caption="x", speech=())])
     with torch.no_grad():
         cached = model(inputs)
-        model._prefix_cache = None
+        model.reset_prefix_cache()
         fresh = model(inputs)
     with torch.enable_grad():  # the training path recomputes the prefix every call
         recomputed = model(inputs).detach()
