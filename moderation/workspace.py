@@ -132,6 +132,8 @@ def review_context(task: ReviewTask) -> dict:
         "caption": highlight([video.caption], [None], _spans_of(spans, "caption"))[0],
         "baseline": _baseline_summary(baseline, video.policy, band) if baseline else None,
         "mllm": _mllm_summary(mllm, video.policy, band) if mllm else None,
+        # Stage 2 predicted but did not decide: it was on trial (CascadeConfig.stage2_decides).
+        "stage2_on_trial": mllm is not None and video.decided_by == Prediction.Stage.BASELINE,
         "rationale": rationale,
         "predictions": predictions,
         "reviews": list(video.reviews.all()),

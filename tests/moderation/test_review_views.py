@@ -142,6 +142,16 @@ def test_claim_next_opens_the_review_page_with_the_evidence(client, reviewer, ta
     assert page.index('value="ok" data-shortcut="1"') < page.index('value="scam" data-shortcut="2"')
     assert 'data-seek="1.800"' in page  # the second transcript line seeks to its start
     assert "speech" in page and "0.200" in page  # the speech modality's contribution
+    assert "On trial" not in page  # stage 2 decided this one
+
+
+def test_the_review_page_says_when_stage2_was_on_trial(client, reviewer, task):
+    Video.objects.filter(pk=task.video_id).update(decided_by="baseline")  # stage 2 predicted, stage 1 decided
+    client.force_login(reviewer)
+    claim(client)
+    page = client.get(f"/review/{task.pk}/").content.decode()
+    assert "On trial: its verdict did not decide this video" in page
+    assert '<mark class="evidence">CALL NOW</mark>' in page  # its explanation's evidence is still shown
 
 
 def test_a_reviewer_whose_claim_ran_out_is_told_so(client, reviewer, task):
