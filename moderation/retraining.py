@@ -592,7 +592,8 @@ class Scored:
 
 
 def _evaluate_on_gold(attempt: Attempt, run: TrainingRun, config: CascadeConfig, gold: list[Example],
-                      models: dict[str, object]) -> tuple[dict[str, dict], dict[str, Verdict], dict[str, dict[str, Scored]]]:
+                      models: dict[str, object],
+                      ) -> tuple[dict[str, dict], dict[str, Verdict], dict[str, dict[str, Scored]]]:
     """(kind -> {"active": report, "candidate": report, "gate": comparisons}, kind -> the gate's
     verdict, kind -> {"active": Scored, "candidate": Scored} on the gold videos)."""
     attempt.step(0.75, f"Evaluating on {len(gold)} gold videos")

@@ -114,7 +114,8 @@ def project(policy: Policy, candidate: Candidate, now: datetime | None = None) -
     final = [mllm.get(r[0], r[2]) if hit and candidate.stage2_decides else r[2] for r, hit in zip(rows, routed)]
     p_violation = violation_probability(_matrix(final, labels), labels, violating) if rows else np.zeros(0)  # (N,)
     decisions = np.array([bands.decide(float(p)) for p in p_violation])
-    automatic = (decisions != "human_review") & (candidate.stage2_decides | ~routed)  # on trial, reviewers decide routed videos
+    # On trial, a reviewer decides every routed video.
+    automatic = (decisions != "human_review") & (candidate.stage2_decides | ~routed)
     review_rate = float(np.mean(~automatic + automatic * candidate.audit_rate)) if rows else 0.0
     call_rate = float(routed.mean()) if rows else 0.0
     uploads, note = _uploads_last_day(policy, now or timezone.now())

@@ -27,8 +27,8 @@ from inference.mllm import MLLMConfig
 from inference.text_encoder import TextEncoder
 from inference.train_mllm import MLLM_LR, TrainConfig, train_mllm
 from inference.training_set import NO_VIDEO, TrainingSet, save_training_set
-from moderation.actions.ingest import check_policy
 from moderation import retraining, scoring
+from moderation.actions.ingest import check_policy
 from moderation.actions.model_registry import (DEFAULT_MLLM_BUDGET, do_activate_models, do_register_model,
                                                do_set_reference_entropies)
 from moderation.actions.validation import ActionError
