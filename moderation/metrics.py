@@ -100,7 +100,13 @@ class ModerationCollector:
         for slug, share in (CascadeConfig.objects.filter(is_active=True, mllm_budget__isnull=False)
                             .values_list("policy__slug", "mllm_budget").order_by("policy__slug")):
             budget.add_metric([slug], share)
-        return [routed, scored, budget]
+        decides = GaugeMetricFamily("coefvq_stage2_decides",
+                                    "1 when stage 2's verdict decides routed videos; 0 while it is on trial and "
+                                    "reviewers decide them.", labels=["policy"])
+        for slug, value in (CascadeConfig.objects.filter(is_active=True, mllm_version__isnull=False)
+                            .values_list("policy__slug", "stage2_decides").order_by("policy__slug")):
+            decides.add_metric([slug], int(value))
+        return [routed, scored, budget, decides]
 
     def step_durations(self):
         """Each processing step's seconds, as the video events record them (decode, asr, ocr, store,

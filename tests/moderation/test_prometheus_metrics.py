@@ -14,6 +14,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from moderation import health
+from moderation.actions.model_registry import do_activate_models
 from moderation.actions.review_queue import do_claim_next, do_submit_review
 from moderation.actions.video_state import do_fail
 from moderation.models import CascadeConfig, ModelVersion, Prediction, RoutingDecision, Video, VideoEvent
@@ -109,6 +110,15 @@ def test_mllm_call_rate_against_the_budget_and_step_latencies(client, policy):
     assert value(samples, "coefvq_step_runs_recent", step="baseline") == 8
     assert value(samples, "coefvq_step_duration_seconds", step="baseline", quantile="0.5") == pytest.approx(0.4)
     assert value(samples, "coefvq_step_duration_seconds", step="baseline", quantile="0.95") == pytest.approx(0.8)
+    assert value(samples, "coefvq_stage2_decides", policy="icd") is None  # no stage 2 in this configuration
+
+
+def test_stage2_on_trial_shows_as_a_gauge(client, policy):
+    mllm = ModelVersion.objects.create(policy=policy, kind="mllm", version="m", artifact_path="m")
+    do_activate_models(policy, mllm=mllm, note="first stage 2")
+    assert value(scrape(client), "coefvq_stage2_decides", policy="icd") == 1
+    do_activate_models(policy, stage2_decides=False, note="on trial")
+    assert value(scrape(client), "coefvq_stage2_decides", policy="icd") == 0
 
 
 def test_worker_heartbeat_age(client):
