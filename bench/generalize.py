@@ -490,6 +490,16 @@ def per_video(passes: dict[str, list[dict]], bank: set) -> list[dict]:
 # ---------------------------------------------------------------------------- report
 
 
+def routing_lines(output: list[str], who: str) -> list[str]:
+    """The training command's judgment of whether stage 2 decides routed videos, as it printed it."""
+    said = [line for line in output if line.startswith("Routing,")]
+    return [f"{who} judged routing: {said[-1]}", ""] if said else []
+
+
+def routed_but_stage1(videos: list[dict]) -> int:
+    return sum(bool(v["routed_to_mllm"]) and v["decided_by"] == "baseline" for v in videos)
+
+
 def markdown(results: dict) -> str:
     s = results["scores"]
     systems = (("cascade (--route auto)", s["cascade_auto"]), ("baseline alone", s["baseline_alone"]),
@@ -510,9 +520,11 @@ def markdown(results: dict) -> str:
         + ("" if results["first_run"]["trained"] else " (models already active: NOT a first run)")
         + (" - measured by an earlier invocation over the same --work folder"
            if results["first_run"].get("measured_in_an_earlier_invocation") else "") + ".", "",
+        *routing_lines(results["first_run"]["output"], "The first run"),
         *([f"Then the LLM's benchmark fine-tune (`{results['fine_tune']['command']}`, which scripts/run.sh queues "
            f"for the gpu worker): **{results['fine_tune']['wall_s'] / 60:.1f} min**; its gate said: "
-           + " ".join(results["fine_tune"]["output"][-2:]), ""] if results.get("fine_tune") else []),
+           + " ".join(line for line in results["fine_tune"]["output"] if line.startswith(("MLLM:", "Held-out"))),
+           "", *routing_lines(results["fine_tune"]["output"], "The fine-tune")] if results.get("fine_tune") else []),
         "## Scores (final_label vs the policy label)", "",
         "| system | accuracy | binary P | binary R | binary F1 | ROC AUC | "
         + " | ".join(KINDS) + " |",
@@ -532,6 +544,8 @@ def markdown(results: dict) -> str:
               f"(decided by baseline {s['auto_decided_by']['baseline']}, by MLLM {s['auto_decided_by']['mllm']}); "
               "a new install routes by the baseline's reference entropies (its validation videos) until it has "
               "its own history.",
+              f"Routed videos stage 1 decided after all, sending them to a reviewer (stage 2 on trial, or it "
+              f"could not read the file): {routed_but_stage1(results['videos'])}.",
               f"Videos not decided: {s['failed_videos']}.",
               "Stage-2 decisions with a written explanation (decided by stage 2, of them explained): "
               + ", ".join(f"--route {r}: {n[1]} of {n[0]}" for r, n in s["mllm_decided_with_explanation"].items())
