@@ -292,8 +292,8 @@ class CascadeConfig(models.Model):
     stage2_decides = models.BooleanField(
         default=True, help_text="Stage 2's verdict decides the videos routed to it. Off, stage 2 is on trial: it still "
                                 "writes its explanation, but stage 1's verdict stands and a reviewer decides. Training "
-                                "sets it from held-out videos: on when the cascade with this stage 2 scored at least "
-                                "stage 1 alone.")
+                                "sets it from held-out videos: on when the cascade with this stage 2 decided and "
+                                "labelled them at least as well as stage 1 alone.")
     baseline_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     mllm_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     is_active = models.BooleanField(default=False)

@@ -388,7 +388,7 @@ def _train_evaluate_and_gate(attempt: Attempt) -> None:
         routing = judge_stage2_routing([e.label for e in gold], scored["baseline"][kept["baseline"]],
                                        scored["mllm"][kept["mllm"]], config, tuple(run.policy.violating_labels),
                                        seed=run.pk)
-        notes.append(routing_sentence(routing, len(gold)))
+        notes.append(routing.sentence())
     notes.append(f"Gold set: {len(gold)} reviewed videos ({violating} violating, {sum(e.audited for e in gold)} "
                  f"from the audit sample), never trained on, near-duplicates kept together. "
                  f"Trained on {len(train)} reviewed videos and {training_notes['baseline']['inherited_rows']} "
@@ -572,7 +572,7 @@ def _finetune_on_benchmark(attempt: Attempt, run: TrainingRun, config: CascadeCo
              f"{len(held_out_text)} text-only items in held-out phrasings. Trained on {len(fit)} "
              f"examples ({len(splits['train'])} rendered videos, {len(text_only)} text-only) in {result.steps} steps."]
     if routing is not None:
-        notes.append(routing_sentence(routing, videos))
+        notes.append(routing.sentence())
     _finish(attempt, config, candidates, {"mllm": candidates["mllm"]} if verdict.promoted else {}, notes=notes,
             metrics={"mllm": {**reports["mllm"], "training": training["mllm"]}}, routing=routing)
 
@@ -586,6 +586,10 @@ class Scored:
 
     def p_violation(self, violating: tuple[str, ...]) -> np.ndarray:
         return violation_probability(self.probabilities, self.label_names, violating)  # (N,)
+
+    def labels(self) -> np.ndarray:
+        """(N,) the most probable label of each video."""
+        return np.asarray(self.label_names)[self.probabilities.argmax(axis=1)]
 
     def first(self, n: int) -> "Scored":
         return Scored(self.probabilities[:n], self.label_names)
@@ -650,40 +654,67 @@ def _judge(run: TrainingRun, config: CascadeConfig, labels: list[str],
     return reports, verdicts
 
 
-def _cascade(baseline: Scored, stage2_p: np.ndarray, config: CascadeConfig, violating: tuple[str, ...]) -> np.ndarray:
-    """(N,) P(violation) of the cascade with this baseline routing: the stage-2 model's where the
-    baseline's entropy reaches the configured threshold, or the budget's threshold on these videos."""
+def _routed(baseline: Scored, config: CascadeConfig) -> np.ndarray:
+    """(N,) bool: where the baseline's entropy reaches the configured threshold, or the budget's
+    threshold on these videos."""
     entropies = shannon_entropy(baseline.probabilities)  # (N,)
     threshold = (config.entropy_threshold if config.entropy_threshold is not None
                  else threshold_for_budget(entropies, config.mllm_budget))
-    return np.where(entropies >= threshold, stage2_p, baseline.p_violation(violating))
+    return entropies >= threshold
+
+
+def _cascade(baseline: Scored, stage2_p: np.ndarray, config: CascadeConfig, violating: tuple[str, ...]) -> np.ndarray:
+    """(N,) P(violation) of the cascade with this baseline routing: the stage-2 model's where it routes."""
+    return np.where(_routed(baseline, config), stage2_p, baseline.p_violation(violating))
+
+
+@dataclass(frozen=True)
+class RoutingJudgment:
+    """Stage 1 deciding every held-out video alone, against the cascade where stage 2 decides what
+    stage 1 routes at the configuration's threshold or budget: the decisions (F1 with the bands,
+    `decisions.active_f1` is stage 1's) and the labels (exact accuracy)."""
+
+    videos: int
+    routed: int
+    decisions: Comparison
+    stage1_accuracy: float
+    cascade_accuracy: float
+
+    @property
+    def stage2_decides(self) -> bool:
+        """Not worse on anything the product outputs. Point estimates, not bounds: a held-out set
+        routes few videos, so a bound would rarely clear zero, and a tie costs nothing."""
+        return (self.decisions.candidate_f1 >= self.decisions.active_f1
+                and self.cascade_accuracy >= self.stage1_accuracy)
+
+    def sentence(self) -> str:
+        verdict = ("stage 2 decides the videos routed to it" if self.stage2_decides else
+                   "stage 2 is on trial: it writes its explanation of each routed video, stage 1's verdict stands "
+                   "and a reviewer decides")
+        d = self.decisions
+        return (f"Routing, on {self.videos} held-out videos ({self.routed} routed): the cascade's decisions F1 "
+                f"{d.candidate_f1:.3f} against {d.active_f1:.3f} for stage 1 alone, its labels' accuracy "
+                f"{self.cascade_accuracy:.3f} against {self.stage1_accuracy:.3f}, so {verdict}.")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "stage2_decides": self.stage2_decides}
 
 
 def judge_stage2_routing(labels: list[str], stage1: Scored, stage2: Scored, config: CascadeConfig,
-                         violating: tuple[str, ...], seed: int) -> Comparison:
-    """Should this stage 2 decide the videos this stage 1 routes? Stage 1 deciding every held-out
-    video alone ("active") against the cascade, where stage 2 decides what stage 1 routes at the
-    configuration's threshold or budget ("candidate"), both with the configuration's bands."""
+                         violating: tuple[str, ...], seed: int) -> RoutingJudgment:
+    """Should this stage 2 decide the videos this stage 1 routes? (RoutingJudgment)"""
     y = np.array([label in violating for label in labels], dtype=bool)  # (N,)
     bands = DecisionBands(config.allow_below, config.action_above)
-    cascade = _cascade(stage1, stage2.p_violation(violating), config, violating)  # (N,)
-    return compare("cascade F1 against stage 1 alone", y, stage1.p_violation(violating), cascade, bands, seed=seed)
-
-
-def stage2_earns_routing(comparison: Comparison) -> bool:
-    """Stage 2 decides routed videos when the cascade with it scored at least stage 1 alone.
-    The point estimate, not a bound: the held-out set's few routed videos rarely make a bound
-    clear zero, and a tie costs nothing either way."""
-    return comparison.candidate_f1 >= comparison.active_f1
-
-
-def routing_sentence(comparison: Comparison, videos: int) -> str:
-    verdict = ("stage 2 decides the videos routed to it" if stage2_earns_routing(comparison) else
-               "stage 2 is on trial: it writes its explanation of each routed video, stage 1's verdict stands and "
-               "a reviewer decides")
-    return (f"Routing, on {videos} held-out videos: the cascade's F1 {comparison.candidate_f1:.3f} against "
-            f"{comparison.active_f1:.3f} for stage 1 alone ({comparison.candidate_f1 - comparison.active_f1:+.3f}), "
-            f"so {verdict}.")
+    routed = _routed(stage1, config)  # (N,)
+    cascade = np.where(routed, stage2.p_violation(violating), stage1.p_violation(violating))  # (N,)
+    stage1_labels = stage1.labels()  # (N,)
+    cascade_labels = np.where(routed, stage2.labels(), stage1_labels)  # (N,)
+    truth = np.asarray(labels)  # (N,)
+    return RoutingJudgment(
+        videos=len(labels), routed=int(routed.sum()),
+        decisions=compare("cascade F1 against stage 1 alone", y, stage1.p_violation(violating), cascade, bands,
+                          seed=seed),
+        stage1_accuracy=float((stage1_labels == truth).mean()), cascade_accuracy=float((cascade_labels == truth).mean()))
 
 
 def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],
@@ -730,12 +761,12 @@ def _reference_entropies(attempt: Attempt, config: CascadeConfig,
 
 def _finish(attempt: Attempt, config: CascadeConfig, candidates: dict[str, ModelVersion],
             promoted: dict[str, ModelVersion], *, notes: list[str], metrics: dict,
-            routing: Comparison | None = None) -> None:
+            routing: RoutingJudgment | None = None) -> None:
     """Promote what passed the gate (one new configuration version, which takes `routing`'s word on
     whether stage 2 decides routed videos), reject the rest, end the run."""
-    decides = stage2_earns_routing(routing) if routing is not None else config.stage2_decides
+    decides = routing.stage2_decides if routing is not None else config.stage2_decides
     if routing is not None:
-        metrics = {**metrics, "routing": {**asdict(routing), "stage2_decides": decides}}
+        metrics = {**metrics, "routing": routing.as_dict()}
     entropies = None
     if "baseline" in promoted:
         entropies, sentence = _reference_entropies(attempt, config, scoring.load_baseline(promoted["baseline"].pk))

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='cascadeconfig',
             name='stage2_decides',
-            field=models.BooleanField(default=True, help_text="Stage 2's verdict decides the videos routed to it. Off, stage 2 is on trial: it still writes its explanation, but stage 1's verdict stands and a reviewer decides. Training sets it from held-out videos: on when the cascade with this stage 2 scored at least stage 1 alone."),
+            field=models.BooleanField(default=True, help_text="Stage 2's verdict decides the videos routed to it. Off, stage 2 is on trial: it still writes its explanation, but stage 1's verdict stands and a reviewer decides. Training sets it from held-out videos: on when the cascade with this stage 2 decided and labelled them at least as well as stage 1 alone."),
         ),
     ]

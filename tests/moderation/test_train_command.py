@@ -56,10 +56,12 @@ def test_first_run_line_trains_registers_and_activates_then_does_nothing(bench_d
     assert (config.baseline_version, config.mllm_version) == (baseline, mllm)
     assert f"Active: cascade configuration v{config.version}." in out
     # Whether stage 2 decides what stage 1 routes was judged on the 4 test videos, and said.
-    routing = re.search(r"Routing, on 4 held-out videos: the cascade's F1 ([\d.]+) against ([\d.]+) for stage 1 "
-                        r"alone \([-+][\d.]+\), so stage 2 (decides|is on trial)", out)
+    routing = re.search(r"Routing, on 4 held-out videos \(\d routed\): the cascade's decisions F1 ([\d.]+) against "
+                        r"([\d.]+) for stage 1 alone, its labels' accuracy ([\d.]+) against ([\d.]+), so stage 2 "
+                        r"(decides|is on trial)", out)
     assert routing is not None, out
-    assert config.stage2_decides == (float(routing[1]) >= float(routing[2])) == (routing[3] == "decides")
+    f1, stage1_f1, accuracy, stage1_accuracy = map(float, routing.groups()[:4])
+    assert config.stage2_decides == (f1 >= stage1_f1 and accuracy >= stage1_accuracy) == (routing[5] == "decides")
 
     # The artifacts load the way the pipeline loads them, and give a distribution over the labels.
     scored = scoring.load_baseline(baseline.pk).score(caption_only("selling pistols cheap, no papers"))
@@ -154,7 +156,8 @@ def test_the_first_run_fine_tune_is_a_gated_training_run_on_the_benchmark(bench_
     if run.status == "promoted":
         routing = run.metrics["routing"]
         assert "Routing, on 4 held-out videos" in run.decision
-        assert routing["stage2_decides"] == (routing["candidate_f1"] >= routing["active_f1"])
+        assert routing["stage2_decides"] == (routing["decisions"]["candidate_f1"] >= routing["decisions"]["active_f1"]
+                                             and routing["cascade_accuracy"] >= routing["stage1_accuracy"])
         assert CascadeConfig.objects.get(is_active=True).stage2_decides == routing["stage2_decides"]
     assert isinstance(scoring.load_mllm(candidate.pk), LLMClassifier)
     assert benchmark.replay_sources(scoring.artifact_dir(candidate)) == [run.benchmark]

@@ -142,13 +142,12 @@ class Command(BaseCommand):
         if options["activate"]:
             routing = self.judge_routing(policy, trained, splits["test"])
             if routing is not None:
-                self.stdout.write(retraining.routing_sentence(routing, len(splits["test"])))
-            config = do_activate_models(
-                policy, note=f"manage.py train {options['kind']}", **trained,
-                stage2_decides=retraining.stage2_earns_routing(routing) if routing is not None else None)
+                self.stdout.write(routing.sentence())
+            config = do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained,
+                                        stage2_decides=routing.stage2_decides if routing is not None else None)
             self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
 
-    def judge_routing(self, policy, trained: dict[str, ModelVersion], test) -> retraining.Comparison | None:
+    def judge_routing(self, policy, trained: dict[str, ModelVersion], test) -> retraining.RoutingJudgment | None:
         """Whether the stage 2 trained here should decide what stage 1 routes, judged on the test
         split as retraining judges it; None when no stage 2 was trained or no stage 1 exists."""
         current = scoring.active_config(policy.pk)
