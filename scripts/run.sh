@@ -20,8 +20,8 @@ echo "Accounts (kept in $VAR/credentials.json):"
 $PY manage.py create_accounts
 
 # First run: train the baseline on the synthetic policy benchmark and put stage 2 in service as the
-# LLM's prompt makes it (minutes on two cores, with progress bars); later runs find them active
-# and skip this. COEFVQ_DEMO_TEXT_ITEMS sets the text-only examples (unset: manage.py train's
+# LLM's prompt makes it (minutes on two cores, with progress bars), on trial unless the cascade
+# with it did no worse than stage 1 on the test videos; later runs find them active and skip this. COEFVQ_DEMO_TEXT_ITEMS sets the text-only examples (unset: manage.py train's
 # defaults; fewer are faster and generalise worse).
 DEMO_VIDEOS="${COEFVQ_DEMO_VIDEOS:-120}"
 DEMO_BENCH="$VAR/bench/train-$DEMO_VIDEOS-seed0"
@@ -65,7 +65,8 @@ PROMETHEUS_MULTIPROC_DIR="$(cd "$METRICS_DIR" && pwd)" .venv/bin/uvicorn coefvq_
 demo="$DEMO_BENCH/demo.jsonl"
 [ -f "$demo" ] && $PY manage.py ingest --manifest "$demo" >/dev/null && echo "Queued the demo videos from $demo"
 # Once per install: the LLM's LoRA fine-tune on the benchmark, as a training run on the gpu worker
-# (admin: Training runs; promoted only if it beats the prompted LLM on the held-out test videos).
+# (admin: Training runs; promoted only if it beats the prompted LLM on the held-out test videos,
+# and then judged again as the cascade's second stage).
 $PY manage.py retrain --benchmark "$DEMO_BENCH" --if-none-yet
 
 echo
