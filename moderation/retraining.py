@@ -714,7 +714,8 @@ def judge_stage2_routing(labels: list[str], stage1: Scored, stage2: Scored, conf
         videos=len(labels), routed=int(routed.sum()),
         decisions=compare("cascade F1 against stage 1 alone", y, stage1.p_violation(violating), cascade, bands,
                           seed=seed),
-        stage1_accuracy=float((stage1_labels == truth).mean()), cascade_accuracy=float((cascade_labels == truth).mean()))
+        stage1_accuracy=float((stage1_labels == truth).mean()),
+        cascade_accuracy=float((cascade_labels == truth).mean()))
 
 
 def _register_candidates(attempt: Attempt, run: TrainingRun, models: dict[str, object], reports: dict[str, dict],
