@@ -76,6 +76,21 @@ def version_name(kind: str) -> str:
     return f"{kind}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
 
 
+def judge_routing(policy, trained: dict[str, ModelVersion], test,
+                  stage2_test: retraining.Scored | None) -> retraining.RoutingJudgment | None:
+    """Whether the stage 2 trained here should decide what stage 1 routes, judged on the test
+    split (stage2_test: its probabilities there) as retraining judges it; None when no stage 2 was
+    trained or no stage 1 exists."""
+    current = scoring.active_config(policy.pk)
+    baseline = trained.get("baseline") or (current.baseline_version if current else None)
+    if "mllm" not in trained or baseline is None:
+        return None
+    config = current or CascadeConfig(policy=policy, mllm_budget=DEFAULT_MLLM_BUDGET)
+    return retraining.judge_stage2_routing([row["label"] for row, _ in test],
+                                           retraining.baseline_scored(baseline.pk, [f for _, f in test]),
+                                           stage2_test, config, tuple(policy.violating_labels), seed=0)
+
+
 class Command(BaseCommand):
     help = "Train the baseline and/or the MLLM on the synthetic policy benchmark and register them."
 
@@ -127,37 +142,24 @@ class Command(BaseCommand):
                           + ", ".join(f"{len(text_only[n])} text-only training examples for the {kind}"
                                       for kind, n in counts.items()))
 
-        trained = {}
-        self.stage2_test = None  # register_stage2 keeps its test-split probabilities here
+        trained, stage2_test = {}, None
         if "baseline" in kinds:
             trained["baseline"] = self.train_baseline(policy, splits, text_only[counts["baseline"]])
         if "mllm" in kinds:
             train_stage2 = self.train_llm if options["stage2"] == "llm" else self.train_mllm
             source = finetune_source(data_dir, options["seed"], counts["mllm"])
-            trained["mllm"] = train_stage2(policy, splits, text_only[counts["mllm"]], options, source)
+            trained["mllm"], stage2_test = train_stage2(policy, splits, text_only[counts["mllm"]], options, source)
         for version in trained.values():
             test = version.metrics["test"]
             self.stdout.write(f"{version}: test accuracy {test['accuracy']:.3f}, binary F1 {test['binary']['f1']:.3f}"
                               f" -> {version.artifact_path}")
         if options["activate"]:
-            routing = self.judge_routing(policy, trained, splits["test"])
+            routing = judge_routing(policy, trained, splits["test"], stage2_test)
             if routing is not None:
                 self.stdout.write(routing.sentence())
             config = do_activate_models(policy, note=f"manage.py train {options['kind']}", **trained,
                                         stage2_decides=routing.stage2_decides if routing is not None else None)
             self.stdout.write(self.style.SUCCESS(f"Active: cascade configuration v{config.version}."))
-
-    def judge_routing(self, policy, trained: dict[str, ModelVersion], test) -> retraining.RoutingJudgment | None:
-        """Whether the stage 2 trained here should decide what stage 1 routes, judged on the test
-        split as retraining judges it; None when no stage 2 was trained or no stage 1 exists."""
-        current = scoring.active_config(policy.pk)
-        baseline = trained.get("baseline") or (current.baseline_version if current else None)
-        if "mllm" not in trained or baseline is None:
-            return None
-        config = current or CascadeConfig(policy=policy, mllm_budget=DEFAULT_MLLM_BUDGET)
-        return retraining.judge_stage2_routing([row["label"] for row, _ in test],
-                                               retraining.baseline_scored(baseline.pk, [f for _, f in test]),
-                                               self.stage2_test, config, tuple(policy.violating_labels), seed=0)
 
     def train_baseline(self, policy, splits, text_only) -> ModelVersion:
         config = BaselineConfig()
@@ -184,7 +186,7 @@ class Command(BaseCommand):
         do_set_reference_entropies(registered, entropy(model.predict_proba(X_val)))
         return registered
 
-    def train_llm(self, policy, splits, text_only, options, source: dict) -> ModelVersion:
+    def train_llm(self, policy, splits, text_only, options, source: dict) -> tuple[ModelVersion, retraining.Scored]:
         """The LLM classifier: from its prompt (--epochs 0) or LoRA fine-tuned here."""
         llm_path = Path(settings.COEFVQ_LLM_PATH)
         if not (llm_path / "config.json").is_file():
@@ -214,16 +216,18 @@ class Command(BaseCommand):
                          text_only_items=len(text_only), lr=options["lr"])
         return self.register_stage2(policy, version, folder, model, splits["test"], extra)
 
-    def register_stage2(self, policy, version: str, folder: Path, model, test, extra: dict) -> ModelVersion:
+    def register_stage2(self, policy, version: str, folder: Path, model, test,
+                        extra: dict) -> tuple[ModelVersion, retraining.Scored]:
+        """The registered version, and its probabilities on the test split (for the routing judgment)."""
         probs = stage2_probabilities(model, [f for _, f in test], progress=True)  # (N, K)
-        self.stage2_test = retraining.Scored(probs, tuple(model.labels))
         metrics = {"test": evaluation_report([row["label"] for row, _ in test], probs,
                                              kinds=[row["kind"] for row, _ in test], label_names=model.labels),
                    **extra}
-        return do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
-                                 config=model.config.to_dict(), metrics=metrics)
+        registered = do_register_model(policy, kind="mllm", version=version, artifact_path=str(folder),
+                                       config=model.config.to_dict(), metrics=metrics)
+        return registered, retraining.Scored(probs, tuple(model.labels))
 
-    def train_mllm(self, policy, splits, text_only, options, source: dict) -> ModelVersion:
+    def train_mllm(self, policy, splits, text_only, options, source: dict) -> tuple[ModelVersion, retraining.Scored]:
         items = _items
 
         version = version_name("mllm")
