@@ -12,6 +12,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db.models import Max
 from django.utils import timezone
 
+from .models import ReviewTask
+
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "review-queue"
@@ -58,8 +60,6 @@ class QueueWatch:
     """
 
     def __init__(self) -> None:
-        from .models import ReviewTask  # models import nothing from here; keep it that way
-
         self._tasks = ReviewTask.objects
         self._open = ReviewTask.Status.OPEN
         self.last_task_id: int = self._tasks.aggregate(last=Max("pk"))["last"] or 0
