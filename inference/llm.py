@@ -559,9 +559,13 @@ class LLMClassifier(nn.Module):
         weight = self.language_model.get_output_embeddings().weight[self.label_token_ids]  # (K, d)
         logits = state.float() @ weight.float().T + self.label_bias  # (B, K)
         if self.config.fusion == "late":
-            audio = self.audio_head(inputs.audio_pooled.float())  # (B, K)
-            logits = logits + torch.tanh(self.audio_gate) * audio * inputs.audio_present[:, None]
+            logits = logits + self.late_audio_term(inputs)
         return logits, cache
+
+    def late_audio_term(self, inputs: LLMInputs) -> Tensor:
+        """-> (B, n_labels): what late fusion adds to the label logits (0 where audio is absent)."""
+        audio = self.audio_head(inputs.audio_pooled.float())  # (B, K)
+        return torch.tanh(self.audio_gate) * audio * inputs.audio_present[:, None]
 
     @torch.no_grad()
     def probabilities(self, inputs: LLMInputs, batch_size: int = 8) -> Tensor:
@@ -609,17 +613,24 @@ class LLMClassifier(nn.Module):
         self.eval()
         outputs = []
         for video in prepared:
-            # Removing a modality whose gate is still 0 changes nothing: no pass for it.
+            # Removing a modality whose gate is still 0 changes nothing: no pass for it. Late-fused
+            # audio never changes what the LLM reads, only a term added to its logits, so its
+            # removal is computed from the full row instead of costing a row of its own.
             removable = [m for m in MODALITIES if self._can_contribute(m, video)]
-            variants = [video] + [replace(video, dropped=frozenset({m})) for m in removable]
+            late_audio = self.config.fusion == "late" and "audio" in removable
+            passes = [m for m in removable if not (late_audio and m == "audio")]
+            variants = [video] + [replace(video, dropped=frozenset({m})) for m in passes]
             inputs = self.collate(variants).to(self.device)
             logits, cache = self.logits_and_cache(inputs)  # (1 + M, K)
-            probs = F.softmax(logits, dim=-1).cpu()  # (1 + M, K)
-            p_violation = self.p_violation(probs)  # (1 + M,)
+            if late_audio:
+                without_audio = logits[:1] - self.late_audio_term(inputs)[:1]  # (1, K)
+                logits, passes = torch.cat([logits, without_audio]), passes + ["audio"]  # (2 + M, K)
+            probs = F.softmax(logits, dim=-1).cpu()  # (1 + M', K)
+            p_violation = self.p_violation(probs)  # (1 + M',)
             full = probs[0]
             label = self.labels[int(full.argmax())]
             contributions = dict.fromkeys(MODALITIES, 0.0)
-            contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(removable)})
+            contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(passes)})
             rationale = Rationale(label=label)
             if explain:
                 # The full video is row 0; a shorter variant's padding may run past its end.

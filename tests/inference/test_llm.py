@@ -126,6 +126,27 @@ def test_trained_gates_let_frames_and_audio_in(tiny_qwen2_dir, whisper_checkpoin
             assert model.predict([video()])[0].modality_contributions["audio"] != 0.0
 
 
+def test_contributions_are_what_removing_each_modality_does(tiny_qwen2_dir, whisper_checkpoint):
+    """Each modality's contribution is p(violation) of the video minus p(violation) of the same video
+    with that modality removed, one pass each. Late-fused audio is taken off the full pass's logits
+    instead of costing a pass: the same number."""
+    audio = {}
+    for fusion in ("late", "early"):
+        torch.manual_seed(0)
+        model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, fusion=fusion, examples=())).eval()
+        perturb(model, scale=1.0)
+        prepared = model.prepare([video()])[0]
+        out = model.predict_prepared([prepared])[0]
+        for modality in MODALITIES:
+            inputs = model.collate([prepared, replace(prepared, dropped=frozenset({modality}))])
+            with torch.no_grad():
+                p_violation = model.p_violation(torch.softmax(model(inputs), -1))  # (2,)
+            assert out.modality_contributions[modality] == pytest.approx(
+                float(p_violation[0] - p_violation[1]), abs=1e-5), (fusion, modality)
+        audio[fusion] = out.modality_contributions["audio"]
+    assert audio["late"] != 0.0  # late audio moves the scores (early audio: as far as training taught it)
+
+
 def test_cached_prefix_equals_recomputing_it(model):
     inputs = model.features_to_inputs([video(), video(caption="x", speech=())])
     with torch.no_grad():
