@@ -23,8 +23,9 @@ pass through tanh gates that start at zero, so an untrained model is exactly the
 the other modalities can only add once trained (Flamingo's gated cross-attention, applied to
 inputs).
 
-`predict` also says why: each modality's contribution (how far p(violation) drops without it, one
-batched pass over the variants) and a short explanation the model writes after its label, followed
+`predict` also says why: each modality's contribution (how far p(violation) drops without it: each
+variant reuses the full video's keys and values up to where it differs, so it pays only for the
+rest of the prompt) and a short explanation the model writes after its label, followed
 by the evidence it rests on quoted verbatim with times.
 """
 
@@ -545,16 +546,20 @@ class LLMClassifier(nn.Module):
         'Label:', plus the gated late audio term."""
         return self.logits_and_cache(inputs)[0]
 
-    def logits_and_cache(self, inputs: LLMInputs):
+    def logits_and_cache(self, inputs: LLMInputs, start: int = 0, cache=None):
         """-> ((B, n_labels) logits, the keys and values of prefix + suffix): the explanation
-        continues from the cache instead of reading the video's prompt a second time."""
+        continues from the cache instead of reading the video's prompt a second time.
+
+        start, cache: the keys and values of the prefix and of the suffix's first `start` tokens,
+        known already (those tokens unpadded in every row); only the rest is computed."""
         B, L = inputs.suffix_ids.shape
-        cache = self._prefix(B)
-        mask = torch.cat([torch.ones(B, len(self.prefix_ids), dtype=torch.long, device=self.device),
-                          inputs.suffix_mask.long()], dim=1)  # (B, P + L)
-        hidden = self.transformer(inputs_embeds=self.embed_suffix(inputs), attention_mask=mask, past_key_values=cache,
-                                  use_cache=True).last_hidden_state  # (B, L, d)
-        last = inputs.suffix_mask.long().sum(1) - 1  # (B,)
+        if cache is None:
+            cache = self._prefix(B)
+        mask = torch.cat([torch.ones(B, cache.get_seq_length(), dtype=torch.long, device=self.device),
+                          inputs.suffix_mask[:, start:].long()], dim=1)  # (B, P + L)
+        hidden = self.transformer(inputs_embeds=self.embed_suffix(inputs)[:, start:], attention_mask=mask,
+                                  past_key_values=cache, use_cache=True).last_hidden_state  # (B, L - start, d)
+        last = inputs.suffix_mask.long().sum(1) - 1 - start  # (B,)
         state = hidden[torch.arange(B, device=self.device), last]  # (B, d)
         weight = self.language_model.get_output_embeddings().weight[self.label_token_ids]  # (K, d)
         logits = state.float() @ weight.float().T + self.label_bias  # (B, K)
@@ -619,11 +624,11 @@ class LLMClassifier(nn.Module):
             removable = [m for m in MODALITIES if self._can_contribute(m, video)]
             late_audio = self.config.fusion == "late" and "audio" in removable
             passes = [m for m in removable if not (late_audio and m == "audio")]
-            variants = [video] + [replace(video, dropped=frozenset({m})) for m in passes]
-            inputs = self.collate(variants).to(self.device)
-            logits, cache = self.logits_and_cache(inputs)  # (1 + M, K)
+            inputs = self.collate([video]).to(self.device)
+            logits, cache = self.logits_and_cache(inputs)  # (1, K)
+            logits = torch.cat([logits] + [self._logits_without(m, video, inputs, cache) for m in passes])  # (1 + M, K)
             if late_audio:
-                without_audio = logits[:1] - self.late_audio_term(inputs)[:1]  # (1, K)
+                without_audio = logits[:1] - self.late_audio_term(inputs)  # (1, K)
                 logits, passes = torch.cat([logits, without_audio]), passes + ["audio"]  # (2 + M, K)
             probs = F.softmax(logits, dim=-1).cpu()  # (1 + M', K)
             p_violation = self.p_violation(probs)  # (1 + M',)
@@ -633,17 +638,24 @@ class LLMClassifier(nn.Module):
             contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(passes)})
             rationale = Rationale(label=label)
             if explain:
-                # The full video is row 0; a shorter variant's padding may run past its end.
-                cache.batch_select_indices(torch.tensor([0], device=self.device))
-                padding = cache.get_seq_length() - len(self.prefix_ids) - int(inputs.suffix_mask[0].sum())
-                if padding:
-                    cache.crop(-padding)  # a negative count removes that many positions from the end
                 rationale.explanation, rationale.spans = self.explain(video, label, contributions, cache)
             outputs.append(MLLMOutput(
                 label=label, probabilities={k: float(p) for k, p in zip(self.labels, full.tolist())},
                 p_violation=float(p_violation[0]), modality_contributions=contributions, rationale=rationale,
             ))
         return outputs
+
+    def _logits_without(self, modality: str, video: LLMPrepared, inputs: LLMInputs, cache) -> Tensor:
+        """(1, K) logits of the video with `modality` removed. The prompt up to the first token where
+        the two differ (the removed text's "(none)", or the frame times that lose their frames) is
+        the same, so its keys and values come from the full video's pass (`inputs`, `cache`, left
+        as they are) and only the rest is computed: the later in the prompt a modality sits, the
+        less its removal costs, and the frames, last, cost only their few time tokens."""
+        variant = self.collate([replace(video, dropped=frozenset({modality}))]).to(self.device)
+        start = min(_shared_length(inputs, variant), variant.suffix_ids.shape[1] - 1)
+        shared = copy.deepcopy(cache)
+        shared.crop(len(self.prefix_ids) + start - shared.get_seq_length())  # a count < 0 removes from the end
+        return self.logits_and_cache(variant, start=start, cache=shared)[0]
 
     def _can_contribute(self, modality: str, video: LLMPrepared) -> bool:
         if modality in TEXT_MODALITIES:
@@ -730,6 +742,16 @@ class LLMClassifier(nn.Module):
         model = cls(config, adapter_dir=folder / ADAPTER_DIR, device=device)
         load_trained_modules(model, folder)
         return model.to(device).eval()
+
+
+def _shared_length(a: LLMInputs, b: LLMInputs) -> int:
+    """How many leading suffix tokens two single-video inputs share (the same ids, and the same frame
+    and audio tokens added to them)."""
+    n = min(a.suffix_ids.shape[1], b.suffix_ids.shape[1])
+    same = ((a.suffix_ids[0, :n] == b.suffix_ids[0, :n]) & (a.frame_slots[0, :n] == b.frame_slots[0, :n])
+            & (a.audio_slots[0, :n] == b.audio_slots[0, :n]))  # (n,)
+    differs = torch.nonzero(~same)
+    return int(differs[0, 0]) if len(differs) else n
 
 
 def _valid_first(frames: Tensor, mask: Tensor) -> Tensor:
