@@ -623,19 +623,19 @@ class LLMClassifier(nn.Module):
             # removal is computed from the full row instead of costing a row of its own.
             removable = [m for m in MODALITIES if self._can_contribute(m, video)]
             late_audio = self.config.fusion == "late" and "audio" in removable
-            passes = [m for m in removable if not (late_audio and m == "audio")]
+            rows = [m for m in removable if not (late_audio and m == "audio")]  # logits row 1 + j: without rows[j]
             inputs = self.collate([video]).to(self.device)
             logits, cache = self.logits_and_cache(inputs)  # (1, K)
-            logits = torch.cat([logits] + [self._logits_without(m, video, inputs, cache) for m in passes])  # (1 + M, K)
+            logits = torch.cat([logits] + [self._logits_without(m, video, inputs, cache) for m in rows])  # (1 + M, K)
             if late_audio:
                 without_audio = logits[:1] - self.late_audio_term(inputs)  # (1, K)
-                logits, passes = torch.cat([logits, without_audio]), passes + ["audio"]  # (2 + M, K)
+                logits, rows = torch.cat([logits, without_audio]), rows + ["audio"]  # (2 + M, K)
             probs = F.softmax(logits, dim=-1).cpu()  # (1 + M', K)
             p_violation = self.p_violation(probs)  # (1 + M',)
             full = probs[0]
             label = self.labels[int(full.argmax())]
             contributions = dict.fromkeys(MODALITIES, 0.0)
-            contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(passes)})
+            contributions.update({m: float(p_violation[0] - p_violation[1 + j]) for j, m in enumerate(rows)})
             rationale = Rationale(label=label)
             if explain:
                 rationale.explanation, rationale.spans = self.explain(video, label, contributions, cache)
