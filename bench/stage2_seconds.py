@@ -9,10 +9,11 @@ extracted as ingest extracts them (shared with bench/mllm_recipes.py's cache), a
 under DIR/var/models. --model is a saved stage-2 folder (the first run's prompted LLM or its
 fine-tune, under DIR/var/models/mllm/).
 
-The parts: `prepare` (tokens, the frozen Whisper audio encoder), the scoring passes (`logits_and_cache`:
-the video over the cached prompt prefix, then for each modality that can contribute the rest of
-the prompt from where its removal changes it) and the explanation (`generate_reason`: a few greedy decode steps). The first video is a
-warm-up (the prefix's keys and values are computed once per process) and is not counted.
+The parts: `prepare` (tokens, the frozen Whisper audio encoder), the scoring passes
+(`logits_and_cache`: the video over the cached prompt prefix, then for each modality that can
+contribute the rest of the prompt from where its removal changes it) and the explanation
+(`generate_reason`: a few greedy decode steps). The first video is a warm-up (the prefix's keys
+and values are computed once per process) and is not counted.
 
 --beside-asr measures each thread count again while another process runs the product's ASR
 (Whisper base at beam 5, one torch thread, as a `cpu` worker runs it) over the same videos' audio,

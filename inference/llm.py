@@ -556,7 +556,7 @@ class LLMClassifier(nn.Module):
         if cache is None:
             cache = self._prefix(B)
         mask = torch.cat([torch.ones(B, cache.get_seq_length(), dtype=torch.long, device=self.device),
-                          inputs.suffix_mask[:, start:].long()], dim=1)  # (B, P + L)
+                          inputs.suffix_mask[:, start:].long()], dim=1)  # (B, P + L): P + start cached
         hidden = self.transformer(inputs_embeds=self.embed_suffix(inputs)[:, start:], attention_mask=mask,
                                   past_key_values=cache, use_cache=True).last_hidden_state  # (B, L - start, d)
         last = inputs.suffix_mask.long().sum(1) - 1 - start  # (B,)

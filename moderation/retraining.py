@@ -706,7 +706,7 @@ def judge_stage2_routing(labels: list[str], stage1: Scored, stage2: Scored, conf
     y = np.array([label in violating for label in labels], dtype=bool)  # (N,)
     bands = DecisionBands(config.allow_below, config.action_above)
     routed = _routed(stage1, config)  # (N,)
-    cascade = np.where(routed, stage2.p_violation(violating), stage1.p_violation(violating))  # (N,)
+    cascade = _cascade(stage1, stage2.p_violation(violating), config, violating)  # (N,)
     stage1_labels = stage1.labels()  # (N,)
     cascade_labels = np.where(routed, stage2.labels(), stage1_labels)  # (N,)
     truth = np.asarray(labels)  # (N,)
