@@ -139,6 +139,7 @@ class LLMConfig:
     n_audio_tokens: int = 4
     max_evidence_tokens: int = 384  # caption + speech + on-screen text, shared by share_budget
     explain_max_new_tokens: int = 32
+    explain_draft_tokens: int = 8  # prompt-lookup draft per decode step (generate_reason); 0 = plain greedy
     n_evidence: int = 3  # quoted spans in an explanation
     audio_whisper_sha256: str = ""  # filled in when the model is built: the encoder it trains with
 
@@ -674,9 +675,16 @@ class LLMClassifier(nn.Module):
     def generate_reason(self, video: LLMPrepared, label: str, cache=None, opening: str = "") -> str:
         """The model's own sentence after 'Label: <label>\\nReason:' and `opening` (which the
         sentence then starts with), greedy, bounded. `cache`: the keys and values of this video's
-        prompt when the caller has them already."""
-        answer = torch.tensor([self._ids(f" {label}\nReason:" + (f" {opening}" if opening else ""))],
-                              device=self.device)  # (1, A)
+        prompt when the caller has them already.
+
+        Decoded with prompt lookup: a reason mostly repeats words of the evidence or of the prompt's
+        example reasons, so the tokens that followed the last few generated ones where they appear
+        in the prompt are fed as a draft in the same pass, and kept as far as they are what greedy
+        decoding picks. On a CPU one pass over a few tokens costs about what a pass over one does
+        (reading the weights dominates), so every kept draft token is a step saved; the sentence
+        is the greedy one either way."""
+        answer_ids = self._ids(f" {label}\nReason:" + (f" {opening}" if opening else ""))
+        answer = torch.tensor([answer_ids], device=self.device)  # (1, A)
         answer_embeds = self.language_model.get_input_embeddings()(answer)  # (1, A, d)
         if cache is None:
             inputs = self.collate([video]).to(self.device)
@@ -684,20 +692,38 @@ class LLMClassifier(nn.Module):
             embeds = torch.cat([self.embed_suffix(inputs), answer_embeds], 1)  # (1, L + A, d)
         else:
             embeds = answer_embeds
-        length = cache.get_seq_length() + embeds.shape[1]
-        out = self.backbone(inputs_embeds=embeds, past_key_values=cache, use_cache=True,
-                            attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
+        prompt = self.prefix_ids + self._suffix(video)[0] + answer_ids
+        confirmed = [int(self._next_token_logits(cache, inputs_embeds=embeds, last_only=True)[-1].argmax())]
         generated: list[int] = []
-        for _ in range(self.config.explain_max_new_tokens):
-            token = int(out.logits[0, -1].argmax())
-            if token in self.stop_ids or (generated and token in self.sentence_end_ids):
-                if token not in self.stop_ids:
-                    generated.append(token)
-                break
-            generated.append(token)
-            length += 1
-            out = self.backbone(input_ids=torch.tensor([[token]], device=self.device), past_key_values=out.past_key_values,
-                                use_cache=True, attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device))
+        while True:
+            for token in confirmed:
+                if token in self.stop_ids:
+                    return self._reason_text(generated, opening)
+                generated.append(token)
+                # A sentence end first is not a sentence ("." before the words): go on.
+                sentence_over = token in self.sentence_end_ids and len(generated) > 1
+                if sentence_over or len(generated) >= self.config.explain_max_new_tokens:
+                    return self._reason_text(generated, opening)
+            room = self.config.explain_max_new_tokens - len(generated)
+            draft = prompt_lookup_draft(prompt + generated, self.config.explain_draft_tokens)[:room]
+            greedy = self._next_token_logits(cache, input_ids=[generated[-1], *draft]).argmax(-1).tolist()
+            kept = next((i for i, (d, g) in enumerate(zip(draft, greedy)) if d != g), len(draft))
+            cache.crop(kept - len(draft))  # a count < 0 drops the rejected draft tokens' keys and values
+            confirmed = greedy[: kept + 1]  # the kept draft tokens, then greedy's token after them
+
+    def _next_token_logits(self, cache, input_ids: list[int] | None = None, inputs_embeds: Tensor | None = None,
+                           last_only: bool = False) -> Tensor:
+        """-> (n, V): the LM's logits after each of the n new tokens, which join `cache` ((1, V):
+        after the last one only)."""
+        if input_ids is not None:
+            inputs_embeds = self.language_model.get_input_embeddings()(
+                torch.tensor([input_ids], device=self.device))  # (1, n, d)
+        length = cache.get_seq_length() + inputs_embeds.shape[1]
+        return self.backbone(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True,
+                             attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device),
+                             logits_to_keep=1 if last_only else 0).logits[0]
+
+    def _reason_text(self, generated: list[int], opening: str) -> str:
         sentence = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
         return f"{opening} {sentence}".strip() if opening else sentence
 
@@ -742,6 +768,19 @@ class LLMClassifier(nn.Module):
         model = cls(config, adapter_dir=folder / ADAPTER_DIR, device=device)
         load_trained_modules(model, folder)
         return model.to(device).eval()
+
+
+def prompt_lookup_draft(tokens: list[int], max_draft: int, max_ngram: int = 3) -> list[int]:
+    """Up to max_draft tokens that followed the latest earlier occurrence of the longest of the last
+    max_ngram..1 tokens of `tokens` (prompt lookup decoding; [] when none occurs earlier)."""
+    if max_draft <= 0:
+        return []
+    for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
+        tail = tokens[-n:]
+        for start in range(len(tokens) - n - 1, -1, -1):
+            if tokens[start: start + n] == tail:
+                return tokens[start + n: start + n + max_draft]
+    return []
 
 
 def _shared_length(a: LLMInputs, b: LLMInputs) -> int:

@@ -21,6 +21,7 @@ from inference.llm import (  # noqa: E402
     backbone_dtype,
     evidence_pieces,
     load_stage2,
+    prompt_lookup_draft,
     render_evidence,
 )
 from inference.types import SAMPLE_RATE, Frame, MediaInfo, OcrLine, TranscriptSegment, VideoFeatures  # noqa: E402
@@ -252,6 +253,44 @@ def test_the_explanation_continues_from_the_scoring_pass(tiny_qwen2_dir, whisper
         afresh = model.generate_reason(prepared, out.label, opening=model.opening(out.label, out.modality_contributions))
         assert afresh
         assert out.rationale.explanation.startswith(afresh)
+
+
+def test_prompt_lookup_drafts_what_followed_the_latest_earlier_match():
+    assert prompt_lookup_draft([1, 2, 3, 4, 5, 9, 2, 3], max_draft=3) == [4, 5, 9]  # "2 3" occurred at 1
+    assert prompt_lookup_draft([7, 1, 8, 1, 9, 1], max_draft=3) == [9, 1]  # the latest earlier "1"
+    assert prompt_lookup_draft([5, 6, 7, 5, 6, 8, 5, 6], max_draft=1) == [8]  # "5 6" last seen before 8
+    assert prompt_lookup_draft([1, 2, 3], max_draft=4) == []
+    assert prompt_lookup_draft([1, 2, 1], max_draft=0) == []
+
+
+def test_a_draft_saves_passes_and_never_changes_the_reason(tiny_qwen2_dir, whisper_checkpoint, monkeypatch):
+    """Prompt lookup only proposes: a draft greedy decoding agrees with is taken in one pass, a
+    wrong token in it is thrown away with what follows, and the sentence is plain greedy's."""
+    torch.manual_seed(0)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, explain_max_new_tokens=12,
+                                 explain_draft_tokens=0)).eval()
+    perturb(model, seed=5)
+    prepared = model.prepare([video()])[0]
+    passes = []
+    next_token_logits = LLMClassifier._next_token_logits
+    monkeypatch.setattr(LLMClassifier, "_next_token_logits",
+                        lambda self, *a, **k: passes.append(1) or next_token_logits(self, *a, **k))
+    greedy = model.generate_reason(prepared, "drugs")
+    greedy_passes, greedy_ids = len(passes), model._ids(" " + greedy)
+
+    def draft_from(continuation):  # the lookup, replaced by one that knows (or misknows) the answer
+        def draft(tokens, max_draft, max_ngram=3):
+            done = len(tokens) - (len(model.prefix_ids) + len(model._suffix(prepared)[0])
+                                  + len(model._ids(" drugs\nReason:")))
+            return continuation[done: done + max_draft]
+        return draft
+
+    model.config = replace(model.config, explain_draft_tokens=8)
+    for continuation, fewer in ((greedy_ids, True), (greedy_ids[:3] + [greedy_ids[3] + 1] + greedy_ids[4:], False)):
+        monkeypatch.setattr("inference.llm.prompt_lookup_draft", draft_from(continuation))
+        passes.clear()
+        assert model.generate_reason(prepared, "drugs") == greedy
+        assert len(passes) < greedy_passes or not fewer
 
 
 def test_labels_must_start_with_distinct_tokens(tiny_qwen2_dir, whisper_checkpoint):
