@@ -2,7 +2,7 @@
 video (`predict(explain=True)`), split into its parts, at each torch thread count asked for.
 
     .venv/bin/python bench/stage2_seconds.py --work DIR --model DIR [--threads 1 2] [--videos 12]
-        [--beside-asr] [--out bench/results/stage2_seconds]
+        [--draft-tokens 0 8] [--beside-asr] [--out bench/results/stage2_seconds]
 
 DIR (--work) is a finished `bench/generalize.py --work DIR` folder: its 40 hand-written videos,
 extracted as ingest extracts them (shared with bench/mllm_recipes.py's cache), and its LLM
@@ -12,8 +12,13 @@ fine-tune, under DIR/var/models/mllm/).
 The parts: `prepare` (tokens, the frozen Whisper audio encoder), the scoring passes
 (`logits_and_cache`: the video over the cached prompt prefix, then for each modality that can
 contribute the rest of the prompt from where its removal changes it) and the explanation
-(`generate_reason`: a few greedy decode steps). The first video is a warm-up (the prefix's keys
-and values are computed once per process) and is not counted.
+(`generate_reason`: greedy decode passes, each over the last token and a prompt-lookup draft). The
+first video is a warm-up (the prefix's keys and values are computed once per process) and is not
+counted.
+
+--draft-tokens measures each thread count once per prompt-lookup draft length
+(`LLMConfig.explain_draft_tokens`; 0 is plain greedy decoding, one pass per token) and says how
+many decode passes a video's explanation took and whether the explanations were the same words.
 
 --beside-asr measures each thread count again while another process runs the product's ASR
 (Whisper base at beam 5, one torch thread, as a `cpu` worker runs it) over the same videos' audio,
@@ -32,6 +37,7 @@ import queue
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,17 +75,30 @@ def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
     model.predict(videos[:1], explain=True)  # warm-up: the prefix cache, the kernels
     seconds: dict[str, float] = defaultdict(float)
     timed_parts(model, seconds)
-    per_video = []
+    decode_passes = 0
+    next_token_logits = model._next_token_logits
+
+    def counted(*args, **kwargs):
+        nonlocal decode_passes
+        decode_passes += 1
+        return next_token_logits(*args, **kwargs)
+
+    model._next_token_logits = counted
+    per_video, explanations = [], []
     for video in videos[1:]:
         start = time.perf_counter()
         output = model.predict([video], explain=True)[0]
         per_video.append(time.perf_counter() - start)
         assert output.rationale.explanation, "every stage-2 decision carries its explanation"
-    for name in PARTS:  # unwrap for the next thread count
+        explanations.append(output.rationale.explanation)
+    for name in (*PARTS, "_next_token_logits"):  # unwrap for the next measurement
         delattr(model, name)
     n = len(per_video)
-    return {"threads": threads, "videos": n, "mean_s": round(sum(per_video) / n, 2), "max_s": round(max(per_video), 2),
-            **{f"{name}_s": round(seconds[name] / n, 2) for name in PARTS}}
+    return {"threads": threads, "draft_tokens": model.config.explain_draft_tokens, "videos": n,
+            "mean_s": round(sum(per_video) / n, 2), "max_s": round(max(per_video), 2),
+            **{f"{name}_s": round(seconds[name] / n, 2) for name in PARTS},
+            "decode_passes": round(decode_passes / n - 1, 1),  # the first pass reads the answer's opening
+            "explanations": explanations}
 
 
 def transcribe_until_stopped(checkpoint: str, audios: list, ready, stop, seconds_per_clip) -> None:
@@ -130,6 +149,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="A saved stage-2 (LLM) folder.")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--videos", type=int, default=12, help="Of the 40, the first N (one more is the warm-up).")
+    parser.add_argument("--draft-tokens", type=int, nargs="+", default=None,
+                        help="Prompt-lookup draft lengths to compare (default: the model's own).")
     parser.add_argument("--beside-asr", action="store_true",
                         help="Also measure each thread count with the product's ASR busy in another process.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage2_seconds")
@@ -140,7 +161,12 @@ def main() -> None:
     dtype = str(next(model.backbone.parameters()).dtype).removeprefix("torch.")
     gates = {"visual": round(float(torch.tanh(model.visual_gate)), 4), "audio": round(float(torch.tanh(model.audio_gate)), 4)}
     videos = features[: args.videos + 1]
-    rows = [{"beside": "nothing", **measure(model, videos, threads)} for threads in args.threads]
+    drafts = args.draft_tokens or [model.config.explain_draft_tokens]
+    rows = []
+    for threads in args.threads:
+        for draft in drafts:
+            model.config = replace(model.config, explain_draft_tokens=draft)
+            rows.append({"beside": "nothing", **measure(model, videos, threads)})
     asr_alone = None
     if args.beside_asr:
         checkpoint, audios = args.work / "var" / "models" / "whisper-base.pt", [f.audio for f in videos if f.audio is not None]
@@ -152,14 +178,17 @@ def main() -> None:
                 row = measure(model, videos, threads)
             rows.append({"beside": "ASR", **row, "asr_s_per_clip": neighbour.seconds_per_clip})
     for row in rows:
-        print(json.dumps(row), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k != "explanations"}), flush=True)
+    same_words = {threads: len({tuple(r["explanations"]) for r in rows
+                                if r["threads"] == threads and r["beside"] == "nothing"}) == 1
+                  for threads in args.threads}
 
     command = " ".join([".venv/bin/python", "bench/stage2_seconds.py", *sys.argv[1:]])
     record = {"command": command, "commit": commit, "machine": machine_description(),
               "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "model": args.model.name, "dtype": dtype,
               "torch": torch.__version__, "amx": torch.cpu._is_amx_tile_supported(),
               "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "gates": gates, "asr_alone_s_per_clip": asr_alone,
-              "rows": rows}
+              "same_explanations_at_every_draft_length": same_words, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# Stage 2's seconds per routed video on this CPU", "", f"`{command}`", "",
@@ -168,11 +197,15 @@ def main() -> None:
              f"visual and audio gates: {gates['visual']}, {gates['audio']}).", "",
              "`predict(explain=True)` on the hand-written videos of bench/generalize.py, one at a time, after a "
              "warm-up video.", "",
-             "| torch threads | beside | videos | mean s | max s | prepare s | scoring pass s | explanation s | "
-             "the ASR's s per clip |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {r['threads']} | {r['beside']} | {r['videos']} | {r['mean_s']} | {r['max_s']} | {r['prepare_s']} | "
-              f"{r['logits_and_cache_s']} | {r['generate_reason_s']} | {r.get('asr_s_per_clip', '-')} |" for r in rows]
+             "| torch threads | beside | draft tokens | videos | mean s | max s | prepare s | scoring pass s | "
+             "explanation s | decode passes | the ASR's s per clip |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['threads']} | {r['beside']} | {r['draft_tokens']} | {r['videos']} | {r['mean_s']} | {r['max_s']} | "
+              f"{r['prepare_s']} | {r['logits_and_cache_s']} | {r['generate_reason_s']} | {r['decode_passes']} | "
+              f"{r.get('asr_s_per_clip', '-')} |" for r in rows]
+    if len(drafts) > 1:
+        lines += ["", "The same explanations, word for word, at every draft length: "
+                  + ", ".join(f"{'yes' if same else 'no'} on {t} thread(s)" for t, same in same_words.items()) + "."]
     if asr_alone is not None:
         lines += ["", f"The ASR alone (Whisper base, beam 5, one thread): {asr_alone} s per clip."]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")

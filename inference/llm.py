@@ -583,17 +583,28 @@ class LLMClassifier(nn.Module):
         return torch.cat(out)
 
     @torch.no_grad()
+    def label_logits(self, features: list[VideoFeatures], batch_size: int = 8, progress: bool = False,
+                     desc: str = "stage 2") -> Tensor:
+        """-> (N, n_labels) logits of many videos, in their order. Batched by length (the videos of
+        a batch are padded to its longest): on the first run's 96 training and validation videos
+        that pads 13,344 tokens instead of 16,832 in arrival order."""
+        self.eval()
+        prepared = [video for start in range(0, len(features), batch_size)
+                    for video in self.prepare(features[start:start + batch_size])]
+        order = sorted(range(len(prepared)), key=lambda i: len(self._suffix(prepared[i])[0]))
+        logits = torch.zeros(len(prepared), len(self.labels))  # (N, K)
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+            rows = order[start:start + batch_size]
+            logits[rows] = self(self.collate([prepared[i] for i in rows]).to(self.device)).float().cpu()
+        return logits
+
+    @torch.no_grad()
     def calibrate_label_bias(self, features: list[VideoFeatures], labels: list[str], batch_size: int = 8,
                              l2: float = 1e-3, progress: bool = False) -> Tensor:
         """Fit label_bias alone (K numbers) to labelled videos by maximum likelihood, the LLM's
         scores fixed: a cheap calibration for a model used from its prompt. Returns the bias."""
-        from tqdm.auto import tqdm
-
-        self.eval()
         self.label_bias.zero_()
-        scores = torch.cat([self(self.features_to_inputs(features[start:start + batch_size])).cpu()
-                            for start in tqdm(range(0, len(features), batch_size), desc="calibrating",
-                                              disable=not progress, leave=False)])  # (N, K)
+        scores = self.label_logits(features, batch_size, progress, desc="calibrating")  # (N, K)
         targets = torch.tensor([self.labels.index(label) for label in labels])  # (N,)
         bias = torch.zeros(len(self.labels), requires_grad=True)
         optimizer = torch.optim.LBFGS([bias], max_iter=200)
@@ -858,6 +869,8 @@ def stage2_probabilities(model, features: list[VideoFeatures], batch_size: int =
                          progress: bool = False) -> np.ndarray:
     """(N, K) class probabilities of either stage-2 class, without the contributions and the
     explanation that `predict` adds."""
+    if isinstance(model, LLMClassifier):
+        return F.softmax(model.label_logits(features, batch_size, progress), dim=-1).numpy()
     starts = range(0, len(features), batch_size)
     chunks = [model.probabilities(model.features_to_inputs(features[start:start + batch_size])).numpy()
               for start in tqdm(starts, desc="stage 2", disable=not progress, leave=False)]

@@ -167,6 +167,14 @@ def test_a_batch_scores_like_each_video_alone(model):
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
 
 
+def test_many_videos_are_scored_in_their_order_whatever_their_batches(model):
+    """label_logits batches videos by length; each row is still its own video's."""
+    videos = [video(caption="a much longer caption than the others, " * 3), video(caption="short", onscreen=""),
+              video(speech=("one", "two", "three")), video(caption="mid length caption here", speech=())]
+    alone = torch.cat([model(model.features_to_inputs([v])) for v in videos])
+    torch.testing.assert_close(model.label_logits(videos, batch_size=2), alone, atol=1e-5, rtol=1e-4)
+
+
 def test_evidence_is_cut_to_the_budget(model):
     long = video(speech=("word " * 200,), caption="short caption")
     prepared = model.prepare([long])[0]
