@@ -139,7 +139,7 @@ class LLMConfig:
     n_audio_tokens: int = 4
     max_evidence_tokens: int = 384  # caption + speech + on-screen text, shared by share_budget
     explain_max_new_tokens: int = 32
-    explain_draft_tokens: int = 8  # prompt-lookup draft per decode step (generate_reason); 0 = plain greedy
+    explain_draft_tokens: int = 4  # prompt-lookup draft per decode step (generate_reason); 0 = plain greedy
     n_evidence: int = 3  # quoted spans in an explanation
     audio_whisper_sha256: str = ""  # filled in when the model is built: the encoder it trains with
 
@@ -587,7 +587,7 @@ class LLMClassifier(nn.Module):
                      desc: str = "stage 2") -> Tensor:
         """-> (N, n_labels) logits of many videos, in their order. Batched by length (the videos of
         a batch are padded to its longest): on the first run's 96 training and validation videos
-        that pads 13,344 tokens instead of 16,832 in arrival order."""
+        that pads 13,344 tokens instead of 16,832 in arrival order (bench/results/stage2_batching/)."""
         self.eval()
         prepared = [video for start in range(0, len(features), batch_size)
                     for video in self.prepare(features[start:start + batch_size])]
@@ -691,9 +691,12 @@ class LLMClassifier(nn.Module):
         Decoded with prompt lookup: a reason mostly repeats words of the evidence or of the prompt's
         example reasons, so the tokens that followed the last few generated ones where they appear
         in the prompt are fed as a draft in the same pass, and kept as far as they are what greedy
-        decoding picks. On a CPU one pass over a few tokens costs about what a pass over one does
-        (reading the weights dominates), so every kept draft token is a step saved; the sentence
-        is the greedy one either way."""
+        decoding picks. On a CPU a pass over a few tokens costs little more than a pass over one
+        (reading the weights dominates), so every kept draft token is most of a step saved. The
+        sentence is greedy decoding's; in bf16 a pass over several tokens rounds a little
+        differently from a pass over one, so a near-tie can go the other way (with drafts of 8
+        tokens, 2 words of 1 of 8 explanations; none with 4, the default:
+        bench/results/stage2_seconds_avx512bf16/prompt_lookup/)."""
         answer_ids = self._ids(f" {label}\nReason:" + (f" {opening}" if opening else ""))
         answer = torch.tensor([answer_ids], device=self.device)  # (1, A)
         answer_embeds = self.language_model.get_input_embeddings()(answer)  # (1, A, d)
