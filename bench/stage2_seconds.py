@@ -2,7 +2,7 @@
 video (`predict(explain=True)`), split into its parts, at each torch thread count asked for.
 
     .venv/bin/python bench/stage2_seconds.py --work DIR --model DIR [--threads 1 2] [--videos 12]
-        [--draft-tokens 0 8] [--beside-asr] [--out bench/results/stage2_seconds]
+        [--draft-tokens 0 4 8] [--beside-asr] [--out bench/results/stage2_seconds]
 
 DIR (--work) is a finished `bench/generalize.py --work DIR` folder: its 40 hand-written videos,
 extracted as ingest extracts them (shared with bench/mllm_recipes.py's cache), and its LLM

@@ -10,6 +10,10 @@ from django.conf import settings
 
 from . import live, roles
 
+# "added" task ids an embedded-default consumer remembers having announced: both the in-process
+# message and the database watch may tell of the same task, in either order.
+ANNOUNCED_MEMORY = 1024
+
 
 class QueueConsumer(AsyncJsonWebsocketConsumer):
     """Tells an open queue page that the queue changed: `{"event": "claimed", "task": 12}`.
@@ -28,7 +32,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(live.QUEUE_GROUP, self.channel_name)
         await self.accept()
         if not live.layer_spans_processes(self.channel_layer):
-            self.heard_added: set[int] = set()
+            self.announced_added: dict[int, None] = {}  # an ordered set, oldest first
             watch = await database_sync_to_async(live.QueueWatch)()
             self.watcher = asyncio.create_task(self._watch_database(watch))
 
@@ -38,15 +42,25 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(live.QUEUE_GROUP, self.channel_name)
 
     async def queue_changed(self, message):
-        if self.watcher is not None and message["event"] == "added":
-            self.heard_added.add(message["task"])  # the watch will see it too: say it once
+        if message["event"] == "added" and not self._first_announcement(message["task"]):
+            return
         await self.send_json({"event": message["event"], "task": message["task"]})
+
+    def _first_announcement(self, task_id: int) -> bool:
+        """Whether this "added" is news to the page. Only the embedded default hears a task twice."""
+        if self.watcher is None:
+            return True
+        if task_id in self.announced_added:
+            return False
+        self.announced_added[task_id] = None
+        if len(self.announced_added) > ANNOUNCED_MEMORY:
+            del self.announced_added[next(iter(self.announced_added))]
+        return True
 
     async def _watch_database(self, watch: live.QueueWatch):
         """The embedded default's stand-in for hearing the workers (see `live.QueueWatch`)."""
         while True:
             await asyncio.sleep(settings.COEFVQ_QUEUE_WATCH_S)
             for event, task_id in await database_sync_to_async(watch.changes)():
-                if not (event == "added" and task_id in self.heard_added):
+                if event != "added" or self._first_announcement(task_id):
                     await self.send_json({"event": event, "task": task_id})
-            self.heard_added = {task_id for task_id in self.heard_added if task_id > watch.last_task_id}

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.db import connection
@@ -23,7 +24,7 @@ from django.test import Client
 from django.utils import timezone
 
 from coefvq_site.asgi import application
-from moderation import roles
+from moderation import live, roles
 from moderation.actions.review_queue import do_claim_next
 from moderation.models import ReviewTask
 from review_queue_factory import decided_video, open_task
@@ -138,6 +139,23 @@ def test_embedded_default_still_hears_tasks_that_a_worker_process_opened(in_proc
         assert (await socket.connect(timeout=WAIT_S))[0]
         task_id = await database_sync_to_async(open_task_in_another_process)()
         assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "added", "task": task_id}
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_embedded_default_says_added_once_when_the_watch_hears_it_first(in_process_layer, reviewer):
+    """Under load the database watch can see a task before its in-process message arrives."""
+    cookie = session_cookie(reviewer)
+
+    async def scenario():
+        socket = queue_socket(SAME_ORIGIN, cookie)
+        assert (await socket.connect(timeout=WAIT_S))[0]
+        task_id = await database_sync_to_async(open_task_in_another_process)()
+        assert await socket.receive_json_from(timeout=WAIT_S) == {"event": "added", "task": task_id}
+        await get_channel_layer().group_send(live.QUEUE_GROUP, {"type": "queue.changed", "event": "added",
+                                                                "task": task_id})
+        assert await socket.receive_nothing(timeout=4 * django_settings.COEFVQ_QUEUE_WATCH_S)
         await socket.disconnect()
 
     async_to_sync(scenario)()
