@@ -280,12 +280,15 @@ def test_a_draft_saves_passes_and_keeps_greedy_decoding_s_reason(tiny_qwen2_dir,
                                  explain_draft_tokens=0)).eval()
     perturb(model, seed=5)
     prepared = model.prepare([video()])[0]
-    passes = []
-    next_token_logits = LLMClassifier._next_token_logits
+    passes, written = [], []
+    next_token_logits, reason_text = LLMClassifier._next_token_logits, LLMClassifier._reason_text
     monkeypatch.setattr(LLMClassifier, "_next_token_logits",
                         lambda self, *a, **k: passes.append(1) or next_token_logits(self, *a, **k))
+    monkeypatch.setattr(LLMClassifier, "_reason_text",
+                        lambda self, generated, opening: written.append(list(generated)) or reason_text(
+                            self, generated, opening))
     greedy = model.generate_reason(prepared, "drugs")
-    greedy_passes, greedy_ids = len(passes), model._ids(" " + greedy)
+    greedy_passes, greedy_ids = len(passes), written[-1]
 
     def draft_from(continuation):  # the lookup, replaced by one that knows (or misknows) the answer
         def draft(tokens, max_draft, max_ngram=3):
