@@ -6,8 +6,8 @@
 Stage 1's text scorer (inference.baseline.ModalityTextScorer) reads one MiniLM embedding per text
 modality: the whole transcript, all on-screen lines, the caption. A spoken offer is one segment
 among several, so its embedding is diluted by the rest; the scorer's multiple-instance fit only
-chooses among whole modalities. This script fits the same multiple-instance logistic regression
-(C 1, two refits, as the default) on three choices of instance:
+chooses among whole modalities. This script runs stage 1's own multiple-instance fit
+(`ModalityTextScorer._fit`: C 1, two refits, as the default) on three choices of instance:
 
 - **modality** (what stage 1 does): one text per present modality;
 - **pieces**: every caption sentence, transcript segment and on-screen line on its own;
@@ -15,8 +15,8 @@ chooses among whole modalities. This script fits the same multiple-instance logi
 
 It is trained on --train-items text-only examples of the default generator (the examples stage 1
 trains on) and judged on --dev-items text-only items in the generator's held-out phrasings
-(bench/mllm_recipes.py's dev set). A video's p(violation) is the best over its instances, its label
-the best violating category when that is above 0.5. The heads, the frame and waveform statistics
+(bench/mllm_recipes.py's dev set). A video's p(violation) is the best over its instances, its
+label the best violating category when that is above 0.5. The heads, the frame and waveform statistics
 and the calibration of the full stage 1 are left out, so the numbers are the scorer's alone: a
 comparison of instance choices, not of stage 1 (bench/stage1_heldout.py measures stage 1).
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from mllm_recipes import dev_set  # noqa: E402
 from run_cascade import git_commit, machine_description  # noqa: E402
 
-from inference.baseline import _embedding_text, modality_pieces  # noqa: E402
+from inference.baseline import ModalityTextScorer, _embedding_text, modality_pieces  # noqa: E402
 from inference.benchmark import GeneratorConfig  # noqa: E402
 from inference.benchmark.text_only import text_only_split  # noqa: E402
 from inference.policy import LABELS  # noqa: E402
@@ -84,22 +84,6 @@ def instances(videos: list, choice: str, embed: Embeddings) -> tuple[np.ndarray,
     return np.array(owners), embed(texts)
 
 
-def multiple_instance_fit(X: np.ndarray, y: np.ndarray, owners: np.ndarray, rounds: int = 2) -> LogisticRegression:
-    """As ModalityTextScorer._fit: refit on every ok instance and each violating video's best one."""
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
-    for _ in range(rounds):
-        classes = list(model.classes_)
-        own = model.predict_proba(X)[np.arange(len(y)), [classes.index(label) for label in y]]  # (M,)
-        keep = y == "ok"
-        best: dict[int, int] = {}
-        for i in np.flatnonzero(~keep):
-            if owners[i] not in best or own[i] > own[best[owners[i]]]:
-                best[owners[i]] = i
-        keep[list(best.values())] = True
-        model = LogisticRegression(C=1.0, max_iter=2000).fit(X[keep], y[keep])
-    return model
-
-
 def judge(model: LogisticRegression, owners: np.ndarray, X: np.ndarray, labels: list[str], kinds: list[str]) -> dict:
     classes = list(model.classes_)
     ok = classes.index("ok")
@@ -137,7 +121,8 @@ def main() -> None:
         train_features, train_labels = [f for _, f in train], [row["label"] for row, _ in train]
         for choice in INSTANCES:
             owners, X = instances(train_features, choice, embed)
-            model = multiple_instance_fit(X, np.array([train_labels[v] for v in owners], dtype=object), owners)
+            labels = np.array([train_labels[v] for v in owners], dtype=object)
+            model = ModalityTextScorer()._fit(X, labels, owners)  # stage 1's own multiple-instance fit
             dev_owners, dev_X = instances(dev_features, choice, embed)
             rows.append({"train_items": n, "instances": choice, "train_instances": len(owners),
                          **judge(model, dev_owners, dev_X, dev_labels, dev_kinds)})
