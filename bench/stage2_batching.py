@@ -35,6 +35,12 @@ from inference.features import FeatureExtractorConfig  # noqa: E402
 from inference.llm import LLMClassifier, LLMConfig  # noqa: E402
 
 
+def padded_tokens(lengths: list[int], batch_size: int) -> int:
+    """Tokens computed when consecutive videos of these lengths are batched, each batch padded to its longest."""
+    batches = [lengths[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
+    return sum(max(batch) * len(batch) for batch in batches)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -51,9 +57,7 @@ def main() -> None:
                                     backbone_path=str(models / "qwen2.5-coder-1.5b-instruct"))).eval()
     n = args.batch_size
     lengths = [len(model._suffix(video)[0]) for video in model.prepare(features)]
-    padded = {"arrival": sum(max(lengths[i:i + n]) * len(lengths[i:i + n]) for i in range(0, len(lengths), n)),
-              "by_length": sum(max(ordered[i:i + n]) * len(ordered[i:i + n])
-                               for ordered in [sorted(lengths)] for i in range(0, len(lengths), n))}
+    padded = {"arrival": padded_tokens(lengths, n), "by_length": padded_tokens(sorted(lengths), n)}
     with torch.no_grad():
         model(model.features_to_inputs(features[:1]))  # warm-up: the prompt prefix's keys and values
         start = time.perf_counter()
