@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--llm-path", type=Path, default=ROOT / "var" / "models" / "qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--lr", type=float, default=None,
                         help=f"default {LLM_LORA_LR:g} for the LLM, {MLLM_LR:g} for MiniLM (as manage.py train)")
+    parser.add_argument("--scratch-lr", type=float, default=0.0,
+                        help="the ViT, projectors, gates and heads (TrainConfig.scratch_lr; 0: --lr)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 4 for the LLM, 16 for MiniLM")
     parser.add_argument("--lora-r", type=int, default=32)
     parser.add_argument("--lora-alpha", type=int, default=64)
@@ -127,6 +129,13 @@ def score(model, scored: Scored) -> dict:
     }
 
 
+def gate_values(model) -> dict:
+    """tanh of the LLM's visual and audio gates: how far the frames and the audio were let in."""
+    if not isinstance(model, LLMClassifier):
+        return {}
+    return {"gates": {name: round(float(torch.tanh(getattr(model, f"{name}_gate"))), 4) for name in ("visual", "audio")}}
+
+
 def product_seconds(model, features: list[VideoFeatures]) -> dict:
     """Seconds per video of what the gpu worker runs for a routed video (scoring.score_mllm):
     `predict(explain=True)`, i.e. probabilities, modality contributions and the explanation."""
@@ -170,19 +179,21 @@ def main(argv: list[str] | None = None) -> int:
                                   lora_alpha=args.lora_alpha)
     name = args.name or (f"{args.stage2}-{args.fusion}-r{args.lora_r}a{args.lora_alpha}-text{args.text_items}"
                          f"-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}"
+                         + (f"-scratch{args.scratch_lr:g}" if args.scratch_lr else "")
                          + ("-adapt-prefix" if args.stage2 == "llm" and args.adapt_prefix else ""))
     runs = []
     for seed in (args.seeds if args.epochs else [0]):  # an untrained LLM has no seed to vary
         start = time.perf_counter()
         if args.epochs:
             result = train_mllm(items(splits["train"]) + items(text_only), items(splits["val"]), model_config,
-                                TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed),
+                                TrainConfig(epochs=args.epochs, lr=args.lr, scratch_lr=args.scratch_lr,
+                                            batch_size=args.batch_size, seed=seed),
                                 out_dir=args.work / "recipes" / name / f"seed{seed}")  # fmt: skip
             model, steps = result.model, result.steps
         else:
             model, steps = LLMClassifier(model_config).eval(), 0
         train_s = time.perf_counter() - start
-        runs.append({"seed": seed, "train_s": round(train_s, 1), "steps": steps,
+        runs.append({"seed": seed, "train_s": round(train_s, 1), "steps": steps, **gate_values(model),
                      **{set_name: score(model, scored) for set_name, scored in sets.items()},
                      "product_seconds": product_seconds(model, sets["hand_written_40"][0][:args.timed_videos])})
         print(markdown_row(name, runs[-1]), flush=True)
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine_description(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
               "recipe": {"stage2": args.stage2, "fusion": args.fusion, "lora_r": args.lora_r,
                          "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
-                         "lr": args.lr, "batch_size": args.batch_size, "dev_items": args.dev_items,
+                         "lr": args.lr, "scratch_lr": args.scratch_lr, "batch_size": args.batch_size, "dev_items": args.dev_items,
                          "threads": args.threads, "adapt_prefix": args.adapt_prefix},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")

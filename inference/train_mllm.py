@@ -63,7 +63,11 @@ MLLM_LR = 1e-3
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 16  # per process
-    lr: float = 5e-4  # LoRA and the parts trained from scratch share it
+    lr: float = 5e-4  # the LoRA adapters' rate
+    # The parts trained from scratch (ViT, projectors, tanh gates, heads) at their own rate; 0: lr.
+    # Adam moves a parameter by about its rate per step, so over one CPU epoch (~120 steps) at the
+    # LLM's LoRA rate a gate that starts at 0 cannot pass ~0.02: the frames and audio stayed shut.
+    scratch_lr: float = 0.0
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
     max_steps: int = 0  # optimizer steps; 0 = run all epochs
@@ -198,6 +202,18 @@ def load_trained_state(model: Stage2, state: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def parameter_groups(model: nn.Module, train_config: TrainConfig) -> list[dict]:
+    """The optimizer's groups: the LoRA adapters (peft names them lora_A/lora_B) at lr, everything
+    else that trains (it starts from zero or at random) at scratch_lr."""
+    adapters, scratch = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (adapters if "lora_" in name else scratch).append(parameter)
+    scratch_lr = train_config.scratch_lr or train_config.lr
+    return [group for group in ({"params": adapters, "lr": train_config.lr}, {"params": scratch, "lr": scratch_lr})
+            if group["params"]]
+
+
 def _shardable(model: nn.Module) -> nn.Module:
     """Make a model FSDP can wrap. FSDP flattens each unit's parameters into one 1-d tensor of one
     dtype and shards it, so a unit may not mix dtypes: a bf16 backbone beside the fp32 ViT and
@@ -268,8 +284,7 @@ def train_mllm(
     if sharded:
         model = _shardable(model)
     inputs_cls = inputs_class(model)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=train_config.lr, weight_decay=train_config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, train_config), weight_decay=train_config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(train_config.warmup_ratio * total_steps), max(1, total_steps)
     )
@@ -464,6 +479,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     train.add_argument("--batch-size", type=int, default=4, help="per process")
     train.add_argument("--eval-batch-size", type=int, default=8)
     train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--scratch-lr", type=float, default=defaults.scratch_lr,
+                       help="the parts trained from scratch (0: --lr)")
     train.add_argument("--max-steps", type=int, default=defaults.max_steps)
     train.add_argument("--grad-accum", type=int, default=defaults.gradient_accumulation_steps)
     train.add_argument("--seed", type=int, default=defaults.seed)
@@ -486,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     data = synthetic_items(args.seed, args.text_items, args.val_items, args.benchmark, version)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr,
-        max_steps=args.max_steps, gradient_accumulation_steps=args.grad_accum, seed=args.seed,
+        scratch_lr=args.scratch_lr, max_steps=args.max_steps, gradient_accumulation_steps=args.grad_accum, seed=args.seed,
         class_weighting=args.class_weighting,
     )
     result = train_mllm(data["train"], data["val"], model_config, train_config, args.out,

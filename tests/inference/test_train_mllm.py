@@ -140,6 +140,23 @@ def test_train_mllm_fine_tunes_the_llm_classifier_keeps_best_and_saves(tiny_qwen
     torch.testing.assert_close(again.model.probabilities(again.model.features_to_inputs(videos)), before)
 
 
+def test_gates_train_at_their_own_rate(tiny_qwen2_dir, whisper_checkpoint, tmp_path):
+    """The gates start at 0 and Adam moves a parameter by about its rate per step: at the LoRA
+    rate they could never open in a CPU epoch. With scratch_lr they move at theirs, while the
+    adapters keep the LoRA rate."""
+    lr, scratch_lr = 1e-4, 1e-2
+    config = TrainConfig(epochs=1, batch_size=4, lr=lr, scratch_lr=scratch_lr, warmup_ratio=0.0, max_steps=3,
+                         weight_decay=0.0)
+    result = train_mllm(toy_items(12, seed=0), [], llm_config(tiny_qwen2_dir, whisper_checkpoint), config,
+                        tmp_path / "llm", progress=False)
+
+    lr_sum = lr * (1 + 2 / 3 + 1 / 3)  # 3 steps, the rate decaying linearly to 0
+    lora_b = [p for name, p in result.model.named_parameters() if "lora_B" in name]  # peft starts every B at 0
+    assert max(float(p.detach().abs().max()) for p in lora_b) <= 1.01 * lr_sum
+    gates = [float(result.model.visual_gate.detach().abs()), float(result.model.audio_gate.detach().abs())]
+    assert min(gates) > 10 * lr_sum
+
+
 def test_batches_rebuild_each_class_inputs(tiny_qwen2_dir, whisper_checkpoint):
     items = toy_items(2, seed=0)
     llm = LLMClassifier(llm_config(tiny_qwen2_dir, whisper_checkpoint))
