@@ -133,7 +133,8 @@ def gate_values(model) -> dict:
     """tanh of the LLM's visual and audio gates: how far the frames and the audio were let in."""
     if not isinstance(model, LLMClassifier):
         return {}
-    return {"gates": {name: round(float(torch.tanh(getattr(model, f"{name}_gate"))), 4) for name in ("visual", "audio")}}
+    gates = {"visual": model.visual_gate, "audio": model.audio_gate}
+    return {"gates": {name: round(float(torch.tanh(gate)), 4) for name, gate in gates.items()}}
 
 
 def product_seconds(model, features: list[VideoFeatures]) -> dict:
@@ -203,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine_description(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
               "recipe": {"stage2": args.stage2, "fusion": args.fusion, "lora_r": args.lora_r,
                          "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
-                         "lr": args.lr, "scratch_lr": args.scratch_lr, "batch_size": args.batch_size, "dev_items": args.dev_items,
-                         "threads": args.threads, "adapt_prefix": args.adapt_prefix},
+                         "lr": args.lr, "scratch_lr": args.scratch_lr, "batch_size": args.batch_size,
+                         "dev_items": args.dev_items, "threads": args.threads, "adapt_prefix": args.adapt_prefix},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = args.out / "results.md"

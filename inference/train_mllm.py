@@ -65,8 +65,9 @@ class TrainConfig:
     batch_size: int = 16  # per process
     lr: float = 5e-4  # the LoRA adapters' rate
     # The parts trained from scratch (ViT, projectors, tanh gates, heads) at their own rate; 0: lr.
-    # Adam moves a parameter by about its rate per step, so over one CPU epoch (~120 steps) at the
-    # LLM's LoRA rate a gate that starts at 0 cannot pass ~0.02: the frames and audio stayed shut.
+    # Adam moves a parameter by about its rate per step: in one CPU epoch (~120 steps) at the LLM's
+    # LoRA rate a gate that starts at 0 cannot pass ~0.02. At ten times the rate they still stayed
+    # shut after one epoch (bench/GENERALIZATION.md), so 0 by default; it is for longer runs.
     scratch_lr: float = 0.0
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
@@ -503,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     data = synthetic_items(args.seed, args.text_items, args.val_items, args.benchmark, version)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr,
-        scratch_lr=args.scratch_lr, max_steps=args.max_steps, gradient_accumulation_steps=args.grad_accum, seed=args.seed,
-        class_weighting=args.class_weighting,
+        scratch_lr=args.scratch_lr, max_steps=args.max_steps, gradient_accumulation_steps=args.grad_accum,
+        seed=args.seed, class_weighting=args.class_weighting,
     )
     result = train_mllm(data["train"], data["val"], model_config, train_config, args.out,
                         progress=not args.no_progress, init_from=args.init_from)
