@@ -458,8 +458,8 @@ def render_markdown(results: dict, chart_line: str) -> str:
         "",
         f"Command: `{results['command']}`  ",
         f"Machine: {results['machine']}; torch threads {results['torch_threads']}; commit {results['git_commit']}  ",
-        f"Wall time: {results['wall_s'] / 60:.1f} min (rendering and features cached in var/bench; "
-        "other jobs shared the machine, so the seconds below are noisy)  ",
+        f"Wall time: {results['wall_s'] / 60:.1f} min (rendering and features included unless the --work "
+        "folder already held them; the seconds below are one run's on a shared VM, so they are noisy)  ",
         f"Features: `{results['feature_extractor']}` (Whisper beam {results['asr_beam_size']})  ",
         f"Test: {ev['n']} videos, hard fraction {ev['hard_fraction']:.3f}; "
         f"cascade stage 2 = `{results['cascade_mllm']}` (best validation macro-F1 of the three r=32 runs)"
