@@ -130,11 +130,10 @@ def score(model, scored: Scored) -> dict:
 
 
 def gate_values(model) -> dict:
-    """tanh of the LLM's visual and audio gates: how far the frames and the audio were let in."""
+    """The LLM's gate openings (LLMClassifier.gate_openings); the MiniLM classifier has none."""
     if not isinstance(model, LLMClassifier):
         return {}
-    gates = {"visual": model.visual_gate, "audio": model.audio_gate}
-    return {"gates": {name: round(float(torch.tanh(gate)), 4) for name, gate in gates.items()}}
+    return {"gates": {name: round(opening, 4) for name, opening in model.gate_openings().items()}}
 
 
 def product_seconds(model, features: list[VideoFeatures]) -> dict:

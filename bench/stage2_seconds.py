@@ -159,7 +159,7 @@ def main() -> None:
     features, _, _ = hand_written_set(args.work, args.work / "var" / "models" / "whisper-base.pt")
     model = LLMClassifier.load(args.model, backbone_path=str(args.work / "var" / "models" / "qwen2.5-coder-1.5b-instruct"))
     dtype = str(next(model.backbone.parameters()).dtype).removeprefix("torch.")
-    gates = {"visual": round(float(torch.tanh(model.visual_gate)), 4), "audio": round(float(torch.tanh(model.audio_gate)), 4)}
+    gates = {name: round(opening, 4) for name, opening in model.gate_openings().items()}
     videos = features[: args.videos + 1]
     drafts = args.draft_tokens or [model.config.explain_draft_tokens]
     rows = []

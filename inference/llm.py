@@ -346,6 +346,10 @@ class LLMClassifier(nn.Module):
         names.append("audio_projector" if self.config.fusion == "early" else "audio_head")
         return tuple(names)
 
+    def gate_openings(self) -> dict[str, float]:
+        """tanh of the visual and audio gates: how far the frames and the audio are let in (0: not at all)."""
+        return {"visual": float(torch.tanh(self.visual_gate)), "audio": float(torch.tanh(self.audio_gate))}
+
     def parameter_counts(self) -> dict[str, int]:
         return {
             "total": sum(p.numel() for p in self.parameters()),

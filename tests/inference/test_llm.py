@@ -104,6 +104,7 @@ def test_untrained_gates_add_nothing(model):
         torch.testing.assert_close(model(a), model(b))
     out = model.predict([video()])[0]
     assert out.modality_contributions["visual"] == 0.0 and out.modality_contributions["audio"] == 0.0
+    assert model.gate_openings() == {"visual": 0.0, "audio": 0.0}
 
 
 def test_trained_gates_let_frames_and_audio_in(tiny_qwen2_dir, whisper_checkpoint):
