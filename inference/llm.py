@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from inference.audio_encoder import AudioEncoderConfig, WhisperAudioEncoder
+from inference.int8 import quantize_block
 from inference.mllm import (ADAPTER_DIR, CONFIG_FILE, EvidenceSpan, MLLMOutput, Rationale, load_trained_modules,
                             sample_frames, save_classifier, share_budget, trained_state_dict)
 from inference.policy import LABELS, VIOLATING
@@ -269,6 +270,8 @@ class LLMClassifier(nn.Module):
                  device: str | torch.device = "cpu"):
         super().__init__()
         from peft import LoraConfig, PeftModel, get_peft_model
+
+        self.int8 = False  # quantize_int8: serving only
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(config.backbone_path)
@@ -364,6 +367,8 @@ class LLMClassifier(nn.Module):
         self._prefix_cache = None
 
     def train(self, mode: bool = True) -> "LLMClassifier":
+        if mode and self.int8:
+            raise RuntimeError("an int8-quantized model only serves; load it again to train it")
         if mode and self.config.adapt_prefix:
             self.reset_prefix_cache()  # LoRA is about to change; eval() keeps what was computed
         super().train(mode)
@@ -768,6 +773,20 @@ class LLMClassifier(nn.Module):
         support, modality = max((contributions.get(m, 0.0), m) for m in TEXT_MODALITIES)
         return OPENINGS[modality] if support > 0 else ""
 
+    # -- serving on a CPU ---------------------------------------------------------------
+
+    def quantize_int8(self) -> "LLMClassifier":
+        """Serve from int8 weights on a CPU: the attention projections and the MLP's gate and up
+        projections of every decoder block become dynamically quantized (inference.int8, which says
+        why the rest keeps its dtype). Serving only: a quantized model refuses to train or be saved."""
+        if self.device.type != "cpu":
+            raise ValueError(f"int8 serving uses CPU kernels; this model is on {self.device}")
+        for block in self.transformer.layers:
+            quantize_block(block)
+        self.int8 = True
+        self.reset_prefix_cache()
+        return self
+
     # -- save / load ------------------------------------------------------------------
 
     def trained_state_dict(self) -> dict[str, Tensor]:
@@ -775,17 +794,22 @@ class LLMClassifier(nn.Module):
 
     def save(self, folder: str | os.PathLike) -> Path:
         """config.json + the LoRA adapter (peft) + the ViT, projectors, gates and audio head."""
+        if self.int8:
+            raise RuntimeError("an int8-quantized model only serves; save the model it was loaded from")
         return save_classifier(self, folder)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", **overrides) -> "LLMClassifier":
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", int8: bool = False,
+             **overrides) -> "LLMClassifier":
         """Rebuild from a saved folder; overrides replace config fields (backbone_path or
-        audio_checkpoint on another machine; a different Whisper checkpoint is refused)."""
+        audio_checkpoint on another machine; a different Whisper checkpoint is refused). int8: to
+        serve on a CPU from int8 weights (quantize_int8)."""
         folder = Path(folder)
         config = replace(LLMConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())), **overrides)
         model = cls(config, adapter_dir=folder / ADAPTER_DIR, device=device)
         load_trained_modules(model, folder)
-        return model.to(device).eval()
+        model = model.to(device).eval()
+        return model.quantize_int8() if int8 else model
 
 
 def prompt_lookup_draft(tokens: list[int], max_draft: int, max_ngram: int = 3) -> list[int]:
@@ -858,15 +882,17 @@ def stage2_config_from_dict(data: dict):
 
 
 def load_stage2(folder: str | os.PathLike, *, audio_checkpoint: str, llm_path: str | None = None,
-                device: str | torch.device = "cpu"):
+                device: str | torch.device = "cpu", cpu_int8: bool = False):
     """Whichever stage-2 class saved `folder`, on `device`, with this machine's Whisper checkpoint
-    (an LLM classifier refuses one it was not trained with) and LLM folder."""
+    (an LLM classifier refuses one it was not trained with) and LLM folder. cpu_int8: an LLM
+    classifier on a CPU serves from int8 weights (LLMClassifier.quantize_int8)."""
     config = stage2_config_from_dict(json.loads((Path(folder) / CONFIG_FILE).read_text()))
     if isinstance(config, LLMConfig):
         overrides = {"audio_checkpoint": audio_checkpoint}
         if llm_path:
             overrides["backbone_path"] = llm_path
-        return LLMClassifier.load(folder, device=device, **overrides)
+        int8 = cpu_int8 and torch.device(device).type == "cpu"
+        return LLMClassifier.load(folder, device=device, int8=int8, **overrides)
     from inference.mllm import MultimodalClassifier
 
     return MultimodalClassifier.load(folder, audio_checkpoint=audio_checkpoint).to(device).eval()

@@ -49,11 +49,13 @@ def load_baseline(version_id: int) -> BaselineClassifier:
 @lru_cache(maxsize=2)
 def load_mllm(version_id: int):
     """The stage-2 model of a version, loaded once per worker process on COEFVQ_STAGE2_DEVICE
-    (an LLMClassifier, or the older MiniLM-backbone MultimodalClassifier)."""
+    (an LLMClassifier, or the older MiniLM-backbone MultimodalClassifier); on a CPU from int8
+    weights unless COEFVQ_STAGE2_CPU_INT8 is off."""
     return load_stage2(artifact_dir(ModelVersion.objects.get(pk=version_id)),
                        audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
                        llm_path=str(settings.COEFVQ_LLM_PATH),
-                       device=available_device(settings.COEFVQ_STAGE2_DEVICE))
+                       device=available_device(settings.COEFVQ_STAGE2_DEVICE),
+                       cpu_int8=settings.COEFVQ_STAGE2_CPU_INT8)
 
 
 def current_threshold(config: CascadeConfig) -> float:

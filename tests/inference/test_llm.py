@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from inference.int8 import Int8Linear  # noqa: E402
 from inference.llm import (  # noqa: E402
     MODALITIES,
     LLMClassifier,
@@ -404,3 +405,30 @@ def test_the_backbone_loads_in_the_resolved_dtype(tiny_qwen2_dir, whisper_checkp
     model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, dtype="auto"))
     assert model.language_model.get_input_embeddings().weight.dtype == torch.float32
     assert model.config.dtype == "auto"  # saved as "auto": the machine that loads it decides
+
+
+def test_int8_serving_scores_like_the_float_model_and_only_serves(tiny_qwen2_dir, whisper_checkpoint, tmp_path):
+    torch.manual_seed(0)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint)).eval()
+    perturb(model)
+    model.save(tmp_path / "m")
+    features = [video(), video(caption="free crypto", speech=("double your coins",), seed=3)]
+    expected = model.predict(features)
+    served = load_stage2(tmp_path / "m", audio_checkpoint=whisper_checkpoint, cpu_int8=True)
+
+    blocks = list(served.transformer.layers.named_modules())
+    quantized = {name.split(".")[-2 if name.endswith("base_layer") else -1] for name, m in blocks
+                 if isinstance(m, Int8Linear)}
+    float_linears = {name.split(".")[-1] for name, m in blocks if isinstance(m, torch.nn.Linear) and "lora_" not in name}
+    assert quantized == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"}
+    assert float_linears == {"down_proj"}  # its inputs' outliers do not survive one int8 scale
+    assert served.int8 and any("lora_" in name for name, _ in served.named_parameters())
+    for want, got in zip(expected, served.predict(features, explain=True)):
+        assert got.label == want.label
+        assert got.probabilities == pytest.approx(want.probabilities, abs=0.02)
+        assert got.modality_contributions == pytest.approx(want.modality_contributions, abs=0.02)
+        assert got.rationale.explanation.strip()
+    with pytest.raises(RuntimeError, match="only serves"):
+        served.train()
+    with pytest.raises(RuntimeError, match="only serves"):
+        served.save(tmp_path / "again")

@@ -75,6 +75,15 @@ def test_entropy_at_the_threshold_goes_to_the_mllm_with_rationale(cascade, speec
     assert video.decision in Video.Decision.values
 
 
+def test_a_cpu_worker_set_to_int8_serves_stage_2_from_int8_weights(cascade, speech_text_clip, settings):
+    settings.COEFVQ_STAGE2_CPU_INT8 = True
+    settings.COEFVQ_STAGE2_DEVICE = "cpu"
+    CascadeConfig.objects.filter(pk=cascade.pk).update(entropy_threshold=0.0)
+    video = ingest_inline(speech_text_clip, "come to the festival")
+    assert scoring.load_mllm(cascade.mllm_version_id).int8
+    assert video.decided_by == "mllm" and video.predictions.get(stage="mllm").rationale["explanation"].strip()
+
+
 def test_forced_routes_override_the_router(cascade, silent_clip, speech_text_clip):
     forced = ingest_inline(speech_text_clip, "a calm video", route="mllm")
     assert forced.decided_by == "mllm"
