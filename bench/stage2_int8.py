@@ -2,12 +2,13 @@
 saved model, loaded as the gpu worker loads it (`load_stage2`, with and without `cpu_int8`), scored
 on the same items and timed through the same call.
 
-    .venv/bin/python bench/stage2_int8.py --work DIR --model DIR [--dev-items 160] [--videos 8]
-        [--threads 1 2] [--out bench/results/stage2_int8]
+    .venv/bin/python bench/stage2_int8.py --work DIR --model DIR [--llm-path DIR] [--dev-items 160]
+        [--videos 8] [--threads 1 2] [--out bench/results/stage2_int8]
 
 DIR (--work) is a finished `bench/generalize.py --work DIR` folder (its 40 hand-written videos and
-its LLM under DIR/var/models); --model a saved stage-2 folder (the first run's prompted LLM or a
-fine-tune). Each weight form runs in its own process, so its memory is its own:
+its Whisper checkpoints); --model a saved stage-2 folder (the first run's prompted LLM or a
+fine-tune); --llm-path the LLM folder (default: this checkout's var/models). Each weight form
+runs in its own process, so its memory is its own:
 
 - accuracy: `stage2_probabilities` (what the gate and `bench/mllm_recipes.py` score with) on
   --dev-items text-only items in the generator's held-out phrasings and on the 40 hand-written
@@ -52,7 +53,7 @@ def run_form(form: str, args: argparse.Namespace) -> dict:
     models = args.work / "var" / "models"
     start = time.perf_counter()
     model = load_stage2(args.model, audio_checkpoint=str(models / "whisper-tiny.en.pt"),
-                        llm_path=str(models / "qwen2.5-coder-1.5b-instruct"), cpu_int8=form == "int8")
+                        llm_path=str(args.llm_path), cpu_int8=form == "int8")
     load_s = time.perf_counter() - start
     hand_written = hand_written_set(args.work, models / "whisper-base.pt")
     sets = {"dev": dev_set(args.dev_items), "hand_written_40": hand_written}
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="A saved stage-2 (LLM) folder.")
+    parser.add_argument("--llm-path", type=Path, default=ROOT / "var" / "models" / "qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--dev-items", type=int, default=160)
     parser.add_argument("--videos", type=int, default=8, help="Of the 40, the first N timed (one more warms up).")
     parser.add_argument("--threads", type=int, nargs="+", default=[1])

@@ -621,8 +621,9 @@ def baseline_scored(version_id: int, features: list[VideoFeatures]) -> Scored:
 
 
 def _stage2_scored(config: CascadeConfig, candidate, features: list[VideoFeatures]) -> dict[str, Scored]:
-    """The active and the new stage-2 model on held-out videos."""
-    active = scoring.load_mllm(config.mllm_version_id)
+    """The active and the new stage-2 model on held-out videos, both in float: the gate judges the
+    models, not a worker's int8 serving (COEFVQ_STAGE2_CPU_INT8) of one of them."""
+    active = scoring.load_mllm(config.mllm_version_id, cpu_int8=False)
     return {name: Scored(stage2_probabilities(model, features), tuple(model.labels))
             for name, model in (("active", active), ("candidate", candidate))}
 

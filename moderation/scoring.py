@@ -46,16 +46,25 @@ def load_baseline(version_id: int) -> BaselineClassifier:
     return BaselineClassifier.load(artifact_dir(ModelVersion.objects.get(pk=version_id)))
 
 
-@lru_cache(maxsize=2)
-def load_mllm(version_id: int):
+def load_mllm(version_id: int, cpu_int8: bool | None = None):
     """The stage-2 model of a version, loaded once per worker process on COEFVQ_STAGE2_DEVICE
     (an LLMClassifier, or the older MiniLM-backbone MultimodalClassifier); on a CPU from int8
-    weights unless COEFVQ_STAGE2_CPU_INT8 is off."""
+    weights when cpu_int8 says so (None: COEFVQ_STAGE2_CPU_INT8)."""
+    return _load_mllm(version_id, settings.COEFVQ_STAGE2_CPU_INT8 if cpu_int8 is None else cpu_int8)
+
+
+@lru_cache(maxsize=2)
+def _load_mllm(version_id: int, cpu_int8: bool):
     return load_stage2(artifact_dir(ModelVersion.objects.get(pk=version_id)),
                        audio_checkpoint=str(settings.COEFVQ_WHISPER_CHECKPOINT),
                        llm_path=str(settings.COEFVQ_LLM_PATH),
-                       device=available_device(settings.COEFVQ_STAGE2_DEVICE),
-                       cpu_int8=settings.COEFVQ_STAGE2_CPU_INT8)
+                       device=available_device(settings.COEFVQ_STAGE2_DEVICE), cpu_int8=cpu_int8)
+
+
+def forget_loaded_models() -> None:
+    """Drop this process's loaded models (the next call loads them from their folders again)."""
+    load_baseline.cache_clear()
+    _load_mllm.cache_clear()
 
 
 def current_threshold(config: CascadeConfig) -> float:

@@ -83,8 +83,7 @@ def distinct_clips(tmp_path_factory) -> list[Path]:
 
 
 def make_cascade(model_dir, *, margin: float, mllm: bool = True, mllm_path: str | None = None) -> CascadeConfig:
-    scoring.load_baseline.cache_clear()
-    scoring.load_mllm.cache_clear()
+    scoring.forget_loaded_models()
     policy = Policy.objects.get(slug="icd")
     baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", status="active",
                                            artifact_path=str(model_dir / "baseline"))
@@ -300,6 +299,17 @@ def decided(truth: np.ndarray, right: np.ndarray) -> np.ndarray:
 def gate(truth, active_p, candidate_p, margin=0.01) -> retraining.Verdict:
     comparison = retraining.compare("gold F1", truth, active_p, candidate_p, BANDS, seed=7)
     return retraining.Verdict("baseline", (comparison,), margin)
+
+
+def test_the_gate_judges_stage_2_in_float_where_the_worker_serves_it_in_int8(model_dir, settings):
+    settings.COEFVQ_STAGE2_CPU_INT8, settings.COEFVQ_STAGE2_DEVICE = True, "cpu"
+    config = make_cascade(model_dir, margin=0.0)
+    served = scoring.load_mllm(config.mllm_version_id)
+    candidate = scoring.load_mllm(config.mllm_version_id, cpu_int8=False)  # the same weights, as training leaves them
+    features = [caption_only(caption) for caption in ("selling pistols cheap", "my cat sleeping")]
+    scored = retraining._stage2_scored(config, candidate, features)
+    assert served.int8 and not candidate.int8
+    np.testing.assert_array_equal(scored["active"].probabilities, scored["candidate"].probabilities)
 
 
 def test_the_gate_promotes_only_a_difference_larger_than_its_noise():

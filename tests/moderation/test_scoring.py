@@ -24,8 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def cascade(model_dir):
-    scoring.load_baseline.cache_clear()
-    scoring.load_mllm.cache_clear()
+    scoring.forget_loaded_models()
     policy = Policy.objects.get(slug="icd")
     baseline = ModelVersion.objects.create(policy=policy, kind="baseline", version="b1", status="active",
                                            artifact_path=str(model_dir / "baseline"))
