@@ -29,7 +29,6 @@ import multiprocessing
 import resource
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -39,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from mllm_recipes import dev_set, hand_written_set, score  # noqa: E402
-from run_cascade import git_commit, machine_description  # noqa: E402
-from stage2_seconds import measure  # noqa: E402
+from run_cascade import git_commit  # noqa: E402
+from stage2_seconds import measure, run_record, save_record  # noqa: E402
 
 from inference.llm import load_stage2  # noqa: E402
 
@@ -88,17 +87,11 @@ def main() -> None:
     same_words = [sum(a == b for a, b in zip(f["explanations"], q["explanations"]))
                   for f, q in zip(float_run["timings"], int8_run["timings"])]
 
-    command = " ".join([".venv/bin/python", "bench/stage2_int8.py", *sys.argv[1:]])
-    record = {"command": command, "commit": commit, "machine": machine_description(),
-              "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "model": args.model.name,
-              "torch": torch.__version__, "amx": torch.cpu._is_amx_tile_supported(),
-              "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "labels_shared": agreement,
+    record = {**run_record("bench/stage2_int8.py", commit), "model": args.model.name, "labels_shared": agreement,
               "explanations_word_for_word": same_words, "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    command = record["command"]
     lines = ["# Stage 2 from int8 weights on a CPU", "", f"`{command}`", "",
-             f"{record['date']}, commit {commit}, {record['machine']}; torch {record['torch']}, AMX {record['amx']}, "
-             f"AVX512-BF16 {record['avx512_bf16']}; model {record['model']}; \"float\" is the backbone in the dtype "
+             f"{save_record(args.out, record)}; model {record['model']}; \"float\" is the backbone in the dtype "
              "`backbone_dtype('auto')` picks on this CPU.", "",
              "| weights | load s | peak RSS GB | dev acc | dev F1 | dev AUC | 40 acc | 40 F1 | 40 AUC | 40 speech_only "
              "| 40 onscreen_only |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

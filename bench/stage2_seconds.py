@@ -101,6 +101,23 @@ def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
             "explanations": explanations}
 
 
+def run_record(script: str, commit: str) -> dict:
+    """What a CPU timing was measured with: the command, commit, machine, date, torch and the
+    CPU's bf16 and AMX support."""
+    return {"command": " ".join([".venv/bin/python", script, *sys.argv[1:]]), "commit": commit,
+            "machine": machine_description(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+            "torch": torch.__version__, "amx": torch.cpu._is_amx_tile_supported(),
+            "avx512_bf16": torch.cpu._is_avx512_bf16_supported()}
+
+
+def save_record(out: Path, record: dict) -> str:
+    """Write out/results.json; -> the run_record part of it as a sentence, for results.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    return (f"{record['date']}, commit {record['commit']}, {record['machine']}; torch {record['torch']}, "
+            f"AMX {record['amx']}, AVX512-BF16 {record['avx512_bf16']}")
+
+
 def transcribe_until_stopped(checkpoint: str, audios: list, ready, stop, seconds_per_clip) -> None:
     """The product's ASR on one thread, round and round the clips until `stop` is set; puts its
     seconds per clip on the `seconds_per_clip` queue."""
@@ -183,17 +200,12 @@ def main() -> None:
                                 if r["threads"] == threads and r["beside"] == "nothing"}) == 1
                   for threads in args.threads}
 
-    command = " ".join([".venv/bin/python", "bench/stage2_seconds.py", *sys.argv[1:]])
-    record = {"command": command, "commit": commit, "machine": machine_description(),
-              "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "model": args.model.name, "dtype": dtype,
-              "torch": torch.__version__, "amx": torch.cpu._is_amx_tile_supported(),
-              "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "gates": gates, "asr_alone_s_per_clip": asr_alone,
+    record = {**run_record("bench/stage2_seconds.py", commit), "model": args.model.name, "dtype": dtype,
+              "gates": gates, "asr_alone_s_per_clip": asr_alone,
               "same_explanations_at_every_draft_length": same_words, "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    command = record["command"]
     lines = ["# Stage 2's seconds per routed video on this CPU", "", f"`{command}`", "",
-             f"{record['date']}, commit {commit}, {record['machine']}; torch {record['torch']}, AMX {record['amx']}, "
-             f"AVX512-BF16 {record['avx512_bf16']}; backbone in {dtype}; model {record['model']} (tanh of the "
+             f"{save_record(args.out, record)}; backbone in {dtype}; model {record['model']} (tanh of the "
              f"visual and audio gates: {gates['visual']}, {gates['audio']}).", "",
              "`predict(explain=True)` on the hand-written videos of bench/generalize.py, one at a time, after a "
              "warm-up video.", "",
