@@ -270,9 +270,9 @@ class LLMClassifier(nn.Module):
                  device: str | torch.device = "cpu"):
         super().__init__()
         from peft import LoraConfig, PeftModel, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.int8 = False  # quantize_int8: serving only
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(config.backbone_path)
         if not (path / "config.json").is_file():
