@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from mllm_recipes import dev_set, hand_written_set, score  # noqa: E402
+from mllm_recipes import dev_set, gate_values, hand_written_set, score  # noqa: E402
 from run_cascade import git_commit  # noqa: E402
 from stage2_seconds import measure, run_record, save_record  # noqa: E402
 
@@ -58,7 +58,7 @@ def run_form(form: str, args: argparse.Namespace) -> dict:
     sets = {"dev": dev_set(args.dev_items), "hand_written_40": hand_written}
     scores = {name: score(model, scored) for name, scored in sets.items()}
     timings = [measure(model, hand_written[0][: args.videos + 1], threads) for threads in args.threads]
-    return {"form": form, "load_s": round(load_s, 1), "gates": model.gate_openings(),
+    return {"form": form, "load_s": round(load_s, 1), **gate_values(model),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             **scores, "timings": timings}
 

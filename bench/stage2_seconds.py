@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from mllm_recipes import hand_written_set  # noqa: E402
+from mllm_recipes import gate_values, hand_written_set  # noqa: E402
 from run_cascade import git_commit, machine_description  # noqa: E402
 
 from inference.asr import SpeechTranscriber, TranscriberConfig  # noqa: E402
@@ -176,7 +176,7 @@ def main() -> None:
     features, _, _ = hand_written_set(args.work, args.work / "var" / "models" / "whisper-base.pt")
     model = LLMClassifier.load(args.model, backbone_path=str(args.work / "var" / "models" / "qwen2.5-coder-1.5b-instruct"))
     dtype = str(next(model.backbone.parameters()).dtype).removeprefix("torch.")
-    gates = {name: round(opening, 4) for name, opening in model.gate_openings().items()}
+    gates = gate_values(model)["gates"]
     videos = features[: args.videos + 1]
     drafts = args.draft_tokens or [model.config.explain_draft_tokens]
     rows = []
