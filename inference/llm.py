@@ -707,19 +707,23 @@ class LLMClassifier(nn.Module):
         tokens, 2 words of 1 of 8 explanations; none with 4, the default:
         bench/results/stage2_seconds_avx512bf16/prompt_lookup/)."""
         answer_ids = self._ids(f" {label}\nReason:" + (f" {opening}" if opening else ""))
-        answer = torch.tensor([answer_ids], device=self.device)  # (1, A)
-        answer_embeds = self.language_model.get_input_embeddings()(answer)  # (1, A, d)
+        embed = self.language_model.get_input_embeddings()
+        pending = embed(torch.tensor([answer_ids], device=self.device))  # (1, A, d): not in the cache yet
         if cache is None:
-            inputs = self.collate([video]).to(self.device)
             cache = self._prefix(1)
-            embeds = torch.cat([self.embed_suffix(inputs), answer_embeds], 1)  # (1, L + A, d)
-        else:
-            embeds = answer_embeds
+            pending = torch.cat([self.embed_suffix(self.collate([video]).to(self.device)), pending], 1)  # (1, L + A, d)
         prompt = self.prefix_ids + self._suffix(video)[0] + answer_ids
-        confirmed = [int(self._next_token_logits(cache, inputs_embeds=embeds, last_only=True)[-1].argmax())]
         generated: list[int] = []
         while True:
-            for token in confirmed:
+            # The first pass reads the answer and a draft for the sentence's first tokens together.
+            room = self.config.explain_max_new_tokens - len(generated)
+            draft = prompt_lookup_draft(prompt + generated, self.config.explain_draft_tokens)[:room]
+            if draft:
+                pending = torch.cat([pending, embed(torch.tensor([draft], device=self.device))], 1)  # (1, n, d)
+            greedy = self._next_token_logits(cache, pending, keep=len(draft) + 1).argmax(-1).tolist()
+            kept = next((i for i, (d, g) in enumerate(zip(draft, greedy)) if d != g), len(draft))
+            cache.crop(kept - len(draft))  # a count < 0 drops the rejected draft tokens' keys and values
+            for token in greedy[: kept + 1]:  # the kept draft tokens, then greedy's token after them
                 if token in self.stop_ids:
                     return self._reason_text(generated, opening)
                 generated.append(token)
@@ -727,24 +731,20 @@ class LLMClassifier(nn.Module):
                 sentence_over = token in self.sentence_end_ids and len(generated) > 1
                 if sentence_over or len(generated) >= self.config.explain_max_new_tokens:
                     return self._reason_text(generated, opening)
-            room = self.config.explain_max_new_tokens - len(generated)
-            draft = prompt_lookup_draft(prompt + generated, self.config.explain_draft_tokens)[:room]
-            greedy = self._next_token_logits(cache, input_ids=[generated[-1], *draft]).argmax(-1).tolist()
-            kept = next((i for i, (d, g) in enumerate(zip(draft, greedy)) if d != g), len(draft))
-            cache.crop(kept - len(draft))  # a count < 0 drops the rejected draft tokens' keys and values
-            confirmed = greedy[: kept + 1]  # the kept draft tokens, then greedy's token after them
+            pending = embed(torch.tensor([generated[-1:]], device=self.device))  # (1, 1, d)
 
-    def _next_token_logits(self, cache, input_ids: list[int] | None = None, inputs_embeds: Tensor | None = None,
-                           last_only: bool = False) -> Tensor:
-        """-> (n, V): the LM's logits after each of the n new tokens, which join `cache` ((1, V):
-        after the last one only)."""
-        if input_ids is not None:
-            inputs_embeds = self.language_model.get_input_embeddings()(
-                torch.tensor([input_ids], device=self.device))  # (1, n, d)
+    def _next_token_logits(self, cache, inputs_embeds: Tensor, keep: int) -> Tensor:
+        """-> (keep, V): the LM's logits after each of the last `keep` of the n new tokens
+        (inputs_embeds (1, n, d)), which join `cache`."""
         length = cache.get_seq_length() + inputs_embeds.shape[1]
-        return self.backbone(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True,
-                             attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device),
-                             logits_to_keep=1 if last_only else 0).logits[0]
+        hidden = self.transformer(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True,
+                                  attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device)
+                                  ).last_hidden_state[0, -keep:]  # (keep, d)
+        # The head reads 2-D rows, not the LM's own logits_to_keep slice: a (1, 1, d) slice of a
+        # (1, n, d) tensor keeps the stride n * d on its size-1 dim, so torch's matmul does not fold
+        # it to one mm and its CPU bf16 fallback took 2.7-3.6 s instead of 0.04-0.07 s over the
+        # 151,936-word head on one thread (pytorch/pytorch#186148, #151934).
+        return self.language_model.get_output_embeddings()(hidden)  # (keep, V)
 
     def _reason_text(self, generated: list[int], opening: str) -> str:
         sentence = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
