@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="default 4 for the LLM, 16 for MiniLM")
     parser.add_argument("--lora-r", type=int, default=32)
     parser.add_argument("--lora-alpha", type=int, default=64)
+    parser.add_argument("--lora-targets", nargs="+", default=None,
+                        help="the LLM's modules LoRA adapts (default: LLMConfig's, the attention projections)")
     parser.add_argument("--fusion", choices=["late", "early"], default="late")
     parser.add_argument("--adapt-prefix", action="store_true",
                         help="LoRA on the prompt's shared prefix too (LLMConfig.adapt_prefix; slower to train)")
@@ -171,16 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         return [(features, row["label"]) for row, features in pairs]
 
     if args.stage2 == "llm":
+        targets = {"lora_target_modules": tuple(args.lora_targets)} if args.lora_targets else {}
         model_config = LLMConfig(audio_checkpoint=str(checkpoint), backbone_path=str(args.llm_path),
                                  fusion=args.fusion, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                                 adapt_prefix=args.adapt_prefix)
+                                 adapt_prefix=args.adapt_prefix, **targets)
     else:
         model_config = MLLMConfig(audio_checkpoint=str(checkpoint), fusion=args.fusion, lora_r=args.lora_r,
                                   lora_alpha=args.lora_alpha)
     name = args.name or (f"{args.stage2}-{args.fusion}-r{args.lora_r}a{args.lora_alpha}-text{args.text_items}"
                          f"-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}"
                          + (f"-scratch{args.scratch_lr:g}" if args.scratch_lr else "")
-                         + ("-adapt-prefix" if args.stage2 == "llm" and args.adapt_prefix else ""))
+                         + ("-adapt-prefix" if args.stage2 == "llm" and args.adapt_prefix else "")
+                         + (f"-lora-{'+'.join(args.lora_targets)}" if args.stage2 == "llm" and args.lora_targets else ""))
     runs = []
     for seed in (args.seeds if args.epochs else [0]):  # an untrained LLM has no seed to vary
         start = time.perf_counter()
@@ -204,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
               "recipe": {"stage2": args.stage2, "fusion": args.fusion, "lora_r": args.lora_r,
                          "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
                          "lr": args.lr, "scratch_lr": args.scratch_lr, "batch_size": args.batch_size,
-                         "dev_items": args.dev_items, "threads": args.threads, "adapt_prefix": args.adapt_prefix},
+                         "dev_items": args.dev_items, "threads": args.threads, "adapt_prefix": args.adapt_prefix,
+                         "lora_targets": list(model.config.lora_target_modules) if args.stage2 == "llm" else None},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = args.out / "results.md"
