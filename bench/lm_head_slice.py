@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         w = weight.to(getattr(torch, name))
         hidden = torch.randn(1, PROMPT_TOKENS, w.shape[1], dtype=w.dtype)  # (1, n, d)
         sliced, flat = hidden[:, -1:, :], hidden[0, -1:]  # (1, 1, d) of stride n * d; (1, d)
-        assert torch.equal(F.linear(sliced, w)[0], F.linear(flat, w))
+        torch.testing.assert_close(F.linear(sliced, w)[0], F.linear(flat, w), rtol=1e-2, atol=1e-2)  # the same row
         rows.append({"dtype": name, "slice_s": round(seconds(lambda: F.linear(sliced, w), args.repeats), 4),
                      "rows_2d_s": round(seconds(lambda: F.linear(flat, w), args.repeats), 4)})
         print(rows[-1], flush=True)

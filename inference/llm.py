@@ -715,7 +715,7 @@ class LLMClassifier(nn.Module):
         prompt = self.prefix_ids + self._suffix(video)[0] + answer_ids
         generated: list[int] = []
         while True:
-            # The first pass reads the answer and a draft for the sentence's first tokens together.
+            # Each pass reads what the cache lacks (the answer at first, then the last token) and a draft.
             room = self.config.explain_max_new_tokens - len(generated)
             draft = prompt_lookup_draft(prompt + generated, self.config.explain_draft_tokens)[:room]
             if draft:
@@ -742,8 +742,8 @@ class LLMClassifier(nn.Module):
                                   ).last_hidden_state[0, -keep:]  # (keep, d)
         # The head reads 2-D rows, not the LM's own logits_to_keep slice: a (1, 1, d) slice of a
         # (1, n, d) tensor keeps the stride n * d on its size-1 dim, so torch's matmul does not fold
-        # it to one mm and its CPU bf16 fallback took 2.7-3.6 s instead of 0.04-0.07 s over the
-        # 151,936-word head on one thread (pytorch/pytorch#186148, #151934).
+        # it to one mm, and its CPU bf16 fallback took 2.3 s instead of 0.05 s over the 151,936-word
+        # head on one thread (bench/lm_head_slice.py; pytorch/pytorch#186148, #151934).
         return self.language_model.get_output_embeddings()(hidden)  # (keep, V)
 
     def _reason_text(self, generated: list[int], opening: str) -> str:
