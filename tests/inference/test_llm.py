@@ -307,6 +307,29 @@ def test_a_draft_saves_passes_and_keeps_greedy_decoding_s_reason(tiny_qwen2_dir,
         assert len(passes) < greedy_passes or not fewer
 
 
+def test_the_reason_is_what_the_lm_s_own_greedy_generate_writes(tiny_qwen2_dir, whisper_checkpoint, monkeypatch):
+    """The cached prefix, the scoring pass's keys and values, the drafts and the LM head on 2-D rows
+    change how the sentence is computed, not what it is: transformers' generate() over the whole
+    prompt picks the same tokens (LoRA starts as a no-op and the gates at 0, so the LM reads plain text)."""
+    torch.manual_seed(0)
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, explain_max_new_tokens=12)).eval()
+    written = []
+    reason_text = LLMClassifier._reason_text
+    monkeypatch.setattr(LLMClassifier, "_reason_text",
+                        lambda self, generated, opening: written.append(list(generated)) or reason_text(
+                            self, generated, opening))
+    features = video()
+    out = model.predict([features], explain=True)[0]
+    opening = model.opening(out.label, out.modality_contributions)
+    answer = f" {out.label}\nReason:" + (f" {opening}" if opening else "")
+    prompt = model.prefix_ids + model._suffix(model.prepare([features])[0])[0] + model._ids(answer)
+    assert written[-1], "the tiny model writes a word"
+    ids = torch.tensor([prompt])  # (1, P)
+    greedy = model.language_model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                           max_new_tokens=len(written[-1]))[0, len(prompt):].tolist()
+    assert written[-1] == greedy
+
+
 def test_labels_must_start_with_distinct_tokens(tiny_qwen2_dir, whisper_checkpoint):
     with pytest.raises(ValueError, match="distinct"):
         LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, labels=("ok", "okay"), violating=("okay",),
