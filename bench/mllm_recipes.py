@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                          "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
                          "lr": args.lr, "scratch_lr": args.scratch_lr, "batch_size": args.batch_size,
                          "dev_items": args.dev_items, "threads": args.threads, "adapt_prefix": args.adapt_prefix,
-                         "lora_targets": list(model.config.lora_target_modules) if args.stage2 == "llm" else None},
+                         "lora_targets": list(model_config.lora_target_modules) if args.stage2 == "llm" else None},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = args.out / "results.md"
