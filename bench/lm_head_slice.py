@@ -5,7 +5,7 @@ as a 2-D (1, d) tensor, with the real backbone's head, in each dtype asked for, 
         [--out bench/results/lm_head_slice]
 
 The slice is what transformers' `logits_to_keep=1` hands the head (`hidden[:, -1:, :]`); its
-size-1 middle dim keeps the stride n * d, so torch's matmul does not fold it into one mm. On a CPU
+size-1 batch dim keeps the stride n * d, so torch's matmul does not fold it into one mm. On a CPU
 in bf16 its fallback crawls (pytorch/pytorch#186148, #151934), which is why
 `LLMClassifier._next_token_logits` gives the head 2-D rows. When a torch upgrade makes the two
 columns equal, that workaround can go.

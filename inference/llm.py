@@ -741,9 +741,9 @@ class LLMClassifier(nn.Module):
                                   attention_mask=torch.ones(1, length, dtype=torch.long, device=self.device)
                                   ).last_hidden_state[0, -keep:]  # (keep, d)
         # The head reads 2-D rows, not the LM's own logits_to_keep slice: a (1, 1, d) slice of a
-        # (1, n, d) tensor keeps the stride n * d on its size-1 dim, so torch's matmul does not fold
-        # it to one mm, and its CPU bf16 fallback took 2.3 s instead of 0.05 s over the 151,936-word
-        # head on one thread (bench/lm_head_slice.py; pytorch/pytorch#186148, #151934).
+        # (1, n, d) tensor keeps the stride n * d on its size-1 batch dim, so torch's matmul does
+        # not fold it to one mm, and its CPU bf16 fallback took 2.3 s instead of 0.05 s over the
+        # 151,936-word head on one thread (bench/lm_head_slice.py; pytorch/pytorch#186148, #151934).
         return self.language_model.get_output_embeddings()(hidden)  # (keep, V)
 
     def _reason_text(self, generated: list[int], opening: str) -> str:
