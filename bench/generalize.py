@@ -9,7 +9,8 @@ policy gives. The script then does what a new install does, in a private embedde
 (COEFVQ_VAR_DIR=<work>/var, no DATABASE_URL, so SQLite and no broker):
 
 1. `migrate`, `import_whisper`, and the first-run training line of scripts/run.sh
-   (`train all --videos 120 --epochs 1 --activate --if-none-active`), timed;
+   (`train all --videos 120 --epochs 0 --activate --if-none-active`), timed, with torch on the
+   threads run.sh gives it (up to 2; every other command on one, as run.sh's workers on 2 cores);
 2. `ingest --manifest ... --inline --json` over all videos, once with `--route auto` (the entropy
    router, starting with no history as a new install does) and once with `--route mllm`.
 
@@ -294,28 +295,33 @@ def render_all(video_dir: Path) -> Path:
 
 @dataclass
 class Instance:
-    """A private embedded COEF-VQ: its own var/ folder, SQLite, no broker, torch on one thread."""
+    """A private embedded COEF-VQ: its own var/ folder, SQLite, no broker. Commands run with torch on
+    one thread, as a worker of scripts/run.sh on two cores has it, except the first-run training,
+    which run.sh runs before its workers start, with torch's own thread count."""
 
     var_dir: Path
     model_dir: Path
     log: list[dict] = field(default_factory=list)
 
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "COEFVQ_MEDIA_ROOT")}
+    def env(self, one_thread: bool = True) -> dict[str, str]:
+        thread_caps = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("DATABASE_URL", "REDIS_URL", "COEFVQ_MEDIA_ROOT", *thread_caps)}
         env.update(COEFVQ_VAR_DIR=str(self.var_dir), COEFVQ_MODEL_DIR=str(self.model_dir),
                    COEFVQ_WHISPER_CHECKPOINT=str(self.model_dir / "whisper-tiny.en.pt"),
-                   HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+                   HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        if one_thread:
+            env.update(dict.fromkeys(thread_caps, "1"))
         return env
 
-    def manage(self, *args: str) -> tuple[str, float]:
+    def manage(self, *args: str, one_thread: bool = True) -> tuple[str, float]:
         """Run `manage.py ARGS`; stderr (progress bars) goes to this terminal. Returns (stdout, wall s)."""
         command = [sys.executable, "manage.py", *args]
         started = time.perf_counter()
-        result = subprocess.run(command, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, text=True)
+        result = subprocess.run(command, cwd=ROOT, env=self.env(one_thread), stdout=subprocess.PIPE, text=True)
         wall = time.perf_counter() - started
         self.log.append({"command": shlex.join(["manage.py", *args]), "wall_s": round(wall, 1),
-                         "returncode": result.returncode})
+                         "returncode": result.returncode, "torch_threads": 1 if one_thread else first_run_threads()})
         if result.returncode not in (0, 1):  # ingest exits 1 when an input could not be read
             raise SystemExit(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-2000:]}")
         return result.stdout, wall
@@ -335,12 +341,13 @@ def first_run(work: Path) -> tuple[Instance, dict]:
     instance.manage("migrate", "--no-input", "-v", "0")
     instance.manage("import_whisper")
     instance.manage("import_llm")  # COEFVQ_LLM_PATH from the environment reuses an imported folder
-    out, wall = instance.manage(*FIRST_RUN_TRAIN)
+    out, wall = instance.manage(*FIRST_RUN_TRAIN, one_thread=False)  # as scripts/run.sh runs it
     print(out, end="")
     record_file = work / "first_run.json"
     if "nothing to train" in out and record_file.exists():
         return instance, {**json.loads(record_file.read_text()), "measured_in_an_earlier_invocation": True}
     record = {"command": "manage.py " + " ".join(FIRST_RUN_TRAIN), "wall_s": round(wall, 1),
+              "torch_threads": first_run_threads(),
               "trained": "nothing to train" not in out, "output": out.strip().splitlines(),
               "steps": list(instance.log), "machine": machine()}
     record_file.write_text(json.dumps(record, indent=2) + "\n")
@@ -515,7 +522,8 @@ def markdown(results: dict) -> str:
         "## Steps (each a manage.py subprocess)", "",
         "| step | wall s |", "| --- | ---: |",
         *(f"| `{step['command']}` | {step['wall_s']} |" for step in results["steps"]), "",
-        f"First-run training (`{results['first_run']['command']}`, torch on 1 thread, shared 2-core machine): "
+        f"First-run training (`{results['first_run']['command']}`, torch on "
+        f"{results['first_run'].get('torch_threads', 1)} thread(s), as scripts/run.sh runs it): "
         f"**{results['first_run']['wall_s'] / 60:.1f} min** ({results['first_run'].get('machine', '')})"
         + ("" if results["first_run"]["trained"] else " (models already active: NOT a first run)")
         + (" - measured by an earlier invocation over the same --work folder"
@@ -564,6 +572,11 @@ def markdown(results: dict) -> str:
         lines.append(f"| {v['id']} | {v['kind']} | {v['label']} | {v['voice']}, {v['speed']} | {mark(v['baseline'])} "
                      f"| {mark(v['cascade'])} ({v['decided_by']}) | {mark(v['mllm'])} | {transcript} |")
     return "\n".join(lines) + "\n"
+
+
+def first_run_threads() -> int:
+    # manage.py train caps torch at 2 threads; uncapped, torch takes one per core.
+    return min(2, os.cpu_count() or 1)
 
 
 def machine() -> str:
