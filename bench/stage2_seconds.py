@@ -94,7 +94,7 @@ def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
     for name in (*PARTS, "_next_token_logits"):  # unwrap for the next measurement
         delattr(model, name)
     n = len(per_video)
-    return {"threads": threads, "draft_tokens": model.config.explain_draft_tokens, "videos": n,
+    return {"threads": threads, "draft_tokens": model.draft_tokens, "videos": n,
             "mean_s": round(sum(per_video) / n, 2), "max_s": round(max(per_video), 2),
             **{f"{name}_s": round(seconds[name] / n, 2) for name in PARTS},
             "decode_passes": round(decode_passes / n - 1, 1),  # the first pass reads the answer's opening

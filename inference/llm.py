@@ -140,7 +140,8 @@ class LLMConfig:
     n_audio_tokens: int = 4
     max_evidence_tokens: int = 384  # caption + speech + on-screen text, shared by share_budget
     explain_max_new_tokens: int = 32
-    explain_draft_tokens: int = 4  # prompt-lookup draft per decode step (generate_reason); 0 = plain greedy
+    # Prompt-lookup draft per decode pass (generate_reason); 0 = plain greedy; None: default_draft_tokens.
+    explain_draft_tokens: int | None = None
     n_evidence: int = 3  # quoted spans in an explanation
     audio_whisper_sha256: str = ""  # filled in when the model is built: the encoder it trains with
 
@@ -700,8 +701,9 @@ class LLMClassifier(nn.Module):
         Decoded with prompt lookup: a reason mostly repeats words of the evidence or of the prompt's
         example reasons, so the tokens that followed the last few generated ones where they appear
         in the prompt are fed as a draft in the same pass, and kept as far as they are what greedy
-        decoding picks. On a CPU a pass over a few tokens costs little more than a pass over one
-        (reading the weights dominates), so every kept draft token is most of a step saved. The
+        decoding picks. In bf16 a pass over a few tokens costs little more than a pass over one
+        (reading the weights dominates), so every kept draft token is most of a step saved; in fp32
+        on a CPU it does not, and there the draft is 0 (default_draft_tokens). The
         sentence is greedy decoding's; in bf16 a pass over several tokens rounds a little
         differently from a pass over one, so a near-tie can go the other way (with drafts of 8
         tokens, 2 words of 1 of 8 explanations; none with 4, the default:
@@ -717,7 +719,7 @@ class LLMClassifier(nn.Module):
         while True:
             # Each pass reads what the cache lacks (the answer at first, then the last token) and a draft.
             room = self.config.explain_max_new_tokens - len(generated)
-            draft = prompt_lookup_draft(prompt + generated, self.config.explain_draft_tokens)[:room]
+            draft = prompt_lookup_draft(prompt + generated, self.draft_tokens)[:room]
             if draft:
                 pending = torch.cat([pending, embed(torch.tensor([draft], device=self.device))], 1)  # (1, n, d)
             greedy = self._next_token_logits(cache, pending, keep=len(draft) + 1).argmax(-1).tolist()
@@ -732,6 +734,14 @@ class LLMClassifier(nn.Module):
                 if sentence_over or len(generated) >= self.config.explain_max_new_tokens:
                     return self._reason_text(generated, opening)
             pending = embed(torch.tensor([generated[-1:]], device=self.device))  # (1, 1, d)
+
+    @property
+    def draft_tokens(self) -> int:
+        """The prompt-lookup draft of each decode pass: config.explain_draft_tokens, or when that is
+        None, default_draft_tokens for the backbone's dtype and device."""
+        if self.config.explain_draft_tokens is not None:
+            return self.config.explain_draft_tokens
+        return default_draft_tokens(self.language_model.get_input_embeddings().weight.dtype, self.device)
 
     def _next_token_logits(self, cache, inputs_embeds: Tensor, keep: int) -> Tensor:
         """-> (keep, V): the LM's logits after each of the last `keep` of the n new tokens
@@ -922,6 +932,15 @@ def backbone_dtype(setting: str, device: str | torch.device) -> torch.dtype:
     if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
         return torch.bfloat16
     return torch.float32
+
+
+def default_draft_tokens(dtype: torch.dtype, device: str | torch.device) -> int:
+    """4 where a decode pass over a few tokens costs about what a pass over one does (bf16 or fp16
+    weights: reading them dominates), 0 for fp32 on a CPU, where the extra tokens' compute does
+    not hide behind the reads. On one thread, drafts of 4 took the explanation from 6.6 to 4.8 s in
+    bf16 on an AVX512-BF16 EPYC (a fine-tune) and from 9.6 to 13.4 s in fp32 on an AVX2 one (the
+    first run's prompted LLM): bench/results/stage2_seconds_avx512bf16/ and stage2_seconds_avx2/."""
+    return 0 if torch.device(device).type == "cpu" and dtype == torch.float32 else 4
 
 
 def available_device(setting: str = "auto") -> torch.device:

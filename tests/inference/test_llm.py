@@ -312,7 +312,8 @@ def test_the_reason_is_what_the_lm_s_own_greedy_generate_writes(tiny_qwen2_dir, 
     change how the sentence is computed, not what it is: transformers' generate() over the whole
     prompt picks the same tokens (LoRA starts as a no-op and the gates at 0, so the LM reads plain text)."""
     torch.manual_seed(0)
-    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, explain_max_new_tokens=12)).eval()
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, explain_max_new_tokens=12,
+                                 explain_draft_tokens=4)).eval()
     written = []
     reason_text = LLMClassifier._reason_text
     monkeypatch.setattr(LLMClassifier, "_reason_text",
@@ -428,6 +429,16 @@ def test_the_backbone_loads_in_the_resolved_dtype(tiny_qwen2_dir, whisper_checkp
     model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, dtype="auto"))
     assert model.language_model.get_input_embeddings().weight.dtype == torch.float32
     assert model.config.dtype == "auto"  # saved as "auto": the machine that loads it decides
+
+
+@pytest.mark.parametrize("dtype, drafts, expected", [("float32", None, 0), ("bfloat16", None, 4), ("float32", 8, 8)])
+def test_explanations_are_drafted_only_where_a_pass_over_a_few_tokens_is_cheap(
+        tiny_qwen2_dir, whisper_checkpoint, dtype, drafts, expected):
+    """In fp32 on a CPU a draft costs more compute than the passes it saves (measured on an AVX2
+    CPU); a configured draft length is kept as it is."""
+    model = LLMClassifier(config(tiny_qwen2_dir, whisper_checkpoint, dtype=dtype, explain_draft_tokens=drafts))
+    assert model.draft_tokens == expected
+    assert LLMConfig.from_dict(model.config.to_dict()).explain_draft_tokens == drafts  # the machine decides
 
 
 def test_int8_serving_scores_like_the_float_model_and_only_serves(tiny_qwen2_dir, whisper_checkpoint, tmp_path):
