@@ -716,10 +716,11 @@ class LLMClassifier(nn.Module):
             pending = torch.cat([self.embed_suffix(self.collate([video]).to(self.device)), pending], 1)  # (1, L + A, d)
         prompt = self.prefix_ids + self._suffix(video)[0] + answer_ids
         generated: list[int] = []
+        draft_tokens = self.draft_tokens
         while True:
             # Each pass reads what the cache lacks (the answer at first, then the last token) and a draft.
             room = self.config.explain_max_new_tokens - len(generated)
-            draft = prompt_lookup_draft(prompt + generated, self.draft_tokens)[:room]
+            draft = prompt_lookup_draft(prompt + generated, draft_tokens)[:room]
             if draft:
                 pending = torch.cat([pending, embed(torch.tensor([draft], device=self.device))], 1)  # (1, n, d)
             greedy = self._next_token_logits(cache, pending, keep=len(draft) + 1).argmax(-1).tolist()
