@@ -9,15 +9,15 @@ inference.llm_import). One chat goes through it:
     user:       "Caption: ...                                          } every video, so its keys
                  Speech: [0.0-2.4 s] ... | [2.4-5.0 s] ...              } and values are computed
                  On-screen text: [1.0 s] ... ; [3.0 s] ...                once and reused
-                 Frames at: 0.0 s, 1.5 s, ... (+ Audio at: ... with early fusion)"
+                 Frames: frame frame ... (+ Audio: audio ... with early fusion)"
     assistant:  "Label:"
 
 and the class scores are the LM's own next-token logits for " ok", " scam", ... So the untrained
 model already classifies from its instructions and examples, and LoRA (r 32, alpha 64 on the
 attention projections, through peft) teaches it the policy.
 
-Frames enter as tokens (a small ViT trained here, a LLaVA-style projector) added onto the tokens
-of the times that name them; Whisper audio joins late (a vector from the frozen encoder, through a small
+Frames enter as tokens (a small ViT trained here, a LLaVA-style projector) added onto the words
+that stand for them, one token each; Whisper audio joins late (a vector from the frozen encoder, through a small
 head, added to the label logits) or early (audio tokens like the frames), as in the paper. Both
 pass through tanh gates that start at zero, so an untrained model is exactly the prompted LLM and
 the other modalities can only add once trained (Flamingo's gated cross-attention, applied to
@@ -131,6 +131,11 @@ class LLMConfig:
     # read the prefix through their adapted queries. Artifacts saved before the option existed
     # were trained with it on and load that way (from_dict).
     adapt_prefix: bool = False
+    # How the frames (and early-fused audio) sit in the prompt, one slot each, the token their
+    # features are added onto: "words" (" frame", one token) or "times" (" 1.5 s,", six tokens),
+    # as models saved before the option were trained (from_dict). Every text modality's
+    # contribution reads this line again, so its length is paid up to four times per video.
+    slot_layout: str = "words"
     n_frames: int = 6
     image_size: int = 64
     patch_size: int = 16
@@ -148,6 +153,8 @@ class LLMConfig:
     def __post_init__(self):
         if self.fusion not in ("late", "early"):
             raise ValueError(f"fusion must be 'late' or 'early', not {self.fusion!r}")
+        if self.slot_layout not in SLOT_HEADINGS:
+            raise ValueError(f"slot_layout must be one of {sorted(SLOT_HEADINGS)}, not {self.slot_layout!r}")
         if "ok" not in self.labels:
             raise ValueError("labels must contain 'ok'")
         if not set(self.violating) <= set(self.labels):
@@ -166,7 +173,7 @@ class LLMConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "LLMConfig":
         known = {f.name for f in fields(cls)}
-        values = {"adapt_prefix": True, **{k: v for k, v in data.items() if k in known}}
+        values = {"adapt_prefix": True, "slot_layout": "times", **{k: v for k, v in data.items() if k in known}}
         for name in ("labels", "violating", "lora_target_modules"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -247,13 +254,26 @@ def evidence_pieces(features: VideoFeatures) -> dict[str, list[EvidencePiece]]:
 
 
 SEPARATORS = {"caption": " ", "speech": " | ", "onscreen": " ; "}
-FRAMES_HEADING = "\nFrames at:"
-AUDIO_HEADING = "\nAudio at:"
+# The lines whose tokens carry the frames and the early-fused audio, per LLMConfig.slot_layout.
+SLOT_HEADINGS = {"words": {"visual": "\nFrames:", "audio": "\nAudio:"},
+                 "times": {"visual": "\nFrames at:", "audio": "\nAudio at:"}}
+SLOT_WORDS = {"visual": " frame", "audio": " audio"}
 HEADINGS = {"caption": "Caption: ", "speech": "\nSpeech: ", "onscreen": "\nOn-screen text: "}
 
 
 def time_list(times: list[float]) -> str:
     return ",".join(f" {t:.1f} s" for t in times)
+
+
+def slot_pieces(modality: str, times: list[float], layout: str) -> list[str]:
+    """The text of each frame's (or audio window's) slot, in order: its word, or its time."""
+    if layout == "words":
+        return [SLOT_WORDS[modality]] * len(times)
+    return [time_list([t]) + ("," if k < len(times) - 1 else "") for k, t in enumerate(times)]
+
+
+def slot_line(modality: str, times: list[float], layout: str) -> str:
+    return SLOT_HEADINGS[layout][modality] + ("".join(slot_pieces(modality, times, layout)) or " " + NONE_TEXT)
 
 
 def render_evidence(pieces: dict[str, list[EvidencePiece]]) -> str:
@@ -322,8 +342,7 @@ class LLMClassifier(nn.Module):
         self.prefix_ids, self.suffix_tail_ids = self._prompt_ids()
         self.heading_ids = {m: self._ids(HEADINGS[m]) for m in TEXT_MODALITIES}
         self.none_ids = self._ids(NONE_TEXT)
-        self.frames_ids = self._ids(FRAMES_HEADING)
-        self.audio_ids = self._ids(AUDIO_HEADING)
+        self.slot_heading_ids = {m: self._ids(SLOT_HEADINGS[config.slot_layout][m]) for m in ("visual", "audio")}
         # An explanation ends at the end of its line or of its first sentence.
         self.stop_ids = {self.tokenizer.eos_token_id, *self._ids("\n")} - {None}
         self.sentence_end_ids = {ids[-1] for ids in (self._ids("."), self._ids(". ")) if ids}
@@ -402,13 +421,13 @@ class LLMClassifier(nn.Module):
 
     def example_text(self, caption: str, speech: str, onscreen: str) -> str:
         """An example video laid out as a real one is (made-up times, three frames)."""
+        layout = self.config.slot_layout
         pieces = {"caption": [EvidencePiece("caption", caption)] if caption else [],
                   "speech": [EvidencePiece("speech", speech, 0.0, 4.0)] if speech else [],
                   "onscreen": [EvidencePiece("onscreen", onscreen, 1.0, 1.0)] if onscreen else []}
-        text = render_evidence(pieces) + FRAMES_HEADING + time_list([0.0, 2.0, 4.0])
+        text = render_evidence(pieces) + slot_line("visual", [0.0, 2.0, 4.0], layout)
         if self.config.fusion == "early":
-            text += AUDIO_HEADING + (time_list([1.0 * j for j in range(self.config.n_audio_tokens)]) if speech
-                                     else " " + NONE_TEXT)
+            text += slot_line("audio", [1.0 * j for j in range(self.config.n_audio_tokens)] if speech else [], layout)
         return text
 
     def _prompt_ids(self) -> tuple[list[int], list[int]]:
@@ -450,36 +469,37 @@ class LLMClassifier(nn.Module):
         for m in TEXT_MODALITIES:
             text = video.text_ids[m] if m not in video.dropped else []
             ids += self.heading_ids[m] + (text or self.none_ids)
-        # Frame and audio tokens land on the times that name them ("Frames at: 0.0 s, 1.5 s"), so
+        # Frame and audio tokens land on the words that stand for them ("Frames: frame frame"), so
         # with the gates at 0 the LLM reads plain text. A dropped one keeps its text and loses only
         # its gated addition: its contribution is exactly 0 while its gate is.
         frame_slots = [-1] * len(ids)
         times = [t for t, present in zip(video.frame_times, video.frame_mask.tolist()) if present]
-        piece_ids, slots = self._timed_slots(times, dropped="visual" in video.dropped)
-        ids += self.frames_ids + piece_ids
-        frame_slots += [-1] * len(self.frames_ids) + slots
+        piece_ids, slots = self._slots("visual", times, dropped="visual" in video.dropped)
+        ids += self.slot_heading_ids["visual"] + piece_ids
+        frame_slots += [-1] * len(self.slot_heading_ids["visual"]) + slots
         audio_slots = [-1] * len(ids)
         if self.config.fusion == "early":
             n_audio = self.config.n_audio_tokens if video.audio_present else 0
             window = video.audio_seconds / max(1, n_audio)
-            piece_ids, slots = self._timed_slots([j * window for j in range(n_audio)], dropped="audio" in video.dropped)
-            ids += self.audio_ids + piece_ids
+            piece_ids, slots = self._slots("audio", [j * window for j in range(n_audio)],
+                                           dropped="audio" in video.dropped)
+            ids += self.slot_heading_ids["audio"] + piece_ids
             frame_slots += [-1] * (len(ids) - len(frame_slots))
-            audio_slots += [-1] * len(self.audio_ids) + slots
+            audio_slots += [-1] * len(self.slot_heading_ids["audio"]) + slots
         ids += self.suffix_tail_ids
         pad = [-1] * (len(ids) - len(frame_slots))
         return ids, frame_slots + pad, audio_slots + [-1] * (len(ids) - len(audio_slots))
 
-    def _timed_slots(self, times: list[float], dropped: bool) -> tuple[list[int], list[int]]:
-        """Token ids of " 0.0 s, 1.5 s, ..." and, per id, the index of the time it starts (-1
-        elsewhere, and everywhere when dropped)."""
+    def _slots(self, modality: str, times: list[float], dropped: bool) -> tuple[list[int], list[int]]:
+        """Token ids of the slots (" frame frame ..." or " 0.0 s, 1.5 s, ...") and, per id, the
+        index of the slot it starts (-1 elsewhere, and everywhere when dropped)."""
         if not times:
             none = self._ids(" " + NONE_TEXT)
             return none, [-1] * len(none)
         ids: list[int] = []
         slots: list[int] = []
-        for k, t in enumerate(times):
-            piece = self._ids(time_list([t]) + ("," if k < len(times) - 1 else ""))
+        for k, text in enumerate(slot_pieces(modality, times, self.config.slot_layout)):
+            piece = self._ids(text)
             ids += piece
             slots += [k if not dropped else -1] + [-1] * (len(piece) - 1)
         return ids, slots
@@ -669,10 +689,10 @@ class LLMClassifier(nn.Module):
 
     def _logits_without(self, modality: str, video: LLMPrepared, inputs: LLMInputs, cache) -> Tensor:
         """(1, K) logits of the video with `modality` removed. The prompt up to the first token where
-        the two differ (the removed text's "(none)", or the frame times that lose their frames) is
+        the two differ (the removed text's "(none)", or the frame words that lose their frames) is
         the same, so its keys and values come from the full video's pass (`inputs`, `cache`, left
         as they are) and only the rest is computed: the later in the prompt a modality sits, the
-        less its removal costs, and the frames, last, cost only their few time tokens."""
+        less its removal costs, and the frames, last, cost only their few words."""
         variant = self.collate([replace(video, dropped=frozenset({modality}))]).to(self.device)
         start = min(_shared_length(inputs, variant), variant.suffix_ids.shape[1] - 1)
         shared = copy.deepcopy(cache)

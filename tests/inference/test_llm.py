@@ -74,7 +74,7 @@ def test_prompt_holds_the_policy_the_examples_and_the_evidence(model):
     suffix = model.tokenizer.decode(inputs.suffix_ids[0][inputs.suffix_mask[0]])
     assert "Caption: free crypto" in suffix and "[2.0-4.0 s] buy cheap pills now" in suffix
     assert "[1.5 s] sunday vlog" in suffix and suffix.rstrip().endswith("Label:")
-    assert "Frames at: 0.0 s, 1.0 s, 2.0 s" in suffix  # frame tokens land on these times
+    assert "Frames: frame frame frame" in suffix  # each frame's tokens are added onto its word
     assert int((inputs.frame_slots[0] >= 0).sum()) == 3
 
 
@@ -82,7 +82,7 @@ def test_missing_modalities_say_none(model):
     features = video(caption="", speech=(), onscreen="", frames=0, audio_s=0)
     assert render_evidence(evidence_pieces(features)) == "Caption: (none)\nSpeech: (none)\nOn-screen text: (none)"
     inputs = model.features_to_inputs([features])
-    assert "Frames at: (none)" in model.tokenizer.decode(inputs.suffix_ids[0])
+    assert "Frames: (none)" in model.tokenizer.decode(inputs.suffix_ids[0])
     out = model.predict([features])[0]
     assert abs(sum(out.probabilities.values()) - 1.0) < 1e-5
     assert out.modality_contributions == dict.fromkeys(MODALITIES, 0.0)
@@ -411,6 +411,23 @@ def test_a_model_saved_before_adapt_prefix_existed_loads_with_it_on(tiny_qwen2_d
     assert LLMConfig.from_dict(saved).adapt_prefix is False
     del saved["adapt_prefix"]
     assert LLMConfig.from_dict(saved).adapt_prefix is True
+
+
+def test_a_frame_costs_one_token_and_older_models_keep_reading_times(model, tiny_qwen2_dir, whisper_checkpoint):
+    saved = config(tiny_qwen2_dir, whisper_checkpoint).to_dict()
+    del saved["slot_layout"]
+    older = LLMClassifier(LLMConfig.from_dict(saved)).eval()
+    assert older.config.slot_layout == "times"
+    features = [video(frames=3)]
+    words, times = model.features_to_inputs(features), older.features_to_inputs(features)
+    assert "Frames at: 0.0 s, 1.0 s, 2.0 s" in older.tokenizer.decode(times.suffix_ids[0])
+    assert "Frames at: 0.0 s" in older.tokenizer.decode(older.prefix_ids)  # its examples too
+    assert "Frames: frame frame frame" in model.tokenizer.decode(model.prefix_ids)
+    # The words layout is the shorter prompt, and each frame still has exactly one slot.
+    assert words.suffix_ids.shape[1] < times.suffix_ids.shape[1]
+    assert int((words.frame_slots[0] >= 0).sum()) == int((times.frame_slots[0] >= 0).sum()) == 3
+    with pytest.raises(ValueError, match="slot_layout"):
+        config(tiny_qwen2_dir, whisper_checkpoint, slot_layout="pixels")
 
 
 @pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, torch.float32), (True, False, torch.bfloat16),
