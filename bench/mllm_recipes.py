@@ -81,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fusion", choices=["late", "early"], default="late")
     parser.add_argument("--adapt-prefix", action="store_true",
                         help="LoRA on the prompt's shared prefix too (LLMConfig.adapt_prefix; slower to train)")
+    parser.add_argument("--slot-layout", choices=["words", "times"], default="words",
+                        help="how the prompt lists the frames (LLMConfig.slot_layout): a word or a time each")
     parser.add_argument("--dev-items", type=int, default=800)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--timed-videos", type=int, default=10,
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = {"lora_target_modules": tuple(args.lora_targets)} if args.lora_targets else {}
         model_config = LLMConfig(audio_checkpoint=str(checkpoint), backbone_path=str(args.llm_path),
                                  fusion=args.fusion, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                                 adapt_prefix=args.adapt_prefix, **targets)
+                                 adapt_prefix=args.adapt_prefix, slot_layout=args.slot_layout, **targets)
     else:
         model_config = MLLMConfig(audio_checkpoint=str(checkpoint), fusion=args.fusion, lora_r=args.lora_r,
                                   lora_alpha=args.lora_alpha)
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"-ep{args.epochs}-lr{args.lr:g}-b{args.batch_size}"
                          + (f"-scratch{args.scratch_lr:g}" if args.scratch_lr else "")
                          + ("-adapt-prefix" if args.stage2 == "llm" and args.adapt_prefix else "")
+                         + ("-slots-times" if args.stage2 == "llm" and args.slot_layout == "times" else "")
                          + (f"-lora-{'+'.join(args.lora_targets)}" if args.stage2 == "llm" and args.lora_targets else ""))
     runs = []
     for seed in (args.seeds if args.epochs else [0]):  # an untrained LLM has no seed to vary
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                          "lora_alpha": args.lora_alpha, "text_items": args.text_items, "epochs": args.epochs,
                          "lr": args.lr, "scratch_lr": args.scratch_lr, "batch_size": args.batch_size,
                          "dev_items": args.dev_items, "threads": args.threads, "adapt_prefix": args.adapt_prefix,
+                         "slot_layout": args.slot_layout if args.stage2 == "llm" else None,
                          "lora_targets": list(model_config.lora_target_modules) if args.stage2 == "llm" else None},
               "runs": runs}  # fmt: skip
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
