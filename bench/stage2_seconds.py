@@ -11,7 +11,8 @@ fine-tune, under DIR/var/models/mllm/).
 
 The parts: `prepare` (tokens, the frozen Whisper audio encoder), the scoring passes
 (`logits_and_cache`: the video over the cached prompt prefix, then for each modality that can
-contribute the rest of the prompt from where its removal changes it) and the explanation
+contribute the rest of the prompt from where its removal changes it; "tokens scored" counts what
+those passes read per video) and the explanation
 (`generate_reason`: greedy decode passes, each over the last token and a prompt-lookup draft). The
 first video is a warm-up (the prefix's keys and values are computed once per process) and is not
 counted.
@@ -84,6 +85,15 @@ def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
         return next_token_logits(*args, **kwargs)
 
     model._next_token_logits = counted
+    scored_tokens = 0
+    logits_and_cache = model.logits_and_cache
+
+    def read(inputs, start=0, cache=None):
+        nonlocal scored_tokens
+        scored_tokens += int(inputs.suffix_mask[:, start:].sum())
+        return logits_and_cache(inputs, start=start, cache=cache)
+
+    model.logits_and_cache = read
     per_video, explanations = [], []
     for video in videos[1:]:
         start = time.perf_counter()
@@ -97,6 +107,7 @@ def measure(model: LLMClassifier, videos: list, threads: int) -> dict:
     return {"threads": threads, "draft_tokens": model.draft_tokens, "videos": n,
             "mean_s": round(sum(per_video) / n, 2), "max_s": round(max(per_video), 2),
             **{f"{name}_s": round(seconds[name] / n, 2) for name in PARTS},
+            "scored_tokens": round(scored_tokens / n, 1),  # the prompt tokens the scoring passes read, past the prefix
             "decode_passes": round(decode_passes / n - 1, 1),  # the first pass reads the answer's opening
             "explanations": explanations}
 
@@ -210,10 +221,11 @@ def main() -> None:
              "`predict(explain=True)` on the hand-written videos of bench/generalize.py, one at a time, after a "
              "warm-up video.", "",
              "| torch threads | beside | draft tokens | videos | mean s | max s | prepare s | scoring pass s | "
-             "explanation s | decode passes | the ASR's s per clip |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "tokens scored | explanation s | decode passes | the ASR's s per clip |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {r['threads']} | {r['beside']} | {r['draft_tokens']} | {r['videos']} | {r['mean_s']} | {r['max_s']} | "
-              f"{r['prepare_s']} | {r['logits_and_cache_s']} | {r['generate_reason_s']} | {r['decode_passes']} | "
+              f"{r['prepare_s']} | {r['logits_and_cache_s']} | {r['scored_tokens']} | {r['generate_reason_s']} | "
+              f"{r['decode_passes']} | "
               f"{r.get('asr_s_per_clip', '-')} |" for r in rows]
     if len(drafts) > 1:
         lines += ["", "The same explanations, word for word, at every draft length: "
