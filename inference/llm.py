@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -274,6 +275,12 @@ def slot_pieces(modality: str, times: list[float], layout: str) -> list[str]:
 
 def slot_line(modality: str, times: list[float], layout: str) -> str:
     return SLOT_HEADINGS[layout][modality] + ("".join(slot_pieces(modality, times, layout)) or " " + NONE_TEXT)
+
+
+def without_control_characters(text: str) -> str:
+    """text with control characters as spaces, and runs of spaces as one: a byte-level tokenizer
+    can decode any byte, NUL included, which PostgreSQL cannot store in text or jsonb."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
 
 
 def render_evidence(pieces: dict[str, list[EvidencePiece]]) -> str:
@@ -778,7 +785,7 @@ class LLMClassifier(nn.Module):
         return self.language_model.get_output_embeddings()(hidden)  # (keep, V)
 
     def _reason_text(self, generated: list[int], opening: str) -> str:
-        sentence = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        sentence = without_control_characters(self.tokenizer.decode(generated, skip_special_tokens=True))
         return f"{opening} {sentence}".strip() if opening else sentence
 
     def explain(self, video: LLMPrepared, label: str, contributions: dict[str, float], cache=None

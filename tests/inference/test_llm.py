@@ -413,6 +413,13 @@ def test_a_model_saved_before_adapt_prefix_existed_loads_with_it_on(tiny_qwen2_d
     assert LLMConfig.from_dict(saved).adapt_prefix is True
 
 
+def test_an_explanation_never_carries_control_characters(model):
+    # A tiny random model once wrote a NUL, which PostgreSQL refused to store with the verdict.
+    ids = model._ids("sells pills\x00 now\x07")
+    assert model._reason_text(ids, "") == "sells pills now"
+    assert model._reason_text(ids, "The speaker") == "The speaker sells pills now"
+
+
 def test_a_frame_costs_one_token_and_older_models_keep_reading_times(model, tiny_qwen2_dir, whisper_checkpoint):
     saved = config(tiny_qwen2_dir, whisper_checkpoint).to_dict()
     del saved["slot_layout"]
