@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import unicodedata
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -52,7 +51,7 @@ from inference.int8 import quantize_block
 from inference.mllm import (ADAPTER_DIR, CONFIG_FILE, EvidenceSpan, MLLMOutput, Rationale, load_trained_modules,
                             sample_frames, save_classifier, share_budget, trained_state_dict)
 from inference.policy import LABELS, VIOLATING
-from inference.types import SAMPLE_RATE, VideoFeatures
+from inference.types import SAMPLE_RATE, VideoFeatures, without_control_characters
 from inference.vision import VisionConfig, VisionTransformer
 
 TEXT_MODALITIES: tuple[str, ...] = ("caption", "speech", "onscreen")
@@ -275,12 +274,6 @@ def slot_pieces(modality: str, times: list[float], layout: str) -> list[str]:
 
 def slot_line(modality: str, times: list[float], layout: str) -> str:
     return SLOT_HEADINGS[layout][modality] + ("".join(slot_pieces(modality, times, layout)) or " " + NONE_TEXT)
-
-
-def without_control_characters(text: str) -> str:
-    """text with control characters as spaces, and runs of spaces as one: a byte-level tokenizer
-    can decode any byte, NUL included, which PostgreSQL cannot store in text or jsonb."""
-    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
 
 
 def render_evidence(pieces: dict[str, list[EvidencePiece]]) -> str:

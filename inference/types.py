@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,11 +39,21 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 RGB, already rotated for display
 
 
+def without_control_characters(text: str) -> str:
+    """text with control characters as spaces, and runs of spaces as one. Whisper's and the LLM's
+    byte-level tokenizers and OCR can produce any character, NUL included, which PostgreSQL cannot
+    store in text or jsonb: what a model read or wrote is cleaned where it is made."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
+
+
 @dataclass(frozen=True)
 class TranscriptSegment:
     start_s: float
     end_s: float
     text: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "text", without_control_characters(self.text))
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class OcrLine:
     text: str
     score: float
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+
+    def __post_init__(self):
+        object.__setattr__(self, "text", without_control_characters(self.text))
 
 
 @dataclass

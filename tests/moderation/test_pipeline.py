@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from moderation import pipeline, tasks
 from moderation.actions.ingest import do_ingest
+from inference.types import OcrLine, TranscriptSegment
 from moderation.models import CascadeConfig, ModelVersion, Video
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +34,25 @@ def test_extract_stores_media_facts_frames_transcript_and_onscreen_text(speech_t
     assert "garden" in transcript and "festival" in transcript
     ocr = " ".join(video.ocr_lines.values_list("text", flat=True)).upper()
     assert speech_text_clip.onscreen in ocr
+
+
+def test_control_characters_a_model_decodes_are_stored_as_spaces(speech_text_clip, monkeypatch):
+    # Whisper and OCR can decode any byte; PostgreSQL refuses a NUL in text, which would fail the video.
+    class Reads:
+        def transcribe(self, audio):
+            return [TranscriptSegment(0.0, 1.0, "one\x00bitcoin\x07 back")]
+
+        def read(self, frames):
+            return [OcrLine(0.5, "DM\x00 ME", 0.9, (0, 0, 10, 10))]
+
+    monkeypatch.setattr(pipeline, "transcriber", Reads)
+    monkeypatch.setattr(pipeline, "ocr_reader", Reads)
+    video = ingest_path(speech_text_clip)
+    pipeline.extract(video.pk)
+    video.refresh_from_db()
+    assert video.state == Video.State.EXTRACTED, video.error_reason
+    assert list(video.transcript.values_list("text", flat=True)) == ["one bitcoin back"]
+    assert list(video.ocr_lines.values_list("text", flat=True)) == ["DM ME"]
 
 
 def test_extract_twice_changes_nothing_twice(silent_clip):
