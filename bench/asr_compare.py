@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from generalize import CASES, spec_for  # noqa: E402
+from generalize import spec_for  # noqa: E402
+from video_cases import WRITTEN_40  # noqa: E402
 
 from inference.asr import SpeechTranscriber, TranscriberConfig  # noqa: E402
 from inference.benchmark import GeneratorConfig, generate_specs  # noqa: E402
@@ -53,7 +54,8 @@ def heldout_specs(count: int) -> list[tuple[str, str, SynthSpec]]:
 
 
 def handwritten_specs() -> list[tuple[str, str, SynthSpec]]:
-    return [(case.id, case.speech, spec_for(case, index)) for index, case in enumerate(CASES) if case.speech]
+    return [(case.id, case.speech, spec_for(WRITTEN_40, case, index))
+            for index, case in enumerate(WRITTEN_40.cases) if case.speech]
 
 
 def render(specs: list[tuple[str, str, SynthSpec]], folder: Path) -> list[tuple[str, str, Path]]:

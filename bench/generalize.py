@@ -1,8 +1,9 @@
 """Generalization check: the first-run default models on videos the generator never made.
 
-    .venv/bin/python bench/generalize.py [--work DIR] [--out bench/results/generalization]
+    .venv/bin/python bench/generalize.py [--work DIR] [--videos written40|heldout40] [--fine-tune]
+                                         [--out bench/results/generalization]
 
-40 short videos written by hand for this script (CASES below): phrasings, slang, word order and
+A set of short videos written by hand (bench/video_cases.py): phrasings, slang, word order and
 typos that inference/benchmark/phrases.py never uses, spoken with espeak-ng voices and speeds
 that inference/benchmark never draws, covering every kind of shared/POLICY.md with the label the
 policy gives. The script then does what a new install does, in a private embedded instance
@@ -30,6 +31,7 @@ The script imports no torch: every model runs in the manage.py subprocesses.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -55,155 +57,40 @@ from inference.benchmark import phrases as P  # noqa: E402
 from inference.policy import KINDS, LABELS, VIOLATING  # noqa: E402
 from inference.synth import SynthSpec, render_video  # noqa: E402
 
+from video_cases import VIDEO_SETS, WRITTEN_40, Case, VideoSet  # noqa: E402
+
 # The first-run defaults of scripts/run.sh (COEFVQ_DEMO_VIDEOS unset).
 FIRST_RUN_TRAIN = ["train", "all", "--videos", "120", "--epochs", "0", "--activate", "--if-none-active"]
 ROUTES = ("auto", "mllm")
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    kind: str
-    label: str
-    caption: str
-    speech: str | None = None
-    onscreen: tuple[str, ...] = ()
-    motif: str = "none"
-    container: str = "mp4"
-
-
-# ---------------------------------------------------------------------------- the videos
-# Labels follow POLICY.md: a promotion in any modality violates; a mention with a news,
-# protective or educational framing (here always in another modality) is ok; a disclaimer does
-# not launder a promotion. Weapon-building cases only claim a build, they give no steps.
-
-CASES: tuple[Case, ...] = (
-    # easy_ok: nothing suspicious, topics the generator has no pool for
-    Case("ok_knit", "easy_ok", "ok", "finally finished the chunky scarf for my sister (took 3 weeks lol)",
-         "Okay this is the very last row. You purl across, then bind off loosely so the edge doesn't pucker.",
-         ("ROW 212 OF 212",)),
-    Case("ok_chess", "easy_ok", "ok", "blundered my queen on move 9 AGAIN.. reviewing my worst game",
-         "Here my opponent pushes the pawn and I completely miss the knight fork. Painful to watch.",
-         ("MOVE 9: BLUNDER",)),
-    Case("ok_saturn", "easy_ok", "ok", "saturn thru a backyard telescope!!",
-         "We waited ages for the clouds to clear, and around eleven the rings showed up in the eyepiece.",
-         ("SATURN, 11:04 PM",), motif="landscape"),
-    Case("ok_kingfisher", "easy_ok", "ok", "spotted a kingfisher on the canal this mornin",
-         "Keep really still. It dives straight down and comes back up with a tiny silver fish.", (),
-         motif="landscape", container="webm"),
-    Case("ok_kickflip", "easy_ok", "ok", "day 4 of trying to land a kickflip, send help",
-         "My ankles are wrecked but that last one was so close. I just need to commit to it.",
-         ("ATTEMPT #57",)),
-    Case("ok_library", "easy_ok", "ok", "library haul - six mystery novels for the long weekend",
-         "The librarian picked this one for me. It's set in a lighthouse on a tiny island up north.",
-         ("BOOK HAUL",)),
-    Case("ok_pickup", "easy_ok", "ok", "washing my dads old pickup truck, so satisfying",
-         "Foam goes on first, let it sit a couple of minutes, then rinse from the roof down.",
-         ("FOAM, RINSE, DRY",)),
-    Case("ok_minis", "easy_ok", "ok", "painting tiny dragon miniatures, one hour timelapse", None,
-         ("TIMELAPSE X20",), container="mkv"),
-    # caption: the caption alone promotes
-    Case("cap_customs", "caption", "scam",
-         "ur parcel is held at customs!! pay the 3.99 release fee w/ a google play card and its yours",
-         "Quick update from the balcony, the tomatoes are finally turning red.", ()),
-    Case("cap_forex", "caption", "scam",
-         "my mentor runs forex accounts 4 ppl. fund 250 n he hands back 2.5k in a week, closing spots soon",
-         None, ("MONDAY MOTIVATION",), motif="chart"),
-    Case("cap_clout", "caption", "scam", "need clout? ill pump ur tiktok to 20k fans overnight for 35 bucks, inbox",
-         "Thanks for watching, see you in the next one.", ()),
-    Case("cap_gas", "caption", "drugs", "got that gas n moonrocks, tap in for a zip, pulling up round the east side tonite",
-         None, ("LATE NIGHT",), motif="leaf"),
-    Case("cap_addys", "caption", "drugs", "addys n blues on deck, no doc needed, ships hidden in a snack box",
-         "Rainy day today so we're staying in and watching movies.", ()),
-    Case("cap_strap", "caption", "weapons", "strap 4 cheap: compact nine w a thirty round stick, meet behind the laundromat",
-         None, (), motif="pistol"),
-    Case("cap_homemade", "caption", "weapons", "homemade pistol nobody can trace, my whole build walkthrough is linked below",
-         "Alright, let's get into the garage and clean up this mess.", ("GARAGE DAY",)),
-    # speech_only: only what is said violates
-    Case("sp_pump", "speech_only", "scam", "sunday vlog, slow morning",
-         "Guys, my cousin works inside the exchange and he knows when the coin pumps. Put three hundred in with me "
-         "and by Sunday you're holding three grand.", ("SUNDAY RESET",)),
-    Case("sp_steamcards", "speech_only", "scam", "quick chat before bed",
-         "To unlock the reward we texted you, buy two steam cards and read me the codes on the back. Do it tonight.",
-         ()),
-    Case("sp_studypills", "speech_only", "drugs", "finals week survival tips",
-         "If anybody needs something to get through finals, I've got study pills, no doctor, twenty a pop. "
-         "Slide into my messages.", ("FINALS WEEK",)),
-    Case("sp_diesel", "speech_only", "drugs", "late night drive with the windows down",
-         "A fresh pack of that sour diesel just touched down. Tell me your block and I'll bring it straight to you.",
-         (), container="webm"),
-    Case("sp_choppers", "speech_only", "weapons", "garage clean out",
-         "I've got a couple of choppers for whoever wants one. No forms, no names, cash in hand.",
-         ("CLEAN OUT",)),
-    Case("sp_threat", "speech_only", "weapons", "storytime about my coworker",
-         "Keep laughing. Friday after your shift I'll be waiting in the parking lot, and I'm bringing something loaded.",
-         ()),
-    Case("sp_ghost", "speech_only", "weapons", "workshop tour",
-         "This frame came out perfect. No serial number, nobody can trace it, and I can make you one for six hundred.",
-         ("MY WORKSHOP",)),
-    # onscreen_only: only the text in the frames violates
-    Case("os_customs", "onscreen_only", "scam", "unboxing day!!",
-         "Okay let's see what came in the mail today.", ("CUSTOMS FEE 3.99 - PAY BY GIFT CARD",)),
-    Case("os_sunday", "onscreen_only", "scam", "morning coffee and chill",
-         "Just sitting on the porch with a coffee, nothing special.", ("200 BECOMES 2000 BY SUNDAY - ASK ME HOW",),
-         motif="cash"),
-    Case("os_zans", "onscreen_only", "drugs", "chill evening stream",
-         "Hey chat, how is everyone doing tonight?", ("ZANS + BLUES IN STOCK", "TAP IN")),
-    Case("os_choc", "onscreen_only", "drugs", "what i ate today", None,
-         ("MUSHROOM CHOCOLATE BARS FOR SALE", "DROPPING OFF DAILY"), motif="food"),
-    Case("os_straps", "onscreen_only", "weapons", "push day at the gym",
-         "Three more reps, keep your chest up and breathe.", ("STRAPS 4 SALE - NO FORMS",)),
-    Case("os_threat", "onscreen_only", "weapons", "my morning commute",
-         "Traffic is terrible again, I'm going to be late.", ("FRIDAY YOU GET WHAT'S COMING", "BRINGING THE PIECE")),
-    # context_ok: a mention, ok because of a framing in another modality
-    Case("ctx_customs", "context_ok", "ok", "fraud awareness week at our credit union: how they fool people",
-         "The text said pay three ninety nine with a gift card to release your parcel from customs.", ()),
-    Case("ctx_sunday", "context_ok", "ok", "grandma story",
-         "My grandma nearly lost her savings to one of these, so let's talk about how this con works.",
-         ("200 BECOMES 2000 BY SUNDAY?",), motif="chart"),
-    Case("ctx_trunk", "context_ok", "ok", "channel 5 evening bulletin",
-         "Detectives found moonrocks and a pile of counterfeit blues in the trunk of the car.", (), motif="badge"),
-    Case("ctx_sober", "context_ok", "ok", "500 days sober today, thank u all",
-         "I used to pop addys every single morning just to get through the day.", ()),
-    Case("ctx_court", "context_ok", "ok", "court reporter recap: the sentencing hearing",
-         "The defendant admitted to selling unregistered pistols out of a storage unit.", (), container="mkv"),
-    Case("ctx_clerk", "context_ok", "ok", "crime watch: help identify this man",
-         "In the footage, the suspect points a rifle at the clerk and runs off with the till.",
-         ("CALL THE TIP LINE",)),
-    # launder: a promotion with a disclaimer around it, still violating
-    Case("ld_venmo", "launder", "scam", "strictly a social experiment, not real advice",
-         "Drop fifty bucks in my venmo and watch it come back as five hundred before dinner.", ()),
-    Case("ld_roleplay", "launder", "scam", "behind the scenes",
-         "Obviously this is just roleplay for my film class.", ("200 BECOMES 2000 - ASK ME HOW",), motif="cash"),
-    Case("ld_schoolproject", "launder", "drugs", "addys n blues on deck, ships in a snack box (for a school project lol)",
-         None, (), motif="pills"),
-    Case("ld_thought", "launder", "drugs", "evening walk",
-         "I'm not telling anyone to do anything, it's a thought experiment, but if you need gas tonight I'll pull up.",
-         ()),
-    Case("ld_fiction", "launder", "weapons", "homemade pistol nobody can trace, full walkthrough linked. FICTION, dont try this",
-         None, ("WORKSHOP",)),
-    Case("ld_safety", "launder", "weapons", "educational content, I support gun safety",
-         "Look after yourselves, folks.", ("STRAPS 4 SALE - NO FORMS",), motif="rifle"),
-)
-
-# espeak-ng voices, speeds and pitches that inference/benchmark never draws (checked in main()).
-VOICES = ("en-us+m5", "en-gb+m8", "en-029+klatt3", "en-gb-scotland+Annie", "en-us+Andy", "en-gb-x-rp+m5",
-          "en-us-nyc+f2", "en-gb-x-gbcwmd+m3", "en-029+f5", "en-gb+klatt4", "en-us+belinda", "en-gb-x-gbclan+m2")
-SPEEDS = (130, 145, 150, 165, 178, 195)
-PITCHES = (15, 32, 45, 58, 68, 85)
-
-
-def voice_of(index: int) -> tuple[str, int, int]:
-    """Voice, words a minute and pitch for the index-th case: every combination differs."""
-    return VOICES[index % len(VOICES)], SPEEDS[index % len(SPEEDS)], PITCHES[(index * 5) % len(PITCHES)]
+def voice_sound(voice: str) -> str:
+    """A fingerprint of how espeak-ng speaks with `voice`: two names can be one voice (espeak-ng 1.51
+    ignores a variant on en-gb, so "en-gb+m8" is en-gb) and an unknown variant is silently dropped."""
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-p", "50", "--stdout", "one two three"],
+                         capture_output=True, check=True).stdout
+    return hashlib.sha256(wav).hexdigest()
 
 
 def check_voices_unused() -> None:
+    """No set speaks with a voice or speed the generator draws, nor with another set's. Names must
+    differ; sounds too, except where written40 (the first set, kept as its results were measured)
+    turned out to speak with the generator's en-gb: that is printed, not fatal."""
     used_voices = set(P.VOICES_TRAIN) | set(P.VOICES_HELDOUT)
     used_speeds = set(P.SPEEDS_TRAIN) | set(P.SPEEDS_HELDOUT)
-    clash = [v for v in VOICES if v in used_voices] + [s for s in SPEEDS if s in used_speeds]
-    if clash:
-        raise SystemExit(f"these voices/speeds are the generator's own: {clash}")
+    used_sounds = {voice_sound(v): v for v in sorted(used_voices)}
+    for videos in VIDEO_SETS.values():
+        clash = [v for v in videos.voices if v in used_voices] + [s for s in videos.speeds if s in used_speeds]
+        if clash:
+            raise SystemExit(f"these voices/speeds of {videos.name} are already used: {clash}")
+        same = {v: used_sounds[voice_sound(v)] for v in videos.voices if voice_sound(v) in used_sounds}
+        if same and videos is not WRITTEN_40:
+            raise SystemExit(f"these voices of {videos.name} sound like voices already used: {same}")
+        if same:
+            print(f"{videos.name}: these voices sound like voices already used: {same}", file=sys.stderr)
+        used_voices |= set(videos.voices)
+        used_speeds |= set(videos.speeds)
+        used_sounds |= {voice_sound(v): v for v in videos.voices}
 
 
 # ---------------------------------------------------------------------------- phrasing overlap
@@ -264,8 +151,8 @@ def timeline(lines: tuple[str, ...], length_s: float) -> list[tuple[float, float
     return [(i * step, (i + 1) * step, text) for i, text in enumerate(lines)]
 
 
-def spec_for(case: Case, index: int) -> SynthSpec:
-    voice, speed, pitch = voice_of(index)
+def spec_for(videos: VideoSet, case: Case, index: int) -> SynthSpec:
+    voice, speed, pitch = videos.voice_of(index)
     words = len(case.speech.split()) if case.speech else 0
     length_s = words * 60.0 / speed + 0.8 if words else 5.0
     return SynthSpec(onscreen_text=timeline(case.onscreen, length_s), speech_text=case.speech, voice=voice,
@@ -274,15 +161,15 @@ def spec_for(case: Case, index: int) -> SynthSpec:
                      background_seed=1000 + index)
 
 
-def render_all(video_dir: Path) -> Path:
+def render_all(videos: VideoSet, video_dir: Path) -> Path:
     """Render every case (kept when already there) and write the ingest manifest."""
     video_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index, case in enumerate(tqdm(CASES, desc="render", unit="video")):
+    for index, case in enumerate(tqdm(videos.cases, desc=f"render {videos.name}", unit="video")):
         path = video_dir / f"{case.id}.{case.container}"
         if not path.exists():
             partial = path.with_name(f"{case.id}.partial.{case.container}")
-            render_video(partial, spec_for(case, index))
+            render_video(partial, spec_for(videos, case, index))
             os.replace(partial, path)
         rows.append(json.dumps({"path": path.name, "caption": case.caption}, ensure_ascii=False))
     manifest = video_dir / "manifest.jsonl"
@@ -382,18 +269,23 @@ def step_seconds(pass_dir: Path) -> dict[str, dict]:
             for step, v in sorted(steps.items())}
 
 
-def ingest_pass(trained: Instance, work: Path, manifest: Path, route: str) -> tuple[list[dict], float]:
+def pass_dir(work: Path, videos: VideoSet, route: str) -> Path:
+    return work / (f"pass-{route}" if videos is WRITTEN_40 else f"pass-{videos.name}-{route}")
+
+
+def ingest_pass(trained: Instance, work: Path, videos: VideoSet, route: str) -> tuple[list[dict], float]:
     """All videos through `ingest --inline --json --route ROUTE` on a fresh copy of the trained DB
     (migrated, as scripts/run.sh does on every start)."""
-    pass_dir = work / f"pass-{route}"
-    shutil.rmtree(pass_dir, ignore_errors=True)
-    copy_database(trained.var_dir / "db.sqlite3", pass_dir / "db.sqlite3")
-    instance = Instance(pass_dir, trained.model_dir, trained.log)
+    manifest = work / videos.folder / "manifest.jsonl"
+    folder = pass_dir(work, videos, route)
+    shutil.rmtree(folder, ignore_errors=True)
+    copy_database(trained.var_dir / "db.sqlite3", folder / "db.sqlite3")
+    instance = Instance(folder, trained.model_dir, trained.log)
     instance.manage("migrate", "--no-input", "-v", "0")
     out, wall = instance.manage("ingest", "--manifest", str(manifest), "--inline", "--json", "--route", route)
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    if len(records) != len(CASES):  # exit status 1 is also a crash's: count the answers
-        raise SystemExit(f"ingest --route {route} answered for {len(records)} of {len(CASES)} videos")
+    if len(records) != len(videos.cases):  # exit status 1 is also a crash's: count the answers
+        raise SystemExit(f"ingest --route {route} answered for {len(records)} of {len(videos.cases)} videos")
     return records, wall
 
 
@@ -411,11 +303,11 @@ def binary_f1(truth: list[str], predicted: list[str | None]) -> dict:
             "tp": tp, "fp": fp, "fn": fn}
 
 
-def score(predicted: list[str | None]) -> dict:
-    truth = [case.label for case in CASES]
+def score(cases: tuple[Case, ...], predicted: list[str | None]) -> dict:
+    truth = [case.label for case in cases]
     per_kind = {}
     for kind in KINDS:
-        pairs = [(t, p) for case, t, p in zip(CASES, truth, predicted) if case.kind == kind]
+        pairs = [(t, p) for case, t, p in zip(cases, truth, predicted) if case.kind == kind]
         per_kind[kind] = {"n": len(pairs), "correct": sum(t == p for t, p in pairs),
                           "accuracy": round(sum(t == p for t, p in pairs) / len(pairs), 3)}
     correct = sum(t == p for t, p in zip(truth, predicted))
@@ -431,10 +323,10 @@ def p_violation(probabilities: dict | None) -> float | None:
     return 1.0 - probabilities["ok"] if probabilities else None
 
 
-def ranking(p_violations: list[float | None]) -> dict:
+def ranking(cases: tuple[Case, ...], p_violations: list[float | None]) -> dict:
     """ROC AUC of p(violation) against the policy labels: how well a system orders the videos,
     whatever its decision threshold (None when a video has no probabilities)."""
-    truth = [case.label in VIOLATING for case in CASES]
+    truth = [case.label in VIOLATING for case in cases]
     if any(p is None for p in p_violations):
         return {"roc_auc": None}
     return {"roc_auc": round(float(roc_auc_score(truth, p_violations)), 3)}
@@ -444,23 +336,23 @@ def deciding_probabilities(record: dict) -> dict | None:
     return record.get("mllm_probabilities") if record.get("decided_by") == "mllm" else record.get("probabilities")
 
 
-def by_case(records: list[dict]) -> list[dict]:
-    """Ingest records in CASES order (matched by file name)."""
+def by_case(cases: tuple[Case, ...], records: list[dict]) -> list[dict]:
+    """Ingest records in the cases' order (matched by file name)."""
     found = {Path(r["path"]).stem: r for r in records}
-    return [found.get(case.id, {}) for case in CASES]
+    return [found.get(case.id, {}) for case in cases]
 
 
-def evaluate(passes: dict[str, list[dict]]) -> dict:
-    auto, mllm = by_case(passes["auto"]), by_case(passes["mllm"])
+def evaluate(cases: tuple[Case, ...], passes: dict[str, list[dict]]) -> dict:
+    auto, mllm = by_case(cases, passes["auto"]), by_case(cases, passes["mllm"])
     return {
-        "cascade_auto": {**score([r.get("final_label") for r in auto]),
-                         **ranking([p_violation(deciding_probabilities(r)) for r in auto])},
-        "baseline_alone": {**score([argmax(r.get("probabilities")) for r in auto]),
-                           **ranking([p_violation(r.get("probabilities")) for r in auto])},
-        "mllm_every_video": {**score([r.get("final_label") for r in mllm]),
-                             **ranking([p_violation(r.get("mllm_probabilities")) for r in mllm])},
+        "cascade_auto": {**score(cases, [r.get("final_label") for r in auto]),
+                         **ranking(cases, [p_violation(deciding_probabilities(r)) for r in auto])},
+        "baseline_alone": {**score(cases, [argmax(r.get("probabilities")) for r in auto]),
+                           **ranking(cases, [p_violation(r.get("probabilities")) for r in auto])},
+        "mllm_every_video": {**score(cases, [r.get("final_label") for r in mllm]),
+                             **ranking(cases, [p_violation(r.get("mllm_probabilities")) for r in mllm])},
         # A floor for binary F1: most of these videos violate, so flagging all of them scores well.
-        "flag_everything": score([VIOLATING[0]] * len(CASES)),
+        "flag_everything": score(cases, [VIOLATING[0]] * len(cases)),
         "auto_routed_to_mllm": sum(bool(r.get("routed_to_mllm")) for r in auto),
         "auto_decided_by": {stage: sum(r.get("decided_by") == stage for r in auto) for stage in ("baseline", "mllm")},
         # Every video stage 2 decided must carry the explanation it wrote.
@@ -474,11 +366,11 @@ def evaluate(passes: dict[str, list[dict]]) -> dict:
     }
 
 
-def per_video(passes: dict[str, list[dict]], bank: set) -> list[dict]:
-    auto, mllm = by_case(passes["auto"]), by_case(passes["mllm"])
+def per_video(videos: VideoSet, passes: dict[str, list[dict]], bank: set) -> list[dict]:
+    auto, mllm = by_case(videos.cases, passes["auto"]), by_case(videos.cases, passes["mllm"])
     rows = []
-    for index, (case, a, m) in enumerate(zip(CASES, auto, mllm)):
-        voice, speed, pitch = voice_of(index)
+    for index, (case, a, m) in enumerate(zip(videos.cases, auto, mllm)):
+        voice, speed, pitch = videos.voice_of(index)
         shared, total = shared_ngrams(case, bank)
         rows.append({**asdict(case), "voice": voice, "speed": speed, "pitch": pitch,
                      "shared_4grams": shared, "total_4grams": total,
@@ -508,15 +400,15 @@ def routed_but_stage1(videos: list[dict]) -> int:
 
 
 def markdown(results: dict) -> str:
-    s = results["scores"]
+    s, n_videos = results["scores"], len(results["videos"])
     systems = (("cascade (--route auto)", s["cascade_auto"]), ("baseline alone", s["baseline_alone"]),
                ("MLLM on every video (--route mllm)", s["mllm_every_video"]))
     lines = [
         "# Generalization check: hand-written videos, first-run default models", "",
         f"Command: `{results['command']}`  ", f"Date: {results['date']}, machine: {results['machine']}  ",
         f"Script wall time: {results['wall_s'] / 60:.1f} min", "",
-        f"{len(CASES)} videos written for `bench/generalize.py` (phrasings, voices and speeds the benchmark "
-        "generator never uses), labeled by shared/POLICY.md. "
+        f"The {n_videos} videos of `{results.get('video_set', WRITTEN_40.name)}` (`bench/video_cases.py`: "
+        "phrasings, voices and speeds the benchmark generator never uses), labeled by shared/POLICY.md. "
         f"Word 4-grams shared with the generator's phrase bank: {results['phrasing']['shared_4grams']} of "
         f"{results['phrasing']['total_4grams']}.", "",
         "## Steps (each a manage.py subprocess)", "",
@@ -544,11 +436,11 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {sc['accuracy']:.3f} | {sc['binary']['precision']:.3f} | "
                      f"{sc['binary']['recall']:.3f} | {sc['binary']['f1']:.3f} | {auc} | {kinds} |")
     floor = s["flag_everything"]["binary"]
-    lines += ["", f"Binary F1 has a high floor here: {floor['tp']} of {len(CASES)} videos violate, so flagging "
+    lines += ["", f"Binary F1 has a high floor here: {floor['tp']} of {n_videos} videos violate, so flagging "
               f"every one scores binary F1 {floor['f1']:.3f} (precision {floor['precision']:.3f}, recall 1.000). "
               "Accuracy (the label itself) and ROC AUC (p(violation) = 1 - p(ok): how well the videos are "
               "ordered, whatever the threshold; for the cascade, from the stage that decided) say more.",
-              "", f"Auto pass: {s['auto_routed_to_mllm']} of {len(CASES)} videos routed to the MLLM "
+              "", f"Auto pass: {s['auto_routed_to_mllm']} of {n_videos} videos routed to the MLLM "
               f"(decided by baseline {s['auto_decided_by']['baseline']}, by MLLM {s['auto_decided_by']['mllm']}); "
               "a new install routes by the baseline's reference entropies (its validation videos) until it has "
               "its own history.",
@@ -591,6 +483,10 @@ def main() -> None:
                         help="Working folder (videos, the private var/). Default: a new temporary folder. "
                              "Reusing one skips training (then the first-run time is not measured).")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "generalization")
+    parser.add_argument("--videos", choices=sorted(VIDEO_SETS), default=WRITTEN_40.name,
+                        help="Which hand-written set to ingest (bench/video_cases.py). Training and the "
+                             "fine-tune are the same for both: over an earlier --work folder, only the "
+                             "ingest passes run.")
     parser.add_argument("--fine-tune", action="store_true",
                         help="Before the ingest passes, run the fine-tune that scripts/run.sh queues after start-up "
                              "(`retrain --benchmark ... --if-none-yet`, here with --wait), as a newcomer's install "
@@ -601,25 +497,26 @@ def main() -> None:
     work = (args.work or Path(tempfile.mkdtemp(prefix="coefvq-generalize-"))).resolve()
     print(f"Working folder: {work}", file=sys.stderr)
 
-    manifest = render_all(work / "videos")
+    videos = VIDEO_SETS[args.videos]
+    render_all(videos, work / videos.folder)
     trained, first = first_run(work)
     fine_tune = run_fine_tune(trained, work) if args.fine_tune else None
     passes, ingest_wall, seconds = {}, {}, {}
     for route in ROUTES:
-        passes[route], ingest_wall[route] = ingest_pass(trained, work, manifest, route)
-        seconds[route] = step_seconds(work / f"pass-{route}")
+        passes[route], ingest_wall[route] = ingest_pass(trained, work, videos, route)
+        seconds[route] = step_seconds(pass_dir(work, videos, route))
 
     bank = generator_ngrams()
-    videos = per_video(passes, bank)
+    rows = per_video(videos, passes, bank)
     results = {
         "command": shlex.join([".venv/bin/python", "bench/generalize.py", *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "wall_s": round(time.perf_counter() - started, 1), "work": str(work),
-        "first_run": first, "fine_tune": fine_tune, "steps": trained.log, "ingest_wall_s": {r: round(t, 1) for r, t in ingest_wall.items()},
+        "video_set": videos.name, "first_run": first, "fine_tune": fine_tune, "steps": trained.log, "ingest_wall_s": {r: round(t, 1) for r, t in ingest_wall.items()},
         "step_seconds": seconds,
-        "phrasing": {"shared_4grams": sum(v["shared_4grams"] for v in videos),
-                     "total_4grams": sum(v["total_4grams"] for v in videos)},
-        "labels": list(LABELS), "scores": evaluate(passes), "videos": videos,
+        "phrasing": {"shared_4grams": sum(v["shared_4grams"] for v in rows),
+                     "total_4grams": sum(v["total_4grams"] for v in rows)},
+        "labels": list(LABELS), "scores": evaluate(videos.cases, passes), "videos": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
