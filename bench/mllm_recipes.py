@@ -238,8 +238,8 @@ Binary F1 (argmax), ROC AUC of p(violation), accuracy; per kind: correct labels 
 Train seconds include the one-off pass (frozen Whisper, tokens, policy prior). Rows before the LLM
 rows are the MiniLM classifier (recipe names without a backbone prefix).
 
-| recipe | seed | train s | dev F1 | dev AUC | dev acc | dev speech_only | dev onscreen_only | 40 videos F1 | 40 AUC | 40 speech_only | 40 onscreen_only | own test F1 |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| recipe | seed | train s | dev F1 | dev AUC | dev acc | dev speech_only | dev onscreen_only | 40 videos F1 | 40 AUC | 40 speech_only | 40 onscreen_only | own test F1 | accuracy: 40 / held-out 40 |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 """
 
 
