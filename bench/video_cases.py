@@ -31,7 +31,6 @@ class Case:
     container: str = "mp4"
 
 
-
 @dataclass(frozen=True)
 class VideoSet:
     name: str
@@ -48,9 +47,7 @@ class VideoSet:
 
 
 # ---------------------------------------------------------------------------- written40
-# Labels follow POLICY.md: a promotion in any modality violates; a mention with a news,
-# protective or educational framing (here always in another modality) is ok; a disclaimer does
-# not launder a promotion. Weapon-building cases only claim a build, they give no steps.
+# Each context_ok case has its framing in another modality than its mention.
 
 WRITTEN_40_CASES: tuple[Case, ...] = (
     # easy_ok: nothing suspicious, topics the generator has no pool for
