@@ -83,14 +83,15 @@ def check_voices_unused() -> None:
         clash = [v for v in videos.voices if v in used_voices] + [s for s in videos.speeds if s in used_speeds]
         if clash:
             raise SystemExit(f"these voices/speeds of {videos.name} are already used: {clash}")
-        same = {v: used_sounds[voice_sound(v)] for v in videos.voices if voice_sound(v) in used_sounds}
+        sounds = {v: voice_sound(v) for v in videos.voices}
+        same = {v: used_sounds[sound] for v, sound in sounds.items() if sound in used_sounds}
         if same and videos is not WRITTEN_40:
             raise SystemExit(f"these voices of {videos.name} sound like voices already used: {same}")
         if same:
             print(f"{videos.name}: these voices sound like voices already used: {same}", file=sys.stderr)
         used_voices |= set(videos.voices)
         used_speeds |= set(videos.speeds)
-        used_sounds |= {voice_sound(v): v for v in videos.voices}
+        used_sounds |= {sound: v for v, sound in sounds.items()}
 
 
 # ---------------------------------------------------------------------------- phrasing overlap
