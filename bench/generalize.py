@@ -271,7 +271,7 @@ def step_seconds(pass_dir: Path) -> dict[str, dict]:
 
 
 def pass_dir(work: Path, videos: VideoSet, route: str) -> Path:
-    return work / (f"pass-{route}" if videos is WRITTEN_40 else f"pass-{videos.name}-{route}")
+    return work / f"pass-{videos.name}-{route}"
 
 
 def ingest_pass(trained: Instance, work: Path, videos: VideoSet, route: str) -> tuple[list[dict], float]:

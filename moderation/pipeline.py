@@ -142,7 +142,7 @@ def _store_evidence(video: Video, decoded: DecodedMedia, segments, lines, second
                                     width=frame.image.shape[1]), evidence.jpeg_bytes(frame.image))
         evidence.store_audio(media, decoded.audio)
         TranscriptSegment.objects.bulk_create(
-            TranscriptSegment(video=video, index=i, start_s=s.start_s, end_s=max(s.end_s, s.start_s), text=s.text.strip())
+            TranscriptSegment(video=video, index=i, start_s=s.start_s, end_s=max(s.end_s, s.start_s), text=s.text)
             for i, s in enumerate(segments)
         )
         OcrLine.objects.bulk_create(

@@ -6,9 +6,9 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
+from inference.types import OcrLine, TranscriptSegment
 from moderation import pipeline, tasks
 from moderation.actions.ingest import do_ingest
-from inference.types import OcrLine, TranscriptSegment
 from moderation.models import CascadeConfig, ModelVersion, Video
 
 pytestmark = pytest.mark.django_db
