@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="A finished bench/generalize.py work folder.")
     parser.add_argument("--dev-items", type=int, default=400)
     parser.add_argument("--calibration-items", type=int, default=400,
-                        help="held-out-phrasing text-only items the 'val+heldout' variant calibrates on")
+                        help="held-out-phrasing text-only items the 'val+heldout' variants pick or calibrate on")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
                         help="run only these variants (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stage1_heldout")
