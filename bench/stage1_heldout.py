@@ -52,6 +52,7 @@ from video_cases import VIDEO_SETS  # noqa: E402
 
 from inference.baseline import BaselineConfig, entropy, featurize_rows, train_baseline_on_features  # noqa: E402
 from inference.benchmark import BenchmarkItem, GeneratorConfig, load_manifest  # noqa: E402
+from inference.cascade import threshold_for_budget  # noqa: E402
 from inference.benchmark.text_only import (BASELINE_TEXT_ITEMS, as_baseline_rows, baseline_fit_rows,  # noqa: E402
                                            baseline_rows, held_out_text_only, text_only_split)
 from inference.features import FeatureExtractorConfig  # noqa: E402
@@ -95,10 +96,10 @@ def score(model, X: np.ndarray, labels: list[str], kinds: list[str]) -> dict:
 
 
 def errors_in_top_entropy(entropies: np.ndarray, right: np.ndarray, budget: float) -> str:
-    """'k/m': of stage 1's m wrong labels, how many are among the `budget` share of the set with the
-    highest entropy, i.e. what an entropy router at that budget could send to stage 2."""
-    routed = np.argsort(-entropies, kind="stable")[: int(round(budget * len(entropies)))]
-    return f"{int((~right[routed]).sum())}/{int((~right).sum())}"
+    """'k/m': of stage 1's m wrong labels, how many the product's entropy router, given the set as
+    its history and `budget`, would send to stage 2 (inference.cascade.threshold_for_budget)."""
+    routed = entropies >= threshold_for_budget(entropies, budget)  # (N,)
+    return f"{int((routed & ~right).sum())}/{int((~right).sum())}"
 
 
 def main() -> None:
